@@ -1,0 +1,43 @@
+"""Aggregators sigma that turn per-frame CLIP embeddings into one clip vector (paper Table 5).
+
+They run on the stored per-frame embeddings, so an aggregator ablation needs no re-encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+AGGREGATORS = ("mean", "middle", "random")
+
+
+def _clip_seed(clip_id: str, seed: int) -> int:
+    # The 'random' frame must be the same for a clip whatever order or batch it is read in.
+    digest = hashlib.sha256(f"{seed}:{clip_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def aggregate_frames(frames: np.ndarray, how: str = "mean", clip_id: str = "", seed: int = 0) -> np.ndarray:
+    """Reduce an (F, D) array of frame embeddings to one L2-normalised (D,) vector."""
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 2 or frames.shape[0] == 0:
+        raise ValueError(f"expected a non-empty (frames, dim) array, got shape {frames.shape}")
+    if how == "mean":
+        vec = frames.mean(axis=0)
+    elif how == "middle":
+        vec = frames[(frames.shape[0] - 1) // 2]
+    elif how == "random":
+        vec = frames[np.random.default_rng(_clip_seed(clip_id, seed)).integers(frames.shape[0])]
+    else:
+        raise ValueError(f"unknown aggregator {how!r}; accepted: {', '.join(AGGREGATORS)}")
+    norm = float(np.linalg.norm(vec))
+    return (vec / norm if norm > 0 else vec).astype(np.float32)
+
+
+def aggregate_many(frame_lists, how: str = "mean", clip_ids=None, seed: int = 0) -> np.ndarray:
+    """Aggregate a sequence of per-clip frame arrays into an (N, D) matrix."""
+    clip_ids = list(clip_ids) if clip_ids is not None else [""] * len(frame_lists)
+    rows = [aggregate_frames(np.stack(list(f)) if not isinstance(f, np.ndarray) or f.dtype == object else f, how, cid, seed)
+            for f, cid in zip(frame_lists, clip_ids)]
+    return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
