@@ -1,0 +1,222 @@
+"""The `v2a` command. It starts the flows, so it lives beside them; the work itself is in `v2a/`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _synth(args) -> None:
+    from v2a.synth import make_synthetic_dataset
+
+    summary = make_synthetic_dataset(args.out, classes=args.classes, clips_per_class=args.clips_per_class,
+                                     seconds=args.seconds, seed=args.seed, one_to_many=args.one_to_many)
+    print(summary)
+
+
+def _ingest(args) -> None:
+    from flows.ingest import ingest_flow
+
+    ingest_flow(args.out, csv=args.csv, videos=args.videos, images=args.images, dataset=args.dataset)
+
+
+def _embed(args) -> None:
+    from flows.embed import embed_flow
+
+    embed_flow(args.out, profile=args.profile, num_frames=args.num_frames, max_seconds=args.max_seconds,
+               shard_size=args.shard_size, batch_size=args.batch_size, device=args.device)
+
+
+def _train(args) -> None:
+    from flows.train import train_flow
+
+    options = {k: v for k, v in {"depth": args.depth, "expansion": args.expansion, "epochs": args.epochs,
+                                 "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
+                                 "seed": args.seed, "device": args.device}.items() if v is not None}
+    metrics = train_flow(args.embeddings, args.out, mapper=args.mapper, aggregator=args.aggregator, options=options)
+    print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
+
+
+def _map(args) -> None:
+    from v2a.mapping import map_embeddings
+
+    n = map_embeddings(args.checkpoint, args.embeddings, args.out, samples=args.samples,
+                       guidance_scale=args.guidance_scale, steps=args.steps, seed=args.seed, device=args.device)
+    print(f"map: {n} rows → {args.out}")
+
+
+def _generate(args) -> None:
+    from flows.generate import generate_flow
+
+    run_id = args.run_id or time.strftime("gen-%Y%m%d-%H%M%S")
+    generate_flow(args.embeddings, args.out, run_id, profile=args.profile, checkpoint=args.checkpoint,
+                  split=args.split, conditioning=args.conditioning, samples=args.samples, seconds=args.seconds,
+                  steps=args.steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
+                  mapper_guidance=args.mapper_guidance, mapper_steps=args.mapper_steps, batch_size=args.batch_size,
+                  seed=args.seed, max_clips=args.max_clips, device=args.device)
+
+
+def _evaluate(args) -> None:
+    from flows.evaluate import evaluate_flow
+
+    evaluate_flow(args.generations, args.out, profile=args.profile, split=args.split, dataset=args.dataset,
+                  reference=args.reference, device=args.device)
+    _print_results(args.out, None)
+
+
+def _results(args) -> None:
+    _print_results(args.out, args.run)
+
+
+def _print_results(out: str, run_id: str | None) -> None:
+    from v2a.results import format_results
+
+    print(format_results(out, run_id))
+
+
+def _pipeline(args) -> None:
+    from flows.pipeline import pipeline_flow
+
+    summary = pipeline_flow(args.config)
+    from v2a.config import load_config
+
+    _print_results(load_config(args.config).out, summary["run_id"])
+
+
+def _demo(args) -> None:
+    from flows.pipeline import pipeline_flow
+    from v2a.demo import prepare_demo
+
+    t0 = time.perf_counter()
+    config_path, out = prepare_demo(args.out, seconds=args.seconds)
+    print(f"demo: synthetic data and config ready in {time.perf_counter() - t0:.1f} s → {config_path}")
+    t1 = time.perf_counter()
+    summary = pipeline_flow(config_path)
+    print(f"demo: pipeline finished in {time.perf_counter() - t1:.1f} s (run {summary['run_id']})")
+    _print_results(out, summary["run_id"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="v2a", description="Silent video and images to sound (V2A-Mapper pipeline).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("synth", help="write a synthetic audio-visual dataset (VGGSound-format CSV + mp4 + images)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--classes", type=int, default=6)
+    s.add_argument("--clips-per-class", type=int, default=8)
+    s.add_argument("--seconds", type=float, default=2.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--one-to-many", type=int, default=0, help="number of classes with two sound signatures")
+    s.set_defaults(func=_synth)
+
+    s = sub.add_parser("ingest", help="VGGSound CSV + videos, or an image folder → clips table")
+    s.add_argument("--out", required=True, help="output location (path or URI) of the run's tables")
+    s.add_argument("--csv")
+    s.add_argument("--videos")
+    s.add_argument("--images")
+    s.add_argument("--dataset", default="vggsound")
+    s.set_defaults(func=_ingest)
+
+    s = sub.add_parser("embed", help="clips table → CLIP/CLAP embeddings shards")
+    s.add_argument("--out", required=True)
+    s.add_argument("--profile", default="tiny")
+    s.add_argument("--num-frames", type=int, default=10)
+    s.add_argument("--max-seconds", type=float, default=10.0)
+    s.add_argument("--shard-size", type=int, default=256)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_embed)
+
+    s = sub.add_parser("train", help="embeddings → mapper checkpoint")
+    s.add_argument("--embeddings", required=True)
+    s.add_argument("--mapper", default="diff-transformer",
+                   choices=["reg-mlp", "reg-transformer", "diff-mlp", "diff-transformer"])
+    s.add_argument("--depth", type=int)
+    s.add_argument("--expansion", type=int)
+    s.add_argument("--aggregator", default="mean", choices=["mean", "middle", "random"])
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--max-steps", type=int)
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_train)
+
+    s = sub.add_parser("map", help="mapper checkpoint + embeddings → pseudo-CLAP Parquet rows")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--embeddings", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--samples", type=int, default=1)
+    s.add_argument("--guidance-scale", type=float)
+    s.add_argument("--steps", type=int)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_map)
+
+    s = sub.add_parser("generate", help="embeddings of a split → AudioLDM audio + generations table")
+    s.add_argument("--embeddings", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--checkpoint", help="mapper checkpoint directory (conditioning 'mapper')")
+    s.add_argument("--profile", default="tiny")
+    s.add_argument("--run-id")
+    s.add_argument("--split", default="test")
+    s.add_argument("--conditioning", default="mapper", choices=["mapper", "no-mapper", "text"])
+    s.add_argument("--samples", type=int, default=1)
+    s.add_argument("--seconds", type=float, default=10.0)
+    s.add_argument("--steps", type=int, default=200)
+    s.add_argument("--guidance-scale", type=float, default=2.5)
+    s.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
+    s.add_argument("--mapper-guidance", type=float, default=0.9)
+    s.add_argument("--mapper-steps", type=int, default=200)
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--max-clips", type=int)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_generate)
+
+    s = sub.add_parser("evaluate", help="generated audio (+ reference) → FD, FAD, CS rows in the results table")
+    s.add_argument("--generations", required=True, help="a generation run folder or any folder of wav/flac files")
+    s.add_argument("--out", required=True, help="run folder holding clips/embeddings; results go to OUT/results")
+    s.add_argument("--reference", help="a folder of reference audio (default: the real audio of --split)")
+    s.add_argument("--profile", default="tiny")
+    s.add_argument("--split", default="test")
+    s.add_argument("--dataset", default="vggsound")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_evaluate)
+
+    s = sub.add_parser("results", help="print the results table")
+    s.add_argument("--out", required=True)
+    s.add_argument("--run")
+    s.set_defaults(func=_results)
+
+    s = sub.add_parser("pipeline", help="run every stage from one config file")
+    s.add_argument("--config", required=True)
+    s.set_defaults(func=_pipeline)
+
+    s = sub.add_parser("demo", help="synthetic data + the whole pipeline on the tiny profile")
+    s.add_argument("--out", default="demo_out")
+    s.add_argument("--seconds", type=float, default=2.0)
+    s.set_defaults(func=_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"v2a {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

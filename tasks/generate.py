@@ -1,0 +1,38 @@
+"""Prefect tasks over v2a.generate: one task per shard of clips (tagged `gpu`)."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from v2a import generate
+from v2a.embed import read_embeddings
+from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
+
+
+@task(name="plan-generation")
+def plan_generation(embeddings_uri: str, split: str, shard_size: int, max_clips: int | None) -> list[list[str]]:
+    df = read_embeddings(embeddings_uri, split=split).sort_values("clip_id")
+    ids = df["clip_id"].tolist()[:max_clips] if max_clips else df["clip_id"].tolist()
+    if not ids:
+        raise ValueError(f"{embeddings_uri}: no clips in split {split!r} to generate for")
+    return [ids[i:i + shard_size] for i in range(0, len(ids), shard_size)]
+
+
+@task(name="generate-shard", tags=["gpu"], retries=1)
+def generate_shard(clip_ids: list[str], embeddings_uri: str, gen_dir: str, run_id: str, profile: str,
+                   checkpoint: str | None, conditioning: str, samples: int, seconds: float, steps: int,
+                   guidance_scale: float, scheduler: str, mapper_guidance: float, mapper_steps: int,
+                   batch_size: int, seed: int, device: str) -> dict:
+    df = read_embeddings(embeddings_uri)
+    wanted = set(clip_ids)
+    rows = [r for r in df.to_dict("records") if r["clip_id"] in wanted]
+    generator = get_model(profile, "generator", device)
+    mapper = get_mapper(checkpoint, device) if conditioning == "mapper" else None
+    conditioner = generate.Conditioner(conditioning, generator, mapper, mapper_guidance=mapper_guidance,
+                                       mapper_steps=mapper_steps, run_seed=seed)
+    with model_lock(profile, "generator", device):
+        return generate.generate_clips(
+            rows, gen_dir, run_id, conditioner, generator, empty_text_embedding(profile, device), samples=samples,
+            seconds=seconds, steps=steps, guidance_scale=guidance_scale, scheduler=scheduler, batch_size=batch_size,
+            run_seed=seed, mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
+            mapper_kind=mapper.config.get("mapper") if mapper else None)

@@ -1,0 +1,187 @@
+"""Typed pipeline configuration, validated once at the edge with errors that name the bad field."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from v2a import storage
+from v2a.aggregate import AGGREGATORS
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _check_choice(section: str, name: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"{section}.{name} = {value!r}; accepted: {', '.join(map(str, choices))}")
+
+
+def _check_positive(section: str, name: str, value, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or (value < 0 if allow_zero else value <= 0):
+        raise ConfigError(f"{section}.{name} = {value!r}; must be a {'non-negative' if allow_zero else 'positive'} number")
+
+
+@dataclass
+class DataConfig:
+    csv: str | None = None            # VGGSound-format CSV (youtube_id,start_seconds,label,split)
+    videos: str | None = None         # folder holding {youtube_id}_{start:06d}.mp4
+    images: str | None = None         # an image folder (label sub-folders), e.g. ImageHear
+    dataset: str = "vggsound"
+
+    def validate(self) -> None:
+        if not self.csv and not self.images:
+            raise ConfigError("data: give data.csv (+ data.videos) or data.images")
+        if self.csv and not self.videos:
+            raise ConfigError("data.videos is required when data.csv is given")
+
+
+@dataclass
+class EmbedConfig:
+    num_frames: int = 10               # evenly spaced CLIP frames per video
+    max_seconds: float = 10.0          # VGGSound clips are 10 s
+    shard_size: int = 256
+    batch_size: int = 64
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        for name in ("num_frames", "max_seconds", "shard_size", "batch_size"):
+            _check_positive("embed", name, getattr(self, name))
+
+
+@dataclass
+class TrainStageConfig:
+    mapper: str = "diff-transformer"   # the paper's best
+    aggregator: str = "mean"           # paper Table 5
+    options: dict[str, Any] = field(default_factory=dict)  # passed to v2a.mapper.train.TrainConfig
+
+    def validate(self) -> None:
+        _check_choice("train", "mapper", self.mapper, ("reg-mlp", "reg-transformer", "diff-mlp", "diff-transformer"))
+        _check_choice("train", "aggregator", self.aggregator, AGGREGATORS)
+
+
+@dataclass
+class GenerateConfig:
+    split: str = "test"
+    conditioning: str = "mapper"       # mapper | no-mapper | text (paper Table 3 baselines)
+    samples: int = 1
+    seconds: float = 10.0
+    steps: int = 200                   # AudioLDM DDIM steps
+    guidance_scale: float = 2.5
+    scheduler: str = "ddim"
+    mapper_guidance: float = 0.9       # paper's best
+    mapper_steps: int = 200
+    batch_size: int = 8
+    seed: int = 0
+    max_clips: int | None = None
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        _check_choice("generate", "conditioning", self.conditioning, ("mapper", "no-mapper", "text"))
+        _check_choice("generate", "scheduler", self.scheduler, ("ddim", "dpmsolver++"))
+        for name in ("samples", "seconds", "steps", "mapper_steps", "batch_size", "max_clips"):
+            _check_positive("generate", name, getattr(self, name))
+        _check_positive("generate", "guidance_scale", self.guidance_scale, allow_zero=True)
+        _check_positive("generate", "mapper_guidance", self.mapper_guidance, allow_zero=True)
+
+
+@dataclass
+class EvaluateConfig:
+    split: str = "test"
+    metrics: list[str] = field(default_factory=lambda: ["fd", "fad", "cs", "kl", "is"])
+
+    def validate(self) -> None:
+        for m in self.metrics:
+            _check_choice("evaluate", "metrics", m, ("fd", "fad", "cs", "kl", "is"))
+
+
+@dataclass
+class PipelineConfig:
+    out: str
+    data: DataConfig
+    profile: str = "tiny"
+    run_id: str | None = None
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
+    train: TrainStageConfig = field(default_factory=TrainStageConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def validate(self) -> "PipelineConfig":
+        for part in (self.data, self.embed, self.train, self.generate, self.evaluate):
+            part.validate()
+        return self
+
+    # Where each table lives under `out`: the stages meet only at these files.
+    @property
+    def clips_uri(self) -> str:
+        return storage.join(self.out, "clips.parquet")
+
+    @property
+    def embeddings_uri(self) -> str:
+        return storage.join(self.out, "embeddings")
+
+    @property
+    def errors_uri(self) -> str:
+        return storage.join(self.out, "errors")
+
+    @property
+    def mapper_dir(self) -> str:
+        return storage.join(self.out, "mappers", self.train.mapper)
+
+    @property
+    def results_uri(self) -> str:
+        return storage.join(self.out, "results")
+
+    def generations_dir(self, run_id: str) -> str:
+        return storage.join(self.out, "generations", run_id)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self, *sections: str) -> str:
+        """Hash of the named sections (all when none), used as a cache key for a stage's config."""
+        d = self.to_dict()
+        chosen = {k: d[k] for k in sections} if sections else d
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_SECTIONS = {"data": DataConfig, "embed": EmbedConfig, "train": TrainStageConfig,
+             "generate": GenerateConfig, "evaluate": EvaluateConfig}
+
+
+def _build(cls, values: dict, section: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{section} must be a mapping, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{section}: unknown field(s) {unknown}; accepted: {sorted(known)}")
+    return cls(**values)
+
+
+def config_from_dict(values: dict) -> PipelineConfig:
+    values = dict(values)
+    top = {f.name for f in dataclasses.fields(PipelineConfig)}
+    unknown = sorted(set(values) - top)
+    if unknown:
+        raise ConfigError(f"unknown top-level field(s) {unknown}; accepted: {sorted(top)}")
+    if "out" not in values:
+        raise ConfigError("out: the output location (path or URI) is required")
+    for name, cls in _SECTIONS.items():
+        values[name] = _build(cls, values.get(name) or {}, name)
+    return PipelineConfig(**values).validate()
+
+
+def load_config(uri: str) -> PipelineConfig:
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "r") as handle:
+        values = yaml.safe_load(handle) or {}
+    return config_from_dict(values)

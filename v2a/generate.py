@@ -1,0 +1,121 @@
+"""Stage 4: mapped pseudo-CLAP embeddings (or a baseline conditioning) → AudioLDM → 16 kHz audio files.
+
+Each clip's noise comes from a seed derived from the run seed and the clip id, so a clip's audio
+does not depend on which batch it lands in, and a resumed run reproduces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from storage_schemas import generations as generations_schema
+from v2a import storage, tables
+from v2a.aggregate import aggregate_frames
+
+
+def derive_seed(run_seed: int, clip_id: str, sample: int = 0, purpose: str = "audio") -> int:
+    digest = hashlib.sha256(f"{purpose}:{run_seed}:{clip_id}:{sample}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**62 - 1)
+
+
+def audio_uri(gen_dir: str, clip_id: str, sample: int) -> str:
+    return storage.join(gen_dir, "audio", f"{clip_id}__s{sample}.wav")
+
+
+def table_uri(gen_dir: str) -> str:
+    return storage.join(gen_dir, "table")
+
+
+def write_wav(uri: str, wave: np.ndarray, sample_rate: int) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(wave, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    with storage.atomic_write(uri) as handle:
+        handle.write(buf.getvalue())
+
+
+def read_generations(gen_dir: str):
+    return tables.read_table(table_uri(gen_dir), generations_schema.SCHEMA, "generations").to_pandas()
+
+
+def done_samples(gen_dir: str) -> set[tuple[str, int]]:
+    """(clip_id, sample) pairs with a table row and a file: skipped on a re-run, so nothing is written twice."""
+    df = read_generations(gen_dir)
+    return {(c, int(s)) for c, s, u in zip(df["clip_id"], df["sample"], df["uri"]) if storage.exists(u)}
+
+
+class Conditioner:
+    """Turns embedding rows into the embeddings AudioLDM is conditioned on, for one conditioning mode."""
+
+    def __init__(self, mode: str, generator, mapper=None, aggregator: str = "mean",
+                 mapper_guidance: float = 0.9, mapper_steps: int = 200, run_seed: int = 0):
+        if mode == "mapper" and mapper is None:
+            raise ValueError("conditioning 'mapper' needs a mapper checkpoint")
+        self.mode, self.generator, self.mapper = mode, generator, mapper
+        self.aggregator = mapper.config.get("aggregator", aggregator) if mapper is not None else aggregator
+        self.mapper_guidance, self.mapper_steps, self.run_seed = mapper_guidance, mapper_steps, run_seed
+
+    def __call__(self, rows, samples: int) -> np.ndarray:
+        """(N, samples, D) conditioning for N embedding rows."""
+        if self.mode == "text":
+            texts = [r["label"] or "" for r in rows]
+            emb = self.generator.encode_text(texts)
+            return np.repeat(emb[:, None, :], samples, axis=1)
+        clip = np.stack([aggregate_frames(np.asarray([np.asarray(f, np.float32) for f in r["image_frames"]]),
+                                          self.aggregator, r["clip_id"], self.run_seed) for r in rows])
+        if self.mode == "no-mapper":
+            return np.repeat(clip[:, None, :], samples, axis=1)
+        out = []
+        for r, c in zip(rows, clip):
+            # One call per clip with a clip-derived seed keeps mapper samples independent of batching.
+            out.append(self.mapper.map(c[None], samples=samples, seed=derive_seed(self.run_seed, r["clip_id"], 0, "mapper"),
+                                       guidance_scale=self.mapper_guidance, steps=self.mapper_steps)[0])
+        return np.stack(out)
+
+
+def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Conditioner, generator, negative,
+                   samples: int = 1, seconds: float = 10.0, steps: int = 200, guidance_scale: float = 2.5,
+                   scheduler: str = "ddim", batch_size: int = 8, run_seed: int = 0, progress: bool = False,
+                   mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None) -> dict:
+    """Generate audio for embedding rows not yet done; append one table part per finished batch."""
+    done = done_samples(gen_dir)
+    jobs = [(r, s) for r in rows for s in range(samples) if (r["clip_id"], s) not in done]
+    written = 0
+    bar = tqdm(total=len(jobs), desc="generate", disable=not progress, leave=False)
+    cond_cache: dict[str, np.ndarray] = {}
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start:start + batch_size]
+        t0 = time.perf_counter()
+        need = [r for r, _ in batch if r["clip_id"] not in cond_cache]
+        if need:
+            unique = list({r["clip_id"]: r for r in need}.values())
+            cond_cache.update(zip([r["clip_id"] for r in unique], conditioner(unique, samples)))
+        cond = np.stack([cond_cache[r["clip_id"]][s] for r, s in batch])
+        seeds = [derive_seed(run_seed, r["clip_id"], s) for r, s in batch]
+        waves = generator.generate(cond, seeds=seeds, negative=negative, steps=steps, guidance_scale=guidance_scale,
+                                   seconds=seconds, scheduler=scheduler)
+        per_item = (time.perf_counter() - t0) / len(batch)
+        out_rows = []
+        for (r, s), seed, wave in zip(batch, seeds, waves):
+            uri = audio_uri(gen_dir, r["clip_id"], s)
+            write_wav(uri, wave, generator.sample_rate)
+            out_rows.append({
+                "run_id": run_id, "clip_id": r["clip_id"], "sample": s, "uri": uri, "seed": seed,
+                "conditioning": conditioner.mode, "mapper_checkpoint_id": mapper_checkpoint_id,
+                "mapper_kind": mapper_kind, "aggregator": conditioner.aggregator if conditioner.mode != "text" else None,
+                "mapper_guidance": conditioner.mapper_guidance if conditioner.mode == "mapper" else None,
+                "mapper_steps": conditioner.mapper_steps if conditioner.mode == "mapper" else None,
+                "generator_id": generator.model_id, "generator_guidance": guidance_scale, "generator_steps": steps,
+                "scheduler": scheduler, "seconds": seconds, "sample_rate": generator.sample_rate,
+                "gen_time_s": per_item,
+            })
+        tables.append_rows(table_uri(gen_dir), out_rows, generations_schema.SCHEMA, "generations")
+        written += len(out_rows)
+        bar.update(len(batch))
+    bar.close()
+    return {"generated": written, "skipped": len(rows) * samples - len(jobs)}

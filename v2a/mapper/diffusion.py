@@ -1,0 +1,167 @@
+"""Diffusion over audio embeddings (the paper's diffusion mapper, DALLE2-prior style).
+
+The maths lives here, apart from the networks, which only map (t, x_t, cond) -> x0:
+- cosine noise schedule (Nichol & Dhariwal), 1000 training steps;
+- the network predicts x0, the clean audio embedding (paper; DALLE2 `predict_x_start`);
+- condition dropout 0.1 to a learned null condition, for classifier-free guidance;
+- sampling with DDIM (eta) on a respaced schedule, 200 of the 1000 steps by default.
+
+Embeddings live on the sphere of radius sqrt(dim) while diffusing (DALLE2
+`image_embed_scale`): a unit CLAP vector has per-element scale 1/sqrt(dim), far below the unit
+noise, so without the scale almost every timestep would be pure noise.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from v2a.mapper.keyed_noise import keyed_normal
+
+SCHEDULES = ("cosine",)
+
+
+def cosine_alphas_cumprod(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
+    """alpha_bar_t for t = 0..T-1 (float64), from the clipped betas of the cosine schedule."""
+    def f(t):
+        return math.cos((t / num_timesteps + s) / (1 + s) * math.pi / 2) ** 2
+
+    betas = np.array([min(1 - f(i + 1) / f(i), max_beta) for i in range(num_timesteps)], dtype=np.float64)
+    return np.cumprod(1.0 - betas)
+
+
+def respaced_timesteps(num_timesteps: int, steps: int) -> list[int]:
+    """`steps` training timesteps, evenly spread over [0, T-1], in sampling (descending) order."""
+    if not 1 <= steps <= num_timesteps:
+        raise ValueError(f"steps={steps} is not accepted; accepted: 1..{num_timesteps}")
+    if steps == 1:
+        return [num_timesteps - 1]
+    ts = np.round(np.linspace(0, num_timesteps - 1, steps)).astype(int)
+    return sorted({int(t) for t in ts}, reverse=True)
+
+
+def l2norm(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x, dim=-1)
+
+
+class EmbeddingDiffusion:
+    """Training loss and sampler for a diffusion mapper network.
+
+    Guidance convention (DALLE2-pytorch's `cond_scale`, which the paper's prior follows):
+        x0 = x0_uncond + g * (x0_cond - x0_uncond)
+    g = 1 is the plain conditional prediction, g = 0 the unconditional one; the paper's best
+    g = 0.9 leans slightly towards the unconditional mean.
+    """
+
+    kind = "diffusion"
+
+    def __init__(self, dim: int = 512, num_timesteps: int = 1000, schedule: str = "cosine",
+                 cond_drop_prob: float = 0.1, embed_scale: float | None = None, sampling_steps: int = 200,
+                 guidance_scale: float = 0.9, eta: float = 1.0, sampling_clamp_l2norm: bool = True):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule={schedule!r} is not accepted; accepted: {', '.join(SCHEDULES)}")
+        if not 0.0 <= cond_drop_prob < 1.0:
+            raise ValueError(f"cond_drop_prob={cond_drop_prob} is not accepted; accepted: 0 <= p < 1")
+        respaced_timesteps(num_timesteps, sampling_steps)  # validates sampling_steps
+        self.dim = dim
+        self.num_timesteps = num_timesteps
+        self.schedule = schedule
+        self.cond_drop_prob = cond_drop_prob
+        self.embed_scale = float(embed_scale if embed_scale is not None else math.sqrt(dim))
+        self.sampling_steps = sampling_steps
+        self.guidance_scale = float(guidance_scale)
+        self.eta = float(eta)
+        # The target lies on the sphere, so each step's x0 estimate is projected back onto it
+        # (DALLE2 `sampling_clamp_l2norm`); it keeps early, noisy estimates from shrinking.
+        self.sampling_clamp_l2norm = bool(sampling_clamp_l2norm)
+        self.alphas_cumprod = cosine_alphas_cumprod(num_timesteps)
+        self._ab_cache: dict[str, torch.Tensor] = {}
+
+    def settings(self) -> dict:
+        return {
+            "num_timesteps": self.num_timesteps, "schedule": self.schedule, "prediction": "x0",
+            "cond_drop_prob": self.cond_drop_prob, "embed_scale": self.embed_scale,
+            "sampling_steps": self.sampling_steps, "guidance_scale": self.guidance_scale, "eta": self.eta,
+            "sampling_clamp_l2norm": self.sampling_clamp_l2norm, "sampler": "ddim",
+            "guidance_convention": "x0 = uncond + g * (cond - uncond)",
+        }
+
+    def _ab(self, device: torch.device) -> torch.Tensor:
+        key = str(device)
+        if key not in self._ab_cache:
+            self._ab_cache[key] = torch.tensor(self.alphas_cumprod, dtype=torch.float32, device=device)
+        return self._ab_cache[key]
+
+    # ---- training -------------------------------------------------------------------------
+    def loss(self, net: nn.Module, cond: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None,
+             cond_drop_prob: float | None = None) -> torch.Tensor:
+        """MSE between the predicted and the true x0 at a random timestep (paper Eq. 2).
+
+        cond, target: unit-norm (B, dim) visual and audio embeddings.
+        """
+        b, device = target.shape[0], target.device
+        p_drop = self.cond_drop_prob if cond_drop_prob is None else cond_drop_prob
+        x0 = l2norm(target) * self.embed_scale
+        c = l2norm(cond) * self.embed_scale
+        t = torch.randint(0, self.num_timesteps, (b,), device=device, generator=generator)
+        noise = torch.randn(x0.shape, device=device, generator=generator)
+        if p_drop > 0:
+            drop = torch.rand(b, device=device, generator=generator) < p_drop
+            c = torch.where(drop[:, None], net.null_cond.to(c.dtype).expand_as(c), c)
+        ab = self._ab(device)[t][:, None]
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        pred = net(t, x_t, c).float()
+        return F.mse_loss(pred, x0)
+
+    # ---- sampling -------------------------------------------------------------------------
+    def _guided_x0(self, net, t: torch.Tensor, x: torch.Tensor, c: torch.Tensor, g: float) -> torch.Tensor:
+        if g == 1.0:
+            return net(t, x, c).float()
+        null = net.null_cond.to(c.dtype).expand_as(c)
+        both = net(torch.cat([t, t]), torch.cat([x, x]), torch.cat([c, null])).float()
+        cond_x0, uncond_x0 = both.chunk(2)
+        return uncond_x0 + g * (cond_x0 - uncond_x0)
+
+    @torch.no_grad()
+    def generate(self, net: nn.Module, cond: torch.Tensor, rows: torch.Tensor, samples: torch.Tensor, seed: int = 0,
+                 steps: int | None = None, guidance_scale: float | None = None, eta: float | None = None,
+                 autocast=None) -> torch.Tensor:
+        """Sample unit-norm audio embeddings (B, dim) for unit-norm visual embeddings `cond`.
+
+        rows/samples: (B,) int indices that key each output's noise (see keyed_noise), so a
+        row's result does not depend on the batch it was computed in.
+        """
+        steps = self.sampling_steps if steps is None else steps
+        g = self.guidance_scale if guidance_scale is None else float(guidance_scale)
+        eta = self.eta if eta is None else float(eta)
+        timesteps = respaced_timesteps(self.num_timesteps, steps)
+        device = cond.device
+        ab_all = self.alphas_cumprod
+        c = l2norm(cond.float()) * self.embed_scale
+        ctx = autocast if autocast is not None else nullcontext()
+
+        def noise(i: int) -> torch.Tensor:
+            return keyed_normal(seed, rows, samples, i, self.dim).to(device)
+
+        x = noise(0)
+        for i, t in enumerate(timesteps):
+            t_batch = torch.full((c.shape[0],), t, device=device, dtype=torch.long)
+            with ctx:
+                x0 = self._guided_x0(net, t_batch, x, c, g)
+            if self.sampling_clamp_l2norm:
+                x0 = l2norm(x0) * self.embed_scale
+            if i == len(timesteps) - 1:
+                x = x0
+                break
+            ab, ab_prev = float(ab_all[t]), float(ab_all[timesteps[i + 1]])
+            eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
+            sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(max(0.0, 1 - ab / ab_prev))
+            x = math.sqrt(ab_prev) * x0 + math.sqrt(max(0.0, 1 - ab_prev - sigma**2)) * eps
+            if sigma > 0:
+                x = x + sigma * noise(i + 1)
+        return l2norm(x)

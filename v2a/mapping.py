@@ -1,0 +1,28 @@
+"""`v2a map`: a mapper checkpoint applied to every row of an embeddings table → pseudo-CLAP rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from storage_schemas import mapped as mapped_schema
+from v2a import tables
+from v2a.aggregate import aggregate_frames
+from v2a.embed import read_embeddings
+
+
+def map_embeddings(checkpoint: str, embeddings_uri: str, out_uri: str, samples: int = 1,
+                   guidance_scale: float | None = None, steps: int | None = None, seed: int = 0,
+                   device: str = "cpu") -> int:
+    from v2a.mapper.checkpoint import load_mapper
+
+    mapper = load_mapper(checkpoint, device=device)
+    df = read_embeddings(embeddings_uri)
+    aggregator = mapper.config.get("aggregator", "mean")
+    clip = np.stack([aggregate_frames(np.asarray([np.asarray(f, np.float32) for f in frames]), aggregator, cid, seed)
+                     for frames, cid in zip(df["image_frames"], df["clip_id"])])
+    out = mapper.map(clip, samples=samples, seed=seed, guidance_scale=guidance_scale, steps=steps)
+    rows = [{"clip_id": cid, "sample": s, "audio_emb": out[i, s].tolist()}
+            for i, cid in enumerate(df["clip_id"]) for s in range(out.shape[1])]
+    tables.write_table(rows, out_uri, mapped_schema.SCHEMA, "mapped")
+    return len(rows)

@@ -1,0 +1,69 @@
+"""The one place where evaluation audio changes rate or length.
+
+Every extractor receives mono float32 audio at its own sample rate, cut or padded to the
+protocol's clip length, so a metric row can state exactly what was measured.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+import torchaudio
+
+
+def to_mono(wave: np.ndarray) -> np.ndarray:
+    """Average the channels of a 1-D or 2-D waveform.
+
+    A 2-D array is read as (channels, samples) when its first axis is the shorter one and as
+    (samples, channels) otherwise (soundfile's layout), because a clip always has more samples
+    than channels.
+    """
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 1:
+        return wave
+    if wave.ndim != 2:
+        raise ValueError(f"expected a 1-D or 2-D waveform, got shape {wave.shape}")
+    axis = 0 if wave.shape[0] <= wave.shape[1] else 1
+    return wave.mean(axis=axis).astype(np.float32)
+
+
+def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Band-limited (sinc) resampling with torchaudio's default filter; a no-op when the rates match."""
+    wave = np.asarray(wave, dtype=np.float32)
+    sr_from, sr_to = int(sr_from), int(sr_to)
+    if sr_from <= 0 or sr_to <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
+    if sr_from == sr_to:
+        return wave
+    out = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(wave)), sr_from, sr_to)
+    return out.numpy().astype(np.float32, copy=False)
+
+
+def fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
+    """Keep the first `num_samples` samples, zero-padding at the end when the clip is shorter.
+
+    Zero padding (not repetition) keeps a short generated clip from being scored on content it
+    does not have; the reference protocols crop their 10 s clips the same way.
+    """
+    wave = np.asarray(wave, dtype=np.float32)
+    if num_samples <= 0:
+        raise ValueError(f"num_samples must be positive, got {num_samples}")
+    if wave.shape[-1] >= num_samples:
+        return wave[..., :num_samples]
+    pad = [(0, 0)] * (wave.ndim - 1) + [(0, num_samples - wave.shape[-1])]
+    return np.pad(wave, pad)
+
+
+def prepare(wave: np.ndarray, sr_from: int, sr_to: int, clip_seconds: float | None) -> np.ndarray:
+    """Mono, resampled to `sr_to`, and fitted to `clip_seconds` (left as is when None)."""
+    out = resample(to_mono(wave), sr_from, sr_to)
+    if clip_seconds is not None:
+        out = fit_length(out, int(round(clip_seconds * sr_to)))
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def prepare_many(waves: Iterable[np.ndarray], sr_from: int, sr_to: int,
+                 clip_seconds: float | None) -> list[np.ndarray]:
+    return [prepare(w, sr_from, sr_to, clip_seconds) for w in waves]

@@ -1,0 +1,45 @@
+"""One instance of each model per process: stages and tasks ask for them here instead of rebuilding."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+_LOCKS: dict[tuple, threading.Lock] = {}
+_GUARD = threading.Lock()
+
+
+@lru_cache(maxsize=16)
+def get_model(profile: str, component: str, device: str = "cpu"):
+    from v2a.models import build_clap, build_clip, build_generator, load_profile
+
+    prof = load_profile(profile)
+    builders = {"clip": build_clip, "clap": build_clap, "generator": build_generator}
+    if component in builders:
+        return builders[component](prof[component], device=device)
+    if component.startswith("extractor:"):
+        from v2a.metrics.extractors import build_extractor
+
+        name = component.split(":", 1)[1]
+        return build_extractor(name, prof["extractors"][name], device=device)
+    raise ValueError(f"unknown model component {component!r}")
+
+
+def model_lock(profile: str, component: str, device: str = "cpu") -> threading.Lock:
+    """Threads of one process share a model; this lock lets one use it at a time (and bounds GPU memory)."""
+    key = (profile, component, device)
+    with _GUARD:
+        return _LOCKS.setdefault(key, threading.Lock())
+
+
+@lru_cache(maxsize=4)
+def get_mapper(checkpoint_dir: str, device: str = "cpu"):
+    from v2a.mapper.checkpoint import load_mapper
+
+    return load_mapper(checkpoint_dir, device=device)
+
+
+@lru_cache(maxsize=4)
+def empty_text_embedding(profile: str, device: str = "cpu"):
+    """AudioLDM's unconditional embedding: the CLAP text embedding of the empty string."""
+    return get_model(profile, "generator", device).encode_text([""])[0]

@@ -1,0 +1,238 @@
+"""Model profiles: which CLIP, CLAP and AudioLDM to build, as data.
+
+A profile is a YAML file with one section per frozen model (``clip``, ``clap``, ``generator``)
+plus ``extractors`` (owned by ``v2a.metrics``). Three ship with the package:
+
+- ``tiny``: small real architectures with random weights, fast on two CPU cores (tests, demo).
+- ``paper-arch``: the paper's exact architectures (CLIP ViT-B/32, CLAP HTSAT-tiny + RoBERTa,
+  AudioLDM-s), random weights: true shapes and compute cost, no downloads.
+- ``paper``: the real weights (OpenAI CLIP, AudioLDM's own CLAP, ``cvssp/audioldm-s-full-v2``).
+
+Each model section is validated here, once, into a dataclass; the builders in ``clip.py``,
+``clap.py`` and ``generator.py`` take the plain dict (as stored in the profile) or the dataclass.
+This module imports no torch so that reading a profile stays cheap.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+SECTIONS = ("clip", "clap", "generator", "extractors")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+class ProfileError(ValueError):
+    """A profile or one of its fields is invalid; the message names the field."""
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """Real weights were asked for but are not available locally and the hub is off limits.
+
+    ``field`` is the dotted profile field that names the checkpoint (e.g. ``clip.weights``);
+    point it at a local copy to fix the error.
+    """
+
+    def __init__(self, field: str, checkpoint: str, hint: str = ""):
+        self.field = field
+        self.checkpoint = checkpoint
+        msg = (f"checkpoint {checkpoint!r} (profile field `{field}`) is not available: "
+               f"{hint or 'no local file and no cached hub copy'}. "
+               f"Download it where the model hub is reachable and set `{field}` to the local path.")
+        super().__init__(msg)
+
+
+# --------------------------------------------------------------------------- helpers
+
+def hub_offline() -> bool:
+    """True when the environment forbids hub access (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
+    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def looks_like_path(ref: str) -> bool:
+    """A weights reference is a local path if it exists or is written like one."""
+    return (os.path.exists(os.path.expanduser(ref)) or ref.startswith((".", "/", "~"))
+            or ref.endswith((".pt", ".pth", ".bin", ".ckpt", ".safetensors")))
+
+
+def deep_merge(base: dict, overrides: dict | None) -> dict:
+    """Return a copy of ``base`` with ``overrides`` merged in, recursively for nested dicts.
+
+    A value of ``None`` in ``overrides`` replaces (it does not delete); dotted keys such as
+    ``{"generator.weights": "/ckpt/audioldm"}`` address nested fields.
+    """
+    out = copy.deepcopy(base)
+    for key, value in (overrides or {}).items():
+        if isinstance(key, str) and "." in key:
+            head, rest = key.split(".", 1)
+            value, key = {rest: value}, head
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _from_dict(cls, section: Any, name: str):
+    if isinstance(section, cls):
+        return section
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ProfileError(f"{name}: expected a mapping, got {type(section).__name__}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(section) - set(names))
+    if unknown:
+        raise ProfileError(f"{name}: unknown field(s) {unknown}; accepted: {names}")
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               and f.name not in section]
+    if missing:
+        raise ProfileError(f"{name}: missing required field(s) {missing}")
+    obj = cls(**section)
+    obj.validate(name)
+    return obj
+
+
+def _check_common(obj, name: str) -> None:
+    if obj.dtype not in DTYPES:
+        raise ProfileError(f"{name}.dtype: {obj.dtype!r} is not one of {list(DTYPES)}")
+    if obj.weights is not None and (not isinstance(obj.weights, str) or not obj.weights):
+        raise ProfileError(f"{name}.weights: expected null (random init) or a non-empty string")
+    if not isinstance(obj.seed, int):
+        raise ProfileError(f"{name}.seed: expected an integer, got {obj.seed!r}")
+
+
+# --------------------------------------------------------------------------- sections
+
+@dataclass
+class ClipConfig:
+    """Frozen CLIP image encoder (open_clip)."""
+
+    model_id: str                      # open_clip architecture name (e.g. ViT-B-32) or a label for `arch`
+    arch: dict | None = None           # custom open_clip config {embed_dim, vision_cfg, text_cfg}; None: registry `model_id`
+    weights: str | None = None         # None: random init; an open_clip pretrained tag ('openai'); or a local checkpoint path
+    quick_gelu: bool = False           # OpenAI CLIP weights were trained with QuickGELU
+    seed: int = 0                      # seed of the random init (weights: null)
+    device: str | None = None          # None: the device the caller passes (default cpu)
+    dtype: str = "auto"                # auto: float16 on CUDA, float32 on CPU
+
+    def validate(self, name: str = "clip") -> None:
+        _check_common(self, name)
+        if self.arch is not None:
+            for key in ("embed_dim", "vision_cfg", "text_cfg"):
+                if key not in self.arch:
+                    raise ProfileError(f"{name}.arch: missing {key!r} (open_clip model config layout)")
+
+
+@dataclass
+class ClapConfig:
+    """Frozen CLAP (HTSAT audio branch + RoBERTa text branch, LAION-CLAP / AudioLDM key layout)."""
+
+    model_id: str
+    embed_dim: int = 512               # joint audio-text embedding size
+    audio: dict = field(default_factory=dict)   # HTSAT architecture + front end, see clap.HTSAT_TINY
+    text: dict = field(default_factory=dict)    # transformers RobertaConfig fields
+    weights: str | None = None         # None: random init; path to an AudioLDM .ckpt or a LAION-CLAP .pt/.safetensors
+    tokenizer: str = "bytes"           # 'bytes' (offline byte-level ids), a hub id ('roberta-base') or a local dir
+    max_length: int = 77               # text tokens
+    seed: int = 0
+    device: str | None = None
+    dtype: str = "float32"             # the HTSAT log-mel front end is kept in float32 by default
+
+    def validate(self, name: str = "clap") -> None:
+        _check_common(self, name)
+        if not isinstance(self.embed_dim, int) or self.embed_dim <= 0:
+            raise ProfileError(f"{name}.embed_dim: expected a positive integer")
+
+
+@dataclass
+class GeneratorConfig:
+    """AudioLDM (v1) generator assembled from diffusers / transformers components."""
+
+    model_id: str
+    weights: str | None = None         # None: build from the configs below; a diffusers repo id or local dir
+    unet: dict = field(default_factory=dict)          # diffusers UNet2DConditionModel kwargs
+    vae: dict = field(default_factory=dict)           # diffusers AutoencoderKL kwargs
+    vocoder: dict = field(default_factory=dict)       # transformers SpeechT5HifiGanConfig kwargs
+    text_encoder: dict = field(default_factory=dict)  # transformers ClapTextConfig kwargs
+    scheduler: dict = field(default_factory=dict)     # diffusers DDIMScheduler kwargs (training schedule)
+    tokenizer: str = "bytes"           # with weights: null; a checkpoint brings its own tokenizer
+    max_length: int = 77
+    seed: int = 0
+    device: str | None = None
+    dtype: str = "auto"
+
+    def validate(self, name: str = "generator") -> None:
+        _check_common(self, name)
+        if self.weights is None:
+            for key in ("unet", "vae", "vocoder", "text_encoder", "scheduler"):
+                if not getattr(self, key):
+                    raise ProfileError(f"{name}.{key}: required when {name}.weights is null "
+                                       "(the architecture to build with random weights)")
+        proj = self.unet.get("projection_class_embeddings_input_dim")
+        if self.unet and self.text_encoder and proj != self.text_encoder.get("projection_dim", 512):
+            raise ProfileError(f"{name}.unet.projection_class_embeddings_input_dim ({proj}) must equal "
+                               f"{name}.text_encoder.projection_dim ({self.text_encoder.get('projection_dim', 512)})")
+
+
+SECTION_CLASSES = {"clip": ClipConfig, "clap": ClapConfig, "generator": GeneratorConfig}
+
+
+def parse_section(kind: str, section: Any):
+    """Validate one model section (a dict from a profile) into its dataclass."""
+    if kind not in SECTION_CLASSES:
+        raise ProfileError(f"unknown model section {kind!r}; accepted: {list(SECTION_CLASSES)}")
+    return _from_dict(SECTION_CLASSES[kind], section, kind)
+
+
+# --------------------------------------------------------------------------- profiles
+
+def profile_names() -> list[str]:
+    """Names of the profiles that ship with v2a (``v2a/profiles/*.yaml``)."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def validate_profile(profile: dict) -> dict:
+    """Check a loaded profile: every section present, model sections well formed. Returns it."""
+    if not isinstance(profile, dict):
+        raise ProfileError(f"a profile must be a mapping, got {type(profile).__name__}")
+    missing = [s for s in SECTIONS if s not in profile]
+    if missing:
+        raise ProfileError(f"profile {profile.get('name', '?')!r}: missing section(s) {missing}; "
+                           f"a profile has {list(SECTIONS)}")
+    for kind in SECTION_CLASSES:
+        if profile[kind]:  # an empty section means 'not configured yet' and is rejected when built
+            parse_section(kind, profile[kind])
+    if not isinstance(profile["extractors"], dict):
+        raise ProfileError("extractors: expected a mapping")
+    return profile
+
+
+def load_profile(name_or_path: str, overrides: dict | None = None) -> dict:
+    """Load a profile by name ('tiny', 'paper-arch', 'paper') or from a YAML file path.
+
+    ``overrides`` is deep-merged before validation, e.g.
+    ``load_profile('paper', {'generator': {'weights': '/models/audioldm-s-full-v2'}})``.
+    """
+    ref = str(name_or_path)
+    path = Path(ref).expanduser()
+    if ref in profile_names():
+        path = PROFILE_DIR / f"{ref}.yaml"
+    elif not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        raise ProfileError(f"profile {ref!r} not found; accepted: {profile_names()} or a path to a YAML file")
+    with open(path, encoding="utf-8") as fh:
+        profile = yaml.safe_load(fh) or {}
+    if not isinstance(profile, dict):
+        raise ProfileError(f"{path}: a profile must be a YAML mapping")
+    profile.setdefault("name", path.stem)
+    profile = deep_merge(profile, overrides)
+    return validate_profile(profile)
