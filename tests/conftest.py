@@ -1,0 +1,26 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory):
+    """A small synthetic VGGSound-format set shared by the stage tests: 3 classes × 4 clips of 2 s."""
+    from v2a.synth import make_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    make_synthetic_dataset(out, classes=3, clips_per_class=4, seconds=2.0, seed=1, images_per_class=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect server for the whole session: entering one costs ~12 s."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness():
+        yield

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from v2a.media import MediaError, read_clip
+
+
+def _first_video(synth_dir):
+    return sorted((synth_dir / "videos").glob("*.mp4"))[0]
+
+
+def test_video_gives_evenly_spaced_frames_and_16k_mono_audio(synth_dir):
+    clip = read_clip(str(_first_video(synth_dir)), num_frames=4)
+    assert clip.frames.shape[0] == 4 and clip.frames.shape[-1] == 3 and clip.frames.dtype == np.uint8
+    assert np.all(np.diff(clip.frame_times) > 0)
+    assert clip.sample_rate == 16000
+    assert abs(len(clip.audio) / 16000 - 2.0) < 0.1
+
+
+def test_image_gives_one_frame_and_no_audio(synth_dir):
+    image = sorted((synth_dir / "images").rglob("*.png"))[0]
+    clip = read_clip(str(image))
+    assert clip.frames.shape[0] == 1 and clip.audio is None
+
+
+@pytest.mark.parametrize("content, reason", [(b"", "empty"), (b"this is not a video at all" * 10, "not a readable")])
+def test_unusable_files_raise_media_errors_with_a_reason(tmp_path, content, reason):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(MediaError, match=reason):
+        read_clip(str(path))
+
+
+def test_missing_file_is_a_media_error(tmp_path):
+    with pytest.raises(MediaError, match="not found"):
+        read_clip(str(tmp_path / "nope.mp4"))
