@@ -250,10 +250,14 @@ def _fade(n: int, rate: int) -> np.ndarray:
     return env
 
 
-def _harmonic(phase: np.ndarray) -> np.ndarray:
-    # A couple of weak overtones make it sound like a thing rather than a test tone, while
-    # the fundamental stays the spectral peak.
-    return np.sin(phase) + 0.3 * np.sin(2 * phase) + 0.1 * np.sin(3 * phase)
+def _harmonic(phase: np.ndarray, top_hz: float, rate: int) -> np.ndarray:
+    # A couple of weak overtones make it sound like a thing rather than a test tone, while the
+    # fundamental stays the spectral peak; an overtone that would pass Nyquist is left out, not aliased.
+    x = np.sin(phase)
+    for k, amp in ((2, 0.3), (3, 0.1)):
+        if k * top_hz < 0.45 * rate:
+            x += amp * np.sin(k * phase)
+    return x
 
 
 def _pulse_envelope(t: np.ndarray, rate: float, phase: float) -> np.ndarray:
@@ -270,15 +274,17 @@ def synthesize_audio(sig: SoundSignature, seconds: float, rate: int, rng: np.ran
     f = sig.freq_hz * pitch_factor
     phase0 = rng.uniform(0, 2 * math.pi)
     if sig.kind == "tone":
-        x = _harmonic(2 * math.pi * f * t + phase0)
+        x = _harmonic(2 * math.pi * f * t + phase0, f, rate)
     elif sig.kind in ("chirp_up", "chirp_down"):
         # Exponential sweep over one octave across the whole clip; phase is the integral of frequency.
         f0, f1 = (f, 2 * f) if sig.kind == "chirp_up" else (2 * f, f)
         k = math.log(f1 / f0) / seconds
-        x = _harmonic(2 * math.pi * f0 * np.expm1(k * t) / k + phase0)
+        x = _harmonic(2 * math.pi * f0 * np.expm1(k * t) / k + phase0, max(f0, f1), rate)
     elif sig.kind == "noise":
         lo, hi = (b * pitch_factor for b in sig.band_hz)
-        hi = min(hi, 0.45 * rate)
+        if hi > 0.45 * rate:
+            # Keep the band's shape, moved down under Nyquist, rather than cut it to nothing.
+            lo, hi = lo * 0.45 * rate / hi, 0.45 * rate
         spec = np.fft.rfft(rng.standard_normal(n))
         freqs = np.fft.rfftfreq(n, 1.0 / rate)
         # Smooth band edges (raised cosine over 10 % of the edge) avoid ringing in time.
@@ -289,7 +295,7 @@ def synthesize_audio(sig: SoundSignature, seconds: float, rate: int, rng: np.ran
         x = np.sin(2 * math.pi * 2 * f * t + phase0) * _pulse_envelope(t, sig.rate_hz, rng.uniform())
     elif sig.kind == "tone_pulses":
         beeps = np.sin(2 * math.pi * 1.5 * f * t) * _pulse_envelope(t, sig.rate_hz, rng.uniform())
-        x = 0.6 * _harmonic(2 * math.pi * f * t + phase0) + 0.6 * beeps
+        x = 0.6 * _harmonic(2 * math.pi * f * t + phase0, f, rate) + 0.6 * beeps
     else:
         raise ValueError(f"unknown sound kind {sig.kind!r}; accepted: {', '.join(SOUND_KINDS)}")
     x = x * _fade(n, rate)
@@ -355,20 +361,22 @@ def _signed_distance(shape: str, u: np.ndarray, v: np.ndarray, r: float) -> np.n
     raise ValueError(f"unknown shape {shape!r}; accepted: {', '.join(SHAPES)}")
 
 
-def render_frame(visual: VisualPattern, m: _Motion, t: float, width: int, height: int) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB frame of the pattern at time t."""
-    frame = np.full((height, width, 3), m.background, dtype=np.uint8)
+def _coverage(visual: VisualPattern, m: _Motion, t: float, width: int, height: int):
+    """The object's anti-aliased coverage at time t: (y0, x0, alpha) over its bounding box, or None.
+
+    The box starts and ends on even pixels so that it maps onto whole 2x2 chroma blocks.
+    """
     w = 2 * math.pi * m.freq * t + m.phase
     cx = m.cx + m.amp_x * math.sin(w)
     cy = m.cy + m.amp_y * math.sin(w)
     r = m.radius * (1 + 0.25 * math.sin(w)) if visual.motion == "pulsing" else m.radius
     angle = m.angle + (2 * math.pi * m.freq * t if visual.motion == "rotating" else 0.0)
-    # Only the object's bounding box is drawn; the farthest corner of any shape is under 1.25 r.
+    # The farthest corner of any shape is under 1.25 r from its centre.
     reach = 1.25 * r + 2
-    x0, x1 = max(0, int(cx - reach)), min(width, int(math.ceil(cx + reach)) + 1)
-    y0, y1 = max(0, int(cy - reach)), min(height, int(math.ceil(cy + reach)) + 1)
+    x0, x1 = max(0, int(cx - reach) // 2 * 2), min(width, (int(math.ceil(cx + reach)) + 2) // 2 * 2)
+    y0, y1 = max(0, int(cy - reach) // 2 * 2), min(height, (int(math.ceil(cy + reach)) + 2) // 2 * 2)
     if x0 >= x1 or y0 >= y1:
-        return frame
+        return None
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     dx, dy = xs + 0.5 - cx, ys + 0.5 - cy
     c, s = math.cos(angle), math.sin(angle)
@@ -376,13 +384,59 @@ def render_frame(visual: VisualPattern, m: _Motion, t: float, width: int, height
     alpha = np.clip(0.5 - _signed_distance(visual.shape, u, v, r), 0.0, 1.0)
     if visual.shape == "stripes":
         alpha *= np.clip(0.5 + 2.0 * np.sin(2 * math.pi * u / (0.45 * r)), 0.0, 1.0)
-    rgb = np.asarray(visual.rgb, dtype=np.float32)
-    box = frame[y0:y1, x0:x1].astype(np.float32)
-    frame[y0:y1, x0:x1] = np.rint(box + alpha[..., None] * (rgb - box)).astype(np.uint8)
+    return y0, x0, alpha
+
+
+def render_frame(visual: VisualPattern, m: _Motion, t: float, width: int, height: int) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB frame of the pattern at time t."""
+    frame = np.full((height, width, 3), m.background, dtype=np.uint8)
+    cov = _coverage(visual, m, t, width, height)
+    if cov is not None:
+        y0, x0, alpha = cov
+        bg, fg = float(m.background), np.asarray(visual.rgb, dtype=np.float32)
+        box = bg + alpha[..., None] * (fg - bg)
+        frame[y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]] = np.rint(box).astype(np.uint8)
     return frame
 
 
 # ---------------------------------------------------------------- encoding
+
+# BT.601 limited range, what decoders assume for untagged SD video.
+_RGB_TO_YUV = np.array([
+    [65.481, 128.553, 24.966],
+    [-37.797, -74.203, 112.0],
+    [112.0, -93.786, -18.214],
+]) / 255.0
+_YUV_OFFSET = np.array([16.0, 128.0, 128.0])
+
+
+def _to_yuv(rgb) -> np.ndarray:
+    return _YUV_OFFSET + _RGB_TO_YUV @ np.asarray(rgb, dtype=float)
+
+
+def _yuv420p_frame(visual: VisualPattern, m: _Motion, t: float, width: int, height: int) -> av.VideoFrame:
+    """The same picture as render_frame, composed straight into yuv420p planes.
+
+    Doing the colour conversion here, not in swscale, keeps the bytes identical run to run
+    (swscale picks SIMD paths by buffer alignment), and since a frame is background plus
+    alpha * (colour - background), only the object's box needs any arithmetic.
+    """
+    bg, fg = _to_yuv([m.background] * 3), _to_yuv(visual.rgb)
+    frame = av.VideoFrame(width, height, "yuv420p")
+    views = []
+    for k, plane in enumerate(frame.planes):
+        view = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        view[:] = int(round(bg[k]))  # row padding too, so nothing uninitialised reaches the encoder
+        views.append(view)
+    cov = _coverage(visual, m, t, width, height)
+    if cov is not None:
+        y0, x0, alpha = cov
+        # Chroma of a 2x2 block is the mean of its pixels' chroma, which is linear in alpha.
+        alpha2 = 0.25 * (alpha[0::2, 0::2] + alpha[1::2, 0::2] + alpha[0::2, 1::2] + alpha[1::2, 1::2])
+        for k, view in enumerate(views):
+            a, oy, ox = (alpha, y0, x0) if k == 0 else (alpha2, y0 // 2, x0 // 2)
+            view[oy:oy + a.shape[0], ox:ox + a.shape[1]] = np.clip(np.rint(bg[k] + a * (fg[k] - bg[k])), 0, 255)
+    return frame
 
 
 def _write_mp4(path: Path, frames, audio: np.ndarray, fps: int, width: int, height: int, audio_rate: int) -> None:
@@ -400,8 +454,7 @@ def _write_mp4(path: Path, frames, audio: np.ndarray, fps: int, width: int, heig
         # FFmpeg's default "twoloop" AAC coder overshoots onsets by up to 80 %; "fast" stays within
         # about 6 %, which is what keeps decoded peaks under 0.9.
         sound.options = {"aac_coder": "fast"}
-        for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        for i, frame in enumerate(frames):
             frame.pts = i
             container.mux(video.encode(frame))
         container.mux(video.encode())
@@ -421,7 +474,7 @@ def _make_clip(spec: ClassSpec, clip: ClipSpec, seed: int, seconds: float, fps: 
     audio = synthesize_audio(spec.sounds[clip.sound_variant], seconds, audio_rate, rng, clip.pitch_factor)
     audio *= BASE_LEVEL * 10 ** (clip.gain_db / 20)
     n_frames = max(1, int(round(seconds * fps)))
-    frames = (render_frame(spec.visual, motion, i / fps, width, height) for i in range(n_frames))
+    frames = (_yuv420p_frame(spec.visual, motion, i / fps, width, height) for i in range(n_frames))
     _write_mp4(clip.path, frames, audio, fps, width, height, audio_rate)
 
 
@@ -453,8 +506,9 @@ def _validate(classes, clips_per_class, seconds, seed, one_to_many, test_fractio
     need(is_int(width) and width >= 16 and width % 2 == 0, "width", width, "an even integer >= 16")
     need(is_int(height) and height >= 16 and height % 2 == 0, "height", height, "an even integer >= 16")
     need(is_int(fps) and 1 <= fps <= 120, "fps", fps, "an integer from 1 to 120")
-    need(is_int(audio_rate) and 8000 <= audio_rate <= 96000, "audio_rate", audio_rate,
-         "an integer sample rate from 8000 to 96000")
+    # 16 kHz (AudioLDM's rate) keeps every class's loudest partial, up to about 5.2 kHz, below Nyquist.
+    need(is_int(audio_rate) and 16000 <= audio_rate <= 96000, "audio_rate", audio_rate,
+         "an integer sample rate from 16000 to 96000")
 
 
 def _plan_clips(table: list[ClassSpec], clips_per_class: int, seed: int, test_fraction: float,

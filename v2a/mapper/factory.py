@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from v2a.mapper.diffusion import EmbeddingDiffusion
 from v2a.mapper.mlp import DiffusionMLP, RegressionMLP
+from v2a.mapper.regression import RegressionObjective
 from v2a.mapper.transformer import DiffusionTransformer, RegressionTransformer
 
 KINDS = ("regression", "diffusion")
@@ -101,3 +103,15 @@ def architecture_of(net: nn.Module) -> dict:
 
 def count_trainable_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def build_objective(kind: str, dim: int, settings: dict | None = None):
+    """The training/sampling maths for a mapper kind, from the settings stored in config.json."""
+    settings = dict(settings or {})
+    if kind == "regression":
+        return RegressionObjective(dim, embed_scale=settings.get("embed_scale"))
+    if kind == "diffusion":
+        known = ("num_timesteps", "schedule", "cond_drop_prob", "embed_scale", "sampling_steps",
+                 "guidance_scale", "eta", "sampling_clamp_l2norm")
+        return EmbeddingDiffusion(dim, **{k: settings[k] for k in known if k in settings})
+    raise ValueError(f"kind={kind!r} is not accepted; accepted: regression, diffusion")

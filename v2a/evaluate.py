@@ -1,0 +1,94 @@
+"""Stage 5 glue: generated audio + the real audio and CLIP frames of the split → metric rows in `results`.
+
+The maths and the extractors live in v2a.metrics; this module gathers the inputs and the protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+import numpy as np
+import soundfile as sf
+
+from storage_schemas import clips as clips_schema
+from storage_schemas import results as results_schema
+from v2a import __version__, storage, tables
+from v2a.embed import read_embeddings
+from v2a.media import MediaError, read_clip
+
+
+def id_list_sha256(clip_ids) -> str:
+    return hashlib.sha256("\n".join(sorted(set(clip_ids))).encode()).hexdigest()
+
+
+def read_wave(uri: str) -> tuple[np.ndarray, int]:
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "rb") as handle:
+        wave, sr = sf.read(handle, dtype="float32", always_2d=True)
+    return wave.mean(axis=1), sr
+
+
+def reference_audio(clips_uri: str, clip_ids, seconds: float, sample_rate: int = 16000) -> dict[str, np.ndarray]:
+    """The real audio of the clips (16 kHz mono, the first `seconds`); clips without sound are left out."""
+    clips = {r["clip_id"]: r for r in tables.read_table(clips_uri, clips_schema.SCHEMA, "clips").to_pylist()}
+    out = {}
+    for cid in clip_ids:
+        row = clips.get(cid)
+        if row is None or row["kind"] != "video":
+            continue
+        try:
+            clip = read_clip(row["uri"], num_frames=1, sample_rate=sample_rate, max_seconds=seconds)
+        except MediaError:
+            continue
+        if clip.audio is not None and clip.audio.size:
+            out[cid] = clip.audio
+    return out
+
+
+def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", dataset: str = "vggsound",
+                 metrics=("fd", "fad", "cs", "kl", "is")) -> list[dict]:
+    """Evaluate one generation run of the pipeline; append and return its rows of the results table."""
+    from v2a.generate import read_generations
+    from v2a.metrics.evaluate import evaluate_audio
+
+    gens = read_generations(gen_dir)
+    if gens.empty:
+        raise ValueError(f"{gen_dir}: no generations to evaluate")
+    emb = read_embeddings(storage.join(out, "embeddings"), split=split).set_index("clip_id")
+    gens = gens[gens["clip_id"].isin(emb.index)]
+    if gens.empty:
+        raise ValueError(f"{gen_dir}: none of the generated clips is in split {split!r}")
+    first = gens.iloc[0]
+    sample_rate, seconds = int(first["sample_rate"]), float(first["seconds"])
+    generated, images = {}, {}
+    for cid, sample, uri in zip(gens["clip_id"], gens["sample"], gens["uri"]):
+        key = f"{cid}__s{sample}"
+        wave, sr = read_wave(uri)
+        generated[key] = wave
+        images[key] = np.asarray([np.asarray(f, np.float32) for f in emb.loc[cid, "image_frames"]])
+    clip_ids = sorted(set(gens["clip_id"]))
+    reference = reference_audio(storage.join(out, "clips.parquet"), clip_ids, seconds, sample_rate)
+    rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
+                          stats_dir=storage.join(out, "reference_stats"), metrics=list(metrics))
+    gen_time = float(gens["gen_time_s"].mean())
+    rows.append({"metric": "gen_time_s", "value": gen_time, "extractor": None, "sample_rate": sample_rate,
+                 "clip_seconds": seconds, "n_clips": len(clip_ids)})
+    protocol = {
+        "run_id": str(first["run_id"]), "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
+        "id_list_sha256": id_list_sha256(clip_ids), "mapper_checkpoint_id": first["mapper_checkpoint_id"],
+        "mapper_kind": first["mapper_kind"], "generator_id": first["generator_id"],
+        "mapper_guidance": first["mapper_guidance"], "generator_guidance": first["generator_guidance"],
+        "mapper_steps": first["mapper_steps"], "generator_steps": first["generator_steps"],
+        "aggregator": first["aggregator"], "v2a_version": __version__,
+    }
+    full = [_row(protocol, r, len(clip_ids)) for r in rows]
+    tables.append_rows(storage.join(out, "results"), full, results_schema.SCHEMA, "results")
+    return full
+
+
+def _row(protocol: dict, metric_row: dict, n_clips: int) -> dict:
+    row = {**protocol, "n_clips": int(metric_row.get("n_clips") or n_clips), "metric": metric_row["metric"],
+           "value": float(metric_row["value"]), "extractor": metric_row.get("extractor"),
+           "sample_rate": metric_row.get("sample_rate"), "clip_seconds": metric_row.get("clip_seconds")}
+    return {k: (None if isinstance(v, float) and np.isnan(v) and k != "value" else v) for k, v in row.items()}
