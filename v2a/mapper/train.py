@@ -37,6 +37,7 @@ from v2a.mapper.factory import (MAPPER_NAMES, build_mapper, build_objective, cou
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_NAME = "history.json"
 CURVE_NAME = "training_curve.png"
+PLOT_EVERY_S = 60.0
 
 
 @dataclass
@@ -341,19 +342,21 @@ def _check_resumable(saved: dict, config: TrainConfig, fingerprint: str, where: 
 
 # ---- reporting ----------------------------------------------------------------------------------
 
-def _write_history(out_dir: Path, history: list[dict]) -> None:
+def _write_history(out_dir: Path, history: list[dict], plot: bool = True) -> None:
     atomic_write_text(out_dir / HISTORY_NAME, json.dumps(history, indent=1))
-    _plot_curve(out_dir / CURVE_NAME, history)
+    if plot:
+        _plot_curve(out_dir / CURVE_NAME, history)
 
 
 def _plot_curve(path: Path, history: list[dict]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The Agg canvas directly, not pyplot: no global backend switch, safe in worker threads.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_val = fig.subplots(1, 2)
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train loss")
     val = [h for h in history if "val_loss" in h]
     if val:
@@ -370,7 +373,6 @@ def _plot_curve(path: Path, history: list[dict]) -> None:
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     tmp.replace(path)
 
 
@@ -450,6 +452,7 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
                      disable=not progress)
     net.train()
     epoch = start_epoch
+    last_plot = time.monotonic()
     while epoch < config.epochs and not max_steps_reached():
         t0 = time.perf_counter()
         gen = torch.Generator(device=device).manual_seed(_stream_seed(config.seed, 0, epoch))
@@ -479,7 +482,11 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
             _save_epoch_checkpoint(out_dir, epoch, {**state_base, "epoch": epoch, "global_step": global_step,
                                                     "history": history}, net, optimizer, ema_net,
                                    config.keep_checkpoints)
-        _write_history(out_dir, history)
+        # Drawing the curve costs about half a second: every epoch would dominate short epochs.
+        plot_now = time.monotonic() - last_plot > PLOT_EVERY_S
+        _write_history(out_dir, history, plot=plot_now)
+        if plot_now:
+            last_plot = time.monotonic()
         epoch_bar.update(1)
         epoch_bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_cosine", "val_r1")})
         if on_epoch_end is not None:

@@ -8,7 +8,8 @@ KL (av-benchmark's `KL-PANNS-softmax`, the number MMAudio and Diff-Foley report)
     p_i = softmax(reference logits of clip i), q_i = softmax(generated logits of clip i)
     KL = (1/N) * sum_i sum_c p_ic * (log p_ic - log(q_ic + 1e-6))
 i.e. KL(reference || generated) per pair, averaged over pairs. The 1e-6 sits inside the log of
-the generated distribution only, exactly as `torch.nn.functional.kl_div((q + EPS).log(), p)`.
+the generated distribution only, exactly as `torch.nn.functional.kl_div((q + EPS).log(), p)`;
+so identical inputs give a slightly negative value (about -classes x 1e-6), as there.
 With several generated samples per clip, av-benchmark computes this per sample index and
 averages; with the same number of samples for every clip that equals the mean over all
 (reference, sample) pairs, which is what `kl_divergence` computes when a reference row is

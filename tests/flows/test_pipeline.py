@@ -1,0 +1,64 @@
+"""Every stage once, under Prefect, on the small synthetic set with the tiny profile."""
+
+import duckdb
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from storage_schemas import embeddings as embeddings_schema
+from storage_schemas import generations as generations_schema
+from storage_schemas import results as results_schema
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(synth_dir, tmp_path_factory, prefect_harness):
+    from flows.pipeline import pipeline_flow
+
+    out = tmp_path_factory.mktemp("run")
+    config = {
+        "out": str(out), "profile": "tiny",
+        "data": {"csv": str(synth_dir / "vggsound.csv"), "videos": str(synth_dir / "videos"), "dataset": "synthetic"},
+        "embed": {"num_frames": 3, "max_seconds": 2.0, "shard_size": 5},
+        "train": {"mapper": "diff-mlp", "options": {"epochs": 3, "batch_size": 8, "val_sampling_steps": 5}},
+        "generate": {"seconds": 1.0, "steps": 3, "mapper_steps": 5, "batch_size": 2},
+    }
+    summary = pipeline_flow(config)
+    return out, summary
+
+
+def test_embeddings_shards_match_their_schema(pipeline_run):
+    out, _ = pipeline_run
+    shards = sorted((out / "embeddings").glob("shard-*.parquet"))
+    assert len(shards) == 3  # 12 clips in shards of 5
+    for shard in shards:
+        assert pq.read_schema(shard).equals(embeddings_schema.SCHEMA, check_metadata=False)
+    df = pd.read_parquet(out / "embeddings")
+    assert len(df) == 12 and df["clip_id"].is_unique
+
+
+def test_mapper_checkpoint_is_safetensors_and_json(pipeline_run):
+    out, _ = pipeline_run
+    ckpt = out / "mappers" / "diff-mlp"
+    assert (ckpt / "config.json").exists() and (ckpt / "model.safetensors").exists()
+
+
+def test_one_audio_file_per_test_clip_and_a_valid_generations_table(pipeline_run):
+    out, summary = pipeline_run
+    gen_dir = out / "generations" / summary["run_id"]
+    table = pq.read_table(gen_dir / "table")
+    assert table.select(generations_schema.SCHEMA.names).schema.equals(generations_schema.SCHEMA, check_metadata=False)
+    test_ids = set(pd.read_parquet(out / "clips.parquet").query("split == 'test'")["clip_id"])
+    assert set(table.column("clip_id").to_pylist()) == test_ids
+    assert len(list((gen_dir / "audio").glob("*.wav"))) == len(test_ids)
+
+
+def test_results_hold_fd_fad_and_cs_for_the_test_split(pipeline_run):
+    out, summary = pipeline_run
+    df = pd.read_parquet(out / "results")
+    assert pq.read_table(out / "results").schema.equals(results_schema.SCHEMA, check_metadata=False)
+    run = df[df["run_id"] == summary["run_id"]]
+    assert {"fd", "fad", "cs"} <= set(run["metric"])
+    assert set(run["split"]) == {"test"}
+    assert run["value"].notna().all()
+    fd = duckdb.sql(f"select value from '{out}/results/*.parquet' where metric = 'fd'").fetchall()
+    assert len(fd) == 1 and fd[0][0] >= 0

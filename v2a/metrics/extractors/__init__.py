@@ -1,0 +1,53 @@
+"""Metric extractors built from a profile's `extractors:` section.
+
+    panns    -> PANNs Cnn14 16 kHz (FD embedding, KL / IS logits)
+    vggish   -> VGGish (FAD frames)
+    wav2clip -> Wav2CLIP audio encoder (CLIP-Score)
+
+A section with `pretrained: true` loads the official weights from its `checkpoint:` path (and
+fails at build time, naming the field, when that is missing); otherwise the network gets
+seeded random weights at the sizes the section gives: exact sizes in `paper-arch`, scaled
+down in `tiny`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from v2a.metrics.extractors import cnn14, vggish, wav2clip
+from v2a.metrics.extractors._common import (CheckpointFormatError, Extractor, ExtractorConfigError,
+                                            MissingCheckpointError)
+from v2a.metrics.extractors.cnn14 import Cnn14Extractor
+from v2a.metrics.extractors.vggish import VGGishExtractor
+from v2a.metrics.extractors.wav2clip import Wav2CLIPExtractor
+
+BUILDERS: dict[str, Callable[..., Extractor]] = {
+    "panns": cnn14.build,
+    "vggish": vggish.build,
+    "wav2clip": wav2clip.build,
+}
+EXTRACTOR_NAMES = tuple(BUILDERS)
+
+
+def build_extractor(name: str, section: dict | None, device: str = "cpu") -> Extractor:
+    """One extractor from its profile section (`extractors.<name>`)."""
+    if name not in BUILDERS:
+        raise ExtractorConfigError(f"unknown extractor {name!r}; accepted: {', '.join(EXTRACTOR_NAMES)}")
+    return BUILDERS[name](section, device=device, key=name)
+
+
+def build_extractors(sections: dict | None, device: str = "cpu", names=None) -> dict[str, Extractor]:
+    """Every extractor of a profile's `extractors:` mapping (or only `names`), keyed by name."""
+    sections = dict(sections or {})
+    unknown = sorted(set(sections) - set(BUILDERS))
+    if unknown:
+        raise ExtractorConfigError(f"extractors: unknown key(s) {unknown}; accepted: {', '.join(EXTRACTOR_NAMES)}")
+    wanted = list(names) if names is not None else [n for n in EXTRACTOR_NAMES if n in sections]
+    return {n: build_extractor(n, sections.get(n), device) for n in wanted}
+
+
+__all__ = [
+    "BUILDERS", "EXTRACTOR_NAMES", "build_extractor", "build_extractors", "Extractor", "Cnn14Extractor",
+    "VGGishExtractor", "Wav2CLIPExtractor", "ExtractorConfigError", "MissingCheckpointError",
+    "CheckpointFormatError",
+]

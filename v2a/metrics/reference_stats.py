@@ -1,0 +1,167 @@
+"""Reference-set statistics per extractor, computed once and reused from a directory.
+
+For each extractor the Gaussian fit (mean, covariance) of the real audio's features is stored
+as `<stem>.safetensors` (float64 `mu`, `sigma`, plus per-clip outputs the paired metrics need:
+PANNs `logits` for KL, Wav2CLIP `embeddings` for the reference CLIP-Score) and `<stem>.json`
+(the key and the clip order). VGGish contributes all frames of all clips to its fit and keeps no
+per-clip output.
+
+The cache key is (extractor model id, extractor sample rate, clip seconds, sha256 of the sorted
+clip-id list). The audio itself is not hashed: the ids name the reference set, and a different
+recording under the same ids needs a different `stats_dir`. Because the values of `reference`
+are only read when the statistics must be computed, a lazy Mapping (loading on access) lets a
+cached run skip reading the audio at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from tqdm import tqdm
+
+from v2a.metrics import audio
+from v2a.metrics.frechet import gaussian_stats
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+def id_list_sha256(ids) -> str:
+    """sha256 of the sorted ids joined by newlines: names a clip set independent of its order."""
+    return hashlib.sha256("\n".join(sorted(str(i) for i in ids)).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class ReferenceStats:
+    mu: np.ndarray
+    sigma: np.ndarray
+    n_vectors: int                 # vectors in the Gaussian fit (clips, or frames for VGGish)
+    clip_ids: list[str]            # sorted; the row order of every per-clip array
+    key: dict
+    computed: bool                 # False when read back from stats_dir
+    per_clip: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def row(self, name: str, clip_id: str) -> np.ndarray:
+        return self.per_clip[name][self._index[clip_id]]
+
+    def __post_init__(self) -> None:
+        self._index = {c: i for i, c in enumerate(self.clip_ids)}
+
+
+def cache_key(extractor, clip_ids, clip_seconds: float | None) -> dict:
+    return {
+        "extractor": extractor.model_id,
+        "sample_rate": int(extractor.sample_rate),
+        "clip_seconds": None if clip_seconds is None else float(clip_seconds),
+        "ids_sha256": id_list_sha256(clip_ids),
+        "format_version": FORMAT_VERSION,
+    }
+
+
+def _stem(key: dict) -> str:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", key["extractor"].split("@")[0])
+    return f"{readable}-{digest}"
+
+
+def _features(extractor, waves: list[np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Vectors for the Gaussian fit and per-clip outputs, dispatched on what the extractor offers."""
+    if hasattr(extractor, "embed_and_logits"):
+        emb, logits = extractor.embed_and_logits(waves)
+        return emb, {"logits": logits}
+    out = extractor.embed(waves)
+    if isinstance(out, list):  # frame-level (VGGish): every frame of every clip enters the fit
+        return np.concatenate(out), {}
+    return out, {"embeddings": out}
+
+
+def compute_reference_features(reference: Mapping[str, np.ndarray], sample_rate: int, extractor,
+                               clip_seconds: float | None = 10.0, progress: bool = True,
+                               chunk: int = 64) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    """(sorted ids, fit vectors, per-clip outputs) for the reference set, read in chunks of clips."""
+    ids = sorted(reference)
+    vectors, per_clip = [], {}
+    bar = tqdm(total=len(ids), desc=f"reference {extractor.name}", unit="clip", disable=not progress)
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        waves = [audio.prepare(reference[i], sample_rate, extractor.sample_rate, clip_seconds) for i in part]
+        vec, extra = _features(extractor, waves)
+        vectors.append(vec)
+        for k, v in extra.items():
+            per_clip.setdefault(k, []).append(v)
+        bar.update(len(part))
+    bar.close()
+    return ids, np.concatenate(vectors), {k: np.concatenate(v) for k, v in per_clip.items()}
+
+
+def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extractor,
+                    clip_seconds: float | None = 10.0, stats_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> ReferenceStats:
+    """Gaussian fit of `extractor`'s features over the reference clips, loaded from `stats_dir` when present.
+
+    `reference` maps clip id -> waveform at `sample_rate`. With `stats_dir=None` nothing is stored.
+    The returned `computed` flag (also logged) says whether the features were extracted now.
+    """
+    if len(reference) < 2:
+        raise ValueError(f"reference statistics need at least 2 clips, got {len(reference)}")
+    key = cache_key(extractor, reference.keys(), clip_seconds)
+    paths = None
+    if stats_dir is not None:
+        stem = _stem(key)
+        paths = (Path(stats_dir) / f"{stem}.safetensors", Path(stats_dir) / f"{stem}.json")
+        loaded = _load(paths, key)
+        if loaded is not None:
+            log.info("reference stats for %s loaded from %s (%d vectors)", extractor.model_id, paths[0],
+                     loaded.n_vectors)
+            return loaded
+
+    ids, vectors, per_clip = compute_reference_features(reference, sample_rate, extractor, clip_seconds, progress)
+    mu, sigma = gaussian_stats(vectors)
+    stats = ReferenceStats(mu, sigma, int(vectors.shape[0]), ids, key, True, per_clip)
+    if paths is not None:
+        _save(paths, stats, sample_rate)
+        log.info("reference stats for %s computed and stored in %s", extractor.model_id, paths[0])
+    else:
+        log.info("reference stats for %s computed (not stored: no stats_dir)", extractor.model_id)
+    return stats
+
+
+def _load(paths: tuple[Path, Path], key: dict) -> ReferenceStats | None:
+    tensors_path, meta_path = paths
+    if not (tensors_path.is_file() and meta_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("key") != key:
+        log.warning("ignoring %s: its key does not match this request", meta_path)
+        return None
+    arrays = load_file(str(tensors_path))
+    per_clip = {k[len("clip/"):]: v for k, v in arrays.items() if k.startswith("clip/")}
+    return ReferenceStats(arrays["mu"], arrays["sigma"], int(meta["n_vectors"]), list(meta["clip_ids"]), key,
+                          False, per_clip)
+
+
+def _save(paths: tuple[Path, Path], stats: ReferenceStats, input_sample_rate: int) -> None:
+    tensors_path, meta_path = paths
+    tensors_path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"mu": np.ascontiguousarray(stats.mu), "sigma": np.ascontiguousarray(stats.sigma)}
+    arrays.update({f"clip/{k}": np.ascontiguousarray(v) for k, v in stats.per_clip.items()})
+    meta = {"key": stats.key, "n_vectors": stats.n_vectors, "n_clips": len(stats.clip_ids),
+            "input_sample_rate": int(input_sample_rate), "clip_ids": stats.clip_ids}
+    # Write to temporary names and rename, tensors before metadata: a reader that finds the JSON
+    # always finds complete tensors next to it.
+    tmp_t = tensors_path.with_name(tensors_path.name + ".tmp")
+    tmp_m = meta_path.with_name(meta_path.name + ".tmp")
+    save_file(arrays, str(tmp_t))
+    tmp_m.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp_t, tensors_path)
+    os.replace(tmp_m, meta_path)
