@@ -66,11 +66,12 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
         key = f"{cid}__s{sample}"
         wave, sr = read_wave(uri)
         generated[key] = wave
-        images[key] = np.asarray([np.asarray(f, np.float32) for f in emb.loc[cid, "image_frames"]])
+        images[cid] = np.asarray([np.asarray(f, np.float32) for f in emb.loc[cid, "image_frames"]])
     clip_ids = sorted(set(gens["clip_id"]))
     reference = reference_audio(storage.join(out, "clips.parquet"), clip_ids, seconds, sample_rate)
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
-                          stats_dir=storage.join(out, "reference_stats"), metrics=list(metrics))
+                          stats_dir=storage.join(out, "reference_stats"), metrics=list(metrics),
+                          progress=False)
     gen_time = float(gens["gen_time_s"].mean())
     rows.append({"metric": "gen_time_s", "value": gen_time, "extractor": None, "sample_rate": sample_rate,
                  "clip_seconds": seconds, "n_clips": len(clip_ids)})

@@ -22,9 +22,16 @@ def format_results(out: str, run_id: str | None = None) -> str:
     cols = ["run_id", "split", "n_clips", "metric", "value", "extractor", "sample_rate", "clip_seconds",
             "mapper_kind", "generator_id"]
     lines = [f"results ({storage.join(out, 'results')}):", df[cols].to_string(index=False)]
-    try:
-        from v2a.metrics.paper import paper_table1_text
-    except ImportError:
-        return "\n".join(lines)
     lines += ["", paper_table1_text()]
     return "\n".join(lines)
+
+
+def paper_table1_text() -> str:
+    from v2a.metrics.paper import PROTOCOL, table_rows
+
+    paper = pd.DataFrame(table_rows("table1"))[["method", "fd", "fad", "cs", "imagehear_cs", "seconds_per_sample",
+                                                "trainable_params_m"]]
+    note = (f"Quoted from the paper (Table 1; {PROTOCOL['dataset']} {PROTOCOL['split']}, {PROTOCOL['n_clips']} clips "
+            "of 10 s, real CLIP/CLAP/AudioLDM weights). Rows above come from this run's own models, clips, clip "
+            "length and extractor weights, so they compare with these only when the protocol matches.")
+    return "\n".join(["paper, Table 1 (quoted):", paper.to_string(index=False), note])

@@ -69,10 +69,14 @@ def test_random_weights_are_fixed_by_the_seed(tiny_sections):
 def test_tiny_extractors_take_well_under_a_second_per_clip(tiny_extractors, clips):
     import time
 
-    start = time.perf_counter()
+    per_clip = 0.0
     for ext in tiny_extractors.values():
+        ext.embed(clips[:1])  # first-call allocations are not what we measure
+        start = time.perf_counter()
         ext.embed(clips)
-    assert (time.perf_counter() - start) / len(clips) < 1.0
+        per_clip += (time.perf_counter() - start) / len(clips)
+    # All three together, per 10 s clip; a loaded 2-core machine still stays far below this.
+    assert per_clip < 1.0
 
 
 def test_paper_arch_cnn14_has_the_published_parameter_count():

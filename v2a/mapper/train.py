@@ -32,7 +32,7 @@ from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_
                                    save_mapper, save_safetensors, sha256_file, state_dict_to_safetensors)
 from v2a.mapper.evaluate import embedding_metrics
 from v2a.mapper.factory import (MAPPER_NAMES, build_mapper, build_objective, count_trainable_params,
-                                parse_mapper_name, resolve_depth_expansion)
+                                mapper_name, parse_mapper_name, resolve_depth_expansion)
 
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_NAME = "history.json"
@@ -84,8 +84,15 @@ class TrainConfig:
                          "val_batch_size", "keep_checkpoints")
 
     def __post_init__(self):
-        kind, arch = parse_mapper_name(self.mapper)  # raises naming the accepted names
-        self.mapper = f"{'reg' if kind == 'regression' else 'diff'}-{arch}"
+        try:
+            kind, arch = parse_mapper_name(self.mapper)
+        except ValueError:
+            raise ValueError(f"TrainConfig.mapper={self.mapper!r} is not accepted; "
+                             f"accepted: {', '.join(MAPPER_NAMES)}") from None
+        self.mapper = mapper_name(kind, arch)
+        for name in ("depth", "expansion"):
+            _require(name, getattr(self, name), lambda v: v is None or (_is_int(v) and v >= 1),
+                     "None (paper default) or an integer >= 1")
         self.depth, self.expansion = resolve_depth_expansion(kind, arch, self.depth, self.expansion)
         for name in ("heads", "head_dim", "epochs", "batch_size", "num_timesteps", "sampling_steps",
                      "val_every", "val_sampling_steps", "val_batch_size", "keep_checkpoints"):

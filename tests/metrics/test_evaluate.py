@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.metrics.conftest import tone_clip
+from v2a.metrics.evaluate import clip_id_of_sample, clip_score, evaluate_audio, load_audio_folder
+
+SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return {f"vid{i}_000010": tone_clip(i, SECONDS) for i in range(6)}
+
+
+@pytest.fixture(scope="module")
+def generated():
+    return {f"vid{i}_000010": tone_clip(100 + i, SECONDS) for i in range(6)}
+
+
+@pytest.fixture(scope="module")
+def images(reference):
+    rng = np.random.default_rng(0)
+    return {k: rng.standard_normal((3, 32)).astype(np.float32) for k in reference}
+
+
+def _by_metric(rows):
+    return {r["metric"]: r for r in rows}
+
+
+def test_all_metrics_run_end_to_end_through_the_tiny_extractors(tmp_path, reference, generated, images,
+                                                                tiny_extractors):
+    rows = evaluate_audio(generated, reference, 16000, images, tiny_extractors, clip_seconds=SECONDS,
+                          stats_dir=tmp_path, progress=False)
+    got = _by_metric(rows)
+    assert list(got) == ["fd", "fad", "cs", "cs_reference", "kl", "is"]
+    for row in rows:
+        assert set(row) == {"metric", "value", "extractor", "sample_rate", "clip_seconds", "n_clips"}
+        assert np.isfinite(row["value"]) and row["sample_rate"] == 16000 and row["clip_seconds"] == SECONDS
+        assert row["n_clips"] == 6
+    assert got["fd"]["value"] > 0 and got["fad"]["value"] > 0 and got["is"]["value"] >= 1
+    assert -100 <= got["cs"]["value"] <= 100
+    assert got["fd"]["extractor"] == tiny_extractors["panns"].model_id
+    assert got["fad"]["extractor"] == tiny_extractors["vggish"].model_id
+
+
+def test_real_audio_scored_against_itself_gives_zero_distances(reference, tiny_extractors):
+    rows = _by_metric(evaluate_audio(reference, reference, 16000, None, tiny_extractors, clip_seconds=SECONDS,
+                                     progress=False))
+    assert set(rows) == {"fd", "fad", "kl", "is"}
+    assert rows["fd"]["value"] == pytest.approx(0.0, abs=1e-4)
+    assert rows["fad"]["value"] == pytest.approx(0.0, abs=1e-4)
+    assert rows["kl"]["value"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_several_samples_per_clip_pair_with_their_clip(reference, images, tiny_extractors):
+    gen = {f"{k}__s{s}": tone_clip(10 * i + s, SECONDS) for i, k in enumerate(reference) for s in range(2)}
+    rows = _by_metric(evaluate_audio(gen, reference, 16000, images, tiny_extractors, clip_seconds=SECONDS,
+                                     metrics=["kl", "cs"], progress=False))
+    assert rows["kl"]["n_clips"] == 12 and rows["cs"]["n_clips"] == 12
+
+
+def test_generated_audio_at_another_rate_is_resampled(reference, generated, tiny_extractors):
+    from v2a.metrics import audio
+
+    at_22k = {k: audio.resample(v, 16000, 22050) for k, v in generated.items()}
+    a = _by_metric(evaluate_audio(generated, reference, 16000, None, tiny_extractors, clip_seconds=SECONDS,
+                                  metrics=["fd"], progress=False))
+    b = _by_metric(evaluate_audio(at_22k, reference, 22050, None, tiny_extractors, clip_seconds=SECONDS,
+                                  metrics=["fd"], progress=False))
+    assert b["fd"]["sample_rate"] == 16000
+    assert b["fd"]["value"] == pytest.approx(a["fd"]["value"], rel=0.05)
+
+
+def test_clip_score_is_100_times_the_mean_frame_cosine():
+    audio_emb = np.array([[1.0, 0.0], [0.0, 2.0]])
+    frames = [np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([0.0, -3.0])]
+    expected = 100 * np.mean([np.mean([1.0, np.sqrt(0.5)]), -1.0])
+    assert clip_score(audio_emb, frames) == pytest.approx(expected)
+
+
+def test_clip_score_names_the_embed_dim_on_a_size_mismatch():
+    with pytest.raises(ValueError, match="embed_dim"):
+        clip_score(np.ones((1, 32)), [np.ones((1, 512))])
+
+
+def test_a_metric_without_its_inputs_is_refused(generated, tiny_extractors):
+    with pytest.raises(ValueError, match="reference"):
+        evaluate_audio(generated, None, 16000, None, tiny_extractors, metrics=["fd"], progress=False)
+    with pytest.raises(ValueError, match="image_embeddings"):
+        evaluate_audio(generated, None, 16000, None, tiny_extractors, metrics=["cs"], progress=False)
+
+
+def test_without_reference_only_reference_free_metrics_run(generated, images, tiny_extractors):
+    rows = evaluate_audio(generated, None, 16000, images, tiny_extractors, clip_seconds=SECONDS, progress=False)
+    assert [r["metric"] for r in rows] == ["cs", "is"]
+
+
+def test_sample_suffix_is_stripped_to_find_the_clip():
+    assert clip_id_of_sample("abc-_x_000030__s3") == "abc-_x_000030"
+    assert clip_id_of_sample("abc_000030") == "abc_000030"
+
+
+def test_load_audio_folder_reads_wav_and_flac_as_mono(tmp_path):
+    sf.write(tmp_path / "a.wav", np.zeros((800, 2), np.float32), 8000)
+    sf.write(tmp_path / "b.flac", np.zeros(1600, np.float32), 16000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    clips = load_audio_folder(tmp_path)
+    assert sorted(clips) == ["a", "b"]
+    assert clips["a"][0].shape == (800,) and clips["a"][1] == 8000
+    resampled = load_audio_folder(tmp_path, target_sample_rate=16000)
+    assert resampled["a"][0].shape == (1600,) and resampled["a"][1] == 16000
