@@ -35,4 +35,4 @@ def generate_shard(clip_ids: list[str], embeddings_uri: str, gen_dir: str, run_i
             rows, gen_dir, run_id, conditioner, generator, empty_text_embedding(profile, device), samples=samples,
             seconds=seconds, steps=steps, guidance_scale=guidance_scale, scheduler=scheduler, batch_size=batch_size,
             run_seed=seed, mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
-            mapper_kind=mapper.config.get("mapper") if mapper else None)
+            mapper_kind=mapper.config.get("name") if mapper else None)

@@ -126,6 +126,8 @@ def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_
 
 def read_embeddings(uri: str, split: str | None = None):
     """The embeddings table (one file or a folder of shards) as a pandas DataFrame."""
+    if not storage.list_files(uri, ".parquet"):
+        raise FileNotFoundError(f"no embeddings table at {uri} (a Parquet file or a folder of shards)")
     table = tables.read_table(uri, embeddings_schema.SCHEMA, "embeddings")
     df = table.to_pandas()
     if split is not None:

@@ -43,7 +43,7 @@ class ClassPairs:
 
 @pytest.fixture(scope="session")
 def class_pairs():
-    data = ClassPairs(classes=8, dim=32, modes=1, seed=0)
+    data = ClassPairs(classes=8, dim=32, modes=1, visual_noise=1.5, seed=0)
     train = data.draw(1024)
     held_out = data.draw(128)
     return train, held_out

@@ -60,16 +60,19 @@ def test_several_samples_per_clip_pair_with_their_clip(reference, images, tiny_e
     assert rows["kl"]["n_clips"] == 12 and rows["cs"]["n_clips"] == 12
 
 
-def test_generated_audio_at_another_rate_is_resampled(reference, generated, tiny_extractors):
+def test_generated_audio_at_another_rate_is_resampled_to_each_extractors_rate(reference, generated,
+                                                                              tiny_extractors):
     from v2a.metrics import audio
 
     at_22k = {k: audio.resample(v, 16000, 22050) for k, v in generated.items()}
-    a = _by_metric(evaluate_audio(generated, reference, 16000, None, tiny_extractors, clip_seconds=SECONDS,
-                                  metrics=["fd"], progress=False))
-    b = _by_metric(evaluate_audio(at_22k, reference, 22050, None, tiny_extractors, clip_seconds=SECONDS,
-                                  metrics=["fd"], progress=False))
-    assert b["fd"]["sample_rate"] == 16000
-    assert b["fd"]["value"] == pytest.approx(a["fd"]["value"], rel=0.05)
+    back = {k: audio.resample(v, 22050, 16000) for k, v in at_22k.items()}
+    a = _by_metric(evaluate_audio(at_22k, reference, 22050, None, tiny_extractors, clip_seconds=SECONDS,
+                                  metrics=["fd", "kl"], reference_sample_rate=16000, progress=False))
+    b = _by_metric(evaluate_audio(back, reference, 16000, None, tiny_extractors, clip_seconds=SECONDS,
+                                  metrics=["fd", "kl"], progress=False))
+    assert a["fd"]["sample_rate"] == 16000
+    assert a["fd"]["value"] == pytest.approx(b["fd"]["value"], rel=1e-6)
+    assert a["kl"]["value"] == pytest.approx(b["kl"]["value"], rel=1e-6)
 
 
 def test_clip_score_is_100_times_the_mean_frame_cosine():

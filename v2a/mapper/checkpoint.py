@@ -52,13 +52,14 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file; anything else (a pickle, a torch.save zip, junk) is a ValueError."""
     path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:2] == b"PK" or head[:1] == b"\x80":
-        raise ValueError(f"{path} looks like a pickle / torch.save file; only safetensors files are loaded")
     try:
         return load_file(str(path))
     except Exception as exc:  # safetensors raises its own error type for a bad header
+        with open(path, "rb") as f:
+            head = f.read(2)
+        # Only sniffed after a failed parse: a valid header length can start with these bytes too.
+        if head[:2] == b"PK" or head[:1] == b"\x80":
+            raise ValueError(f"{path} looks like a pickle / torch.save file; only safetensors files are loaded") from exc
         raise ValueError(f"{path} is not a valid safetensors file: {exc}") from exc
 
 

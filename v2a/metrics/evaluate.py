@@ -163,10 +163,12 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                    sample_rate: int, image_embeddings: Mapping[str, np.ndarray] | None, extractors: Mapping,
                    clip_seconds: float | None = 10.0, stats_dir: str | os.PathLike | None = None,
                    metrics=None, clip_id_of: Callable[[str], str] = clip_id_of_sample,
-                   score_reference_cs: bool = True, progress: bool = True) -> list[dict]:
+                   score_reference_cs: bool = True, reference_sample_rate: int | None = None,
+                   progress: bool = True) -> list[dict]:
     """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips} for the generated audio.
 
-    generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys).
+    generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);
+    `reference_sample_rate` gives the reference's rate when it differs.
     image_embeddings: clip id -> (F, D) CLIP image embeddings, one row per video frame (or (D,)
     / (1, D) for an image). extractors: {"panns", "vggish", "wav2clip"} -> built extractors.
     metrics: subset of ("fd", "fad", "cs", "kl", "is"); None = every one the inputs allow.
@@ -186,8 +188,8 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
 
     def ref_stats(name: str):
         if name not in ref_cache:
-            ref_cache[name] = reference_stats(reference, sample_rate, extractors[name], clip_seconds, stats_dir,
-                                              progress)
+            ref_cache[name] = reference_stats(reference, reference_sample_rate or sample_rate, extractors[name],
+                                              clip_seconds, stats_dir, progress)
         return ref_cache[name]
 
     panns_out = None

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from .profile import CheckpointNotFoundError, hub_offline
+from .profile import CheckpointNotFoundError, hub_offline, looks_like_path
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,14 @@ def load_state_dict_file(path: Path) -> dict:
     if not isinstance(sd, dict):
         raise RuntimeError(f"{path}: expected a state dict, found {type(sd).__name__}")
     return sd
+
+
+def provenance_id(model_id: str, weights: str | None, seed: int) -> str:
+    """The id recorded with every embedding / waveform: architecture plus where its weights came from."""
+    if weights is None:
+        return f"{model_id}@random-seed{seed}"
+    ref = Path(weights).name if looks_like_path(weights) else weights  # a local file: its name, not the path
+    return model_id if ref == model_id else f"{model_id}@{ref}"
 
 
 def count_params(module: torch.nn.Module) -> int:

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import (count_params, hub_cached, load_state_dict_file, local_path, require_file, resolve_device,
-                      resolve_dtype, seeded)
+from ._common import (count_params, hub_cached, load_state_dict_file, local_path, provenance_id, require_file,
+                      resolve_device, resolve_dtype, seeded)
 from .profile import CheckpointNotFoundError, ClapConfig, hub_offline, looks_like_path, parse_section
 
 log = logging.getLogger(__name__)
@@ -320,4 +320,5 @@ def build_clap(section: dict | ClapConfig, device=None) -> ClapEncoder:
         load_clap_weights(net, checkpoint)
         log.info("CLAP %s: loaded %s", cfg.model_id, checkpoint)
     net = net.to(dev, dtype)
-    return ClapEncoder(net, cfg.model_id, dev, dtype, cfg.tokenizer, cfg.max_length)
+    return ClapEncoder(net, provenance_id(cfg.model_id, cfg.weights, cfg.seed), dev, dtype, cfg.tokenizer,
+                       cfg.max_length)

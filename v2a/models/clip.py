@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ._common import (count_params, hub_cached, local_path, require_file, resolve_device, resolve_dtype,
+from ._common import (count_params, hub_cached, provenance_id, require_file, resolve_device, resolve_dtype,
                       seeded)
 from .profile import CheckpointNotFoundError, ClipConfig, hub_offline, looks_like_path, parse_section
 
@@ -141,4 +141,4 @@ def build_clip(section: dict | ClipConfig, device=None) -> ClipImageEncoder:
                                            std=open_clip.OPENAI_DATASET_STD, resize_mode="shortest",
                                            interpolation="bicubic")
     model = model.to(dev, dtype)
-    return ClipImageEncoder(model, tokenizer, preprocess, cfg.model_id, dev, dtype)
+    return ClipImageEncoder(model, tokenizer, preprocess, provenance_id(cfg.model_id, cfg.weights, cfg.seed), dev, dtype)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._common import count_params, hub_cached, local_path, require_file, resolve_device, resolve_dtype, seeded
+from ._common import count_params, hub_cached, provenance_id, require_file, resolve_device, resolve_dtype, seeded
 from .clap import load_tokenizer
 from .profile import CheckpointNotFoundError, GeneratorConfig, hub_offline, looks_like_path, parse_section
 
@@ -179,9 +179,6 @@ class AudioLDMGenerator:
 
 def _from_checkpoint(cfg: GeneratorConfig, dtype: torch.dtype):
     """Load the components of a diffusers AudioLDM repo (hub id or local dir)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import ClapTextModelWithProjection, SpeechT5HifiGan
-
     ref = cfg.weights
     if looks_like_path(ref):
         ref = str(require_file(ref, "generator.weights"))
@@ -191,6 +188,9 @@ def _from_checkpoint(cfg: GeneratorConfig, dtype: torch.dtype):
             raise CheckpointNotFoundError("generator.weights", ref,
                                           "HF_HUB_OFFLINE is set and the repo is not in the local hub cache")
         local_only = hub_offline()
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import ClapTextModelWithProjection, SpeechT5HifiGan
+
     kw = {"local_files_only": local_only}
     unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", torch_dtype=dtype, **kw)
     vae = AutoencoderKL.from_pretrained(ref, subfolder="vae", torch_dtype=dtype, **kw)
@@ -232,4 +232,5 @@ def build_generator(section: dict | GeneratorConfig, device=None, dtype=None) ->
     if getattr(vocoder.config, "normalize_before", False) and cfg.weights is None:
         log.warning("generator.vocoder.normalize_before is true; AudioLDM's vocoder takes raw log-mels")
     modules = [m.to(dev, dt) for m in (unet, vae, vocoder, text_encoder)]
-    return AudioLDMGenerator(*modules, tokenizer, scheduler_config, cfg.model_id, dev, dt)
+    model_id = provenance_id(cfg.model_id, cfg.weights, cfg.seed)
+    return AudioLDMGenerator(*modules, tokenizer, scheduler_config, model_id, dev, dt)
