@@ -95,8 +95,9 @@ def test_paper_arch_vggish_has_the_published_parameter_count():
 
 def test_paper_arch_wav2clip_is_a_resnet18_with_a_512d_projection():
     w2c = build_extractor("wav2clip", profile_extractors("paper-arch")["wav2clip"])
-    # ResNet-18 has 11.69 M parameters with 3 input channels; one channel removes 2 * 64 * 7 * 7.
-    assert _count(w2c.model.encoder) == pytest.approx(11_689_512 - 2 * 64 * 49, rel=1e-6)
+    # torchvision's ResNet-18 has 11,689,512 parameters; one input channel removes 2 * 64 * 7 * 7 and
+    # the unused 1000-way head 512 * 1000 + 1000.
+    assert _count(w2c.model.encoder) == 11_689_512 - 2 * 64 * 49 - 513_000
     assert w2c.embedding_dim == 512
 
 
@@ -156,6 +157,8 @@ def test_wav2clip_lightning_checkpoint_keys_are_mapped(tmp_path, tiny_sections):
     lightning = {"epoch": 10, "state_dict": {
         **{"audio_encoder." + k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")},
         **{"audio_transform." + k[len("transform."):]: v for k, v in sd.items() if k.startswith("transform.")}}}
+    lightning["state_dict"]["audio_encoder.fc.weight"] = torch.zeros(309, 64)  # unused VGGSound head
+    lightning["state_dict"]["image_transform.sequential.0.weight"] = torch.zeros(4, 4)
     ckpt = tmp_path / "ResNet_CX.ckpt"
     torch.save(lightning, ckpt)
     loaded = build_extractor("wav2clip", {**tiny_sections["wav2clip"], "pretrained": True, "checkpoint": str(ckpt)})
@@ -187,3 +190,33 @@ def test_vggish_log_mel_of_a_tone_peaks_at_its_band(tiny_extractors):
     assert tuple(patches.shape) == (1, 96, 64)
     mel = vggish_mel_matrix(16000, 257, 64, 125.0, 7500.0)
     assert int(patches[0].mean(0).argmax()) == int(mel[32].argmax())  # 1 kHz is FFT bin 32
+
+
+def test_panns_front_end_is_the_hann_power_spectrogram_and_log_mel(tiny_extractors):
+    import librosa
+
+    model = tiny_extractors["panns"].model
+    wave = torch.from_numpy(tone_clip(8, 1.0))[None]
+    spec = model.spectrogram_extractor(wave)[0, 0]  # (frames, 257)
+    ref = torch.stft(wave, 512, 160, 512, torch.hann_window(512), center=True, pad_mode="reflect",
+                     return_complex=True).abs()[0].T ** 2
+    torch.testing.assert_close(spec, ref, rtol=1e-3, atol=1e-4)
+    mel = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=50, fmax=8000).T
+    log_mel = model.logmel_extractor(spec[None, None])[0, 0]
+    expected = 10 * torch.log10(torch.clamp(ref @ torch.from_numpy(mel), min=1e-10))
+    torch.testing.assert_close(log_mel, expected, rtol=1e-3, atol=1e-2)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_checkpoint_with_arbitrary_objects_is_refused_without_unpickling_them(tmp_path, tiny_sections, capsys):
+    from v2a.metrics.extractors import CheckpointFormatError
+
+    ckpt = tmp_path / "evil.pth"
+    torch.save({"model": {}, "extra": _Payload()}, ckpt)
+    with pytest.raises(CheckpointFormatError, match="safetensors"):
+        build_extractor("panns", {**tiny_sections["panns"], "pretrained": True, "checkpoint": str(ckpt)})
+    assert "this must never run" not in capsys.readouterr().out

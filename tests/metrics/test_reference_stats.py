@@ -89,3 +89,13 @@ def test_vggish_stats_fit_all_frames_of_all_clips(tiny_extractors):
 
 def test_id_list_hash_ignores_order():
     assert id_list_sha256(["b", "a"]) == id_list_sha256(["a", "b"]) != id_list_sha256(["a"])
+
+
+def test_stats_dir_may_be_any_fsspec_uri(tiny_extractors):
+    import uuid
+
+    ext = tiny_extractors["wav2clip"]
+    uri = f"memory://v2a-test-{uuid.uuid4().hex}/stats"
+    ref = _reference(3)
+    assert reference_stats(ref, 16000, ext, clip_seconds=1.0, stats_dir=uri, progress=False).computed
+    assert not reference_stats(ref, 16000, ext, clip_seconds=1.0, stats_dir=uri, progress=False).computed

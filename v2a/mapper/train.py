@@ -476,11 +476,13 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
                 break
         epoch += 1
         complete = seen == n
-        record = {"epoch": epoch, "step": global_step, "train_loss": float(loss_sum / seen),
-                  "epoch_seconds": round(time.perf_counter() - t0, 3)}
+        record = {"epoch": epoch, "step": global_step, "train_loss": float(loss_sum / seen),  # syncs the device
+                  "train_seconds": round(time.perf_counter() - t0, 3)}
         last = epoch >= config.epochs or max_steps_reached()
         if has_val and (epoch % config.val_every == 0 or last):
+            t_val = time.perf_counter()
             record.update(validate(eval_net, objective, val_clip_t, val_clap_t, config, device))
+            record["val_seconds"] = round(time.perf_counter() - t_val, 3)
         if not complete:
             record["partial_epoch"] = True
         history.append(record)

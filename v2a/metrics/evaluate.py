@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from v2a.metrics import audio
@@ -59,6 +58,8 @@ def load_audio_folder(path: str | os.PathLike, target_sample_rate: int | None = 
 
     With `target_sample_rate`, every file is resampled to it (through `v2a.metrics.audio`).
     """
+    import soundfile as sf  # only this reader needs it; the metrics themselves do not
+
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"audio folder not found: {root}")

@@ -21,13 +21,14 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
 from tqdm import tqdm
 
+from v2a import storage
 from v2a.metrics import audio
 from v2a.metrics.frechet import gaussian_stats
 
@@ -109,7 +110,8 @@ def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extra
                     progress: bool = True) -> ReferenceStats:
     """Gaussian fit of `extractor`'s features over the reference clips, loaded from `stats_dir` when present.
 
-    `reference` maps clip id -> waveform at `sample_rate`. With `stats_dir=None` nothing is stored.
+    `reference` maps clip id -> waveform at `sample_rate`. `stats_dir` is a path or URI (anything
+    `v2a.storage` opens); with `stats_dir=None` nothing is stored.
     The returned `computed` flag (also logged) says whether the features were extracted now.
     """
     if len(reference) < 2:
@@ -118,7 +120,7 @@ def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extra
     paths = None
     if stats_dir is not None:
         stem = _stem(key)
-        paths = (Path(stats_dir) / f"{stem}.safetensors", Path(stats_dir) / f"{stem}.json")
+        paths = (storage.join(str(stats_dir), f"{stem}.safetensors"), storage.join(str(stats_dir), f"{stem}.json"))
         loaded = _load(paths, key)
         if loaded is not None:
             log.info("reference stats for %s loaded from %s (%d vectors)", extractor.model_id, paths[0],
@@ -136,32 +138,32 @@ def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extra
     return stats
 
 
-def _load(paths: tuple[Path, Path], key: dict) -> ReferenceStats | None:
-    tensors_path, meta_path = paths
-    if not (tensors_path.is_file() and meta_path.is_file()):
+def _load(paths: tuple[str, str], key: dict) -> ReferenceStats | None:
+    tensors_uri, meta_uri = paths
+    if not (storage.exists(tensors_uri) and storage.exists(meta_uri)):
         return None
-    meta = json.loads(meta_path.read_text())
+    fs, path = storage.filesystem(meta_uri)
+    with fs.open(path, "r") as handle:
+        meta = json.load(handle)
     if meta.get("key") != key:
-        log.warning("ignoring %s: its key does not match this request", meta_path)
+        log.warning("ignoring %s: its key does not match this request", meta_uri)
         return None
-    arrays = load_file(str(tensors_path))
+    fs, path = storage.filesystem(tensors_uri)
+    with fs.open(path, "rb") as handle:
+        arrays = load_safetensors(handle.read())
     per_clip = {k[len("clip/"):]: v for k, v in arrays.items() if k.startswith("clip/")}
     return ReferenceStats(arrays["mu"], arrays["sigma"], int(meta["n_vectors"]), list(meta["clip_ids"]), key,
                           False, per_clip)
 
 
-def _save(paths: tuple[Path, Path], stats: ReferenceStats, input_sample_rate: int) -> None:
-    tensors_path, meta_path = paths
-    tensors_path.parent.mkdir(parents=True, exist_ok=True)
+def _save(paths: tuple[str, str], stats: ReferenceStats, input_sample_rate: int) -> None:
+    tensors_uri, meta_uri = paths
     arrays = {"mu": np.ascontiguousarray(stats.mu), "sigma": np.ascontiguousarray(stats.sigma)}
     arrays.update({f"clip/{k}": np.ascontiguousarray(v) for k, v in stats.per_clip.items()})
     meta = {"key": stats.key, "n_vectors": stats.n_vectors, "n_clips": len(stats.clip_ids),
             "input_sample_rate": int(input_sample_rate), "clip_ids": stats.clip_ids}
-    # Write to temporary names and rename, tensors before metadata: a reader that finds the JSON
-    # always finds complete tensors next to it.
-    tmp_t = tensors_path.with_name(tensors_path.name + ".tmp")
-    tmp_m = meta_path.with_name(meta_path.name + ".tmp")
-    save_file(arrays, str(tmp_t))
-    tmp_m.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_t, tensors_path)
-    os.replace(tmp_m, meta_path)
+    # Tensors first, metadata last, each written atomically: whoever finds the JSON finds the tensors.
+    with storage.atomic_write(tensors_uri) as handle:
+        handle.write(save_safetensors(arrays))
+    with storage.atomic_write(meta_uri) as handle:
+        handle.write(json.dumps(meta, indent=1).encode("utf-8"))

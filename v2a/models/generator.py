@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -162,7 +163,10 @@ class AudioLDMGenerator:
         labels = labels.to(self.device, self.dtype)
 
         sched = self.make_scheduler(scheduler)
-        sched.set_timesteps(int(steps), device=self.device)
+        with warnings.catch_warnings():
+            # diffusers' DPM-Solver calls np.array on a tensor: a numpy-2 DeprecationWarning that is not ours
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sched.set_timesteps(int(steps), device=self.device)
         latents = (self.initial_noise(seeds, seconds) * sched.init_noise_sigma).to(self.device, self.dtype)
         for t in sched.timesteps:
             model_in = torch.cat([latents] * 2) if guided else latents

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import pickle
+import re
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -90,11 +91,30 @@ def model_id(name: str, cfg: dict, arch_keys: Sequence[str], checkpoint: Path | 
     return f"{name}@random-seed{cfg['seed']}:{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
 
 
+def init_random_(module: nn.Module) -> nn.Module:
+    """He-normal (fan-in, ReLU gain) weights, zero biases, unit BatchNorm.
+
+    Only used for random-weight profiles. Variance-preserving init keeps features of a deep,
+    untrained net spread out (with PyTorch's default or Xavier init they shrink layer by layer
+    until every clip embeds to nearly the same vector and FD is ~0 whatever the audio). Conv1d is
+    left alone on purpose: the PANNs front end's STFT is a Conv1d holding the fixed DFT basis.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return module
+
+
 def build_seeded(builder, seed: int) -> nn.Module:
-    """Build a module from a fixed seed without touching the caller's global RNG state."""
+    """Build and randomly initialise a module from a fixed seed, leaving the global RNG state alone."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return builder()
+        return init_random_(builder())
 
 
 # Objects found in training checkpoints beside the weights (e.g. PANNs' sampler state holds numpy
@@ -135,9 +155,12 @@ def load_checkpoint(path: Path, name: str) -> dict:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        # Quote only torch's diagnosis, not its advice to switch to weights_only=False.
+        found = re.search(r"WeightsUnpickler error: ([^\n]*)", str(err))
+        detail = found.group(1).strip() if found else "unsupported object"
         raise CheckpointFormatError(
             f"extractors.{name}.checkpoint = {str(path)!r} holds objects that torch.load(weights_only=True) "
-            f"refuses ({err}). v2a never unpickles arbitrary objects; in an environment you trust, save the "
+            f"refuses ({detail}). v2a never unpickles arbitrary objects; in an environment you trust, save the "
             "checkpoint's state_dict to a .safetensors file and point the profile at that.") from err
 
 

@@ -72,17 +72,6 @@ class Cnn14(nn.Module):
         self.fc1 = nn.Linear(channels[-1], embedding_dim)
         self.fc_audioset = nn.Linear(embedding_dim, classes)
 
-    def init_random(self) -> None:
-        """PANNs' own initialisation: Xavier-uniform weights, zero biases, unit BatchNorm."""
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, samples) -> (embedding (B, embedding_dim), logits (B, classes))."""
         x = self.logmel_extractor(self.spectrogram_extractor(waveform))  # (B, 1, frames, mels)
@@ -144,13 +133,9 @@ def build(section: dict | None, device: str = "cpu", key: str = "panns") -> Cnn1
             f"fmax={cfg['fmax']}, sample_rate={cfg['sample_rate']}")
     ckpt = checkpoint_path(key, cfg, OFFICIAL_FILE, OFFICIAL_SOURCE)
 
-    def make() -> Cnn14:
-        net = Cnn14(cfg["sample_rate"], cfg["window_size"], cfg["hop_size"], cfg["mel_bins"], cfg["fmin"],
-                    cfg["fmax"], channels, cfg["embedding_dim"], cfg["classes"])
-        net.init_random()
-        return net
-
-    model = build_seeded(make, cfg["seed"])
+    model = build_seeded(lambda: Cnn14(cfg["sample_rate"], cfg["window_size"], cfg["hop_size"], cfg["mel_bins"],
+                                       cfg["fmin"], cfg["fmax"], channels, cfg["embedding_dim"], cfg["classes"]),
+                         cfg["seed"])
     if ckpt is not None:
         state = load_checkpoint(ckpt, key)
         # The official file is a training checkpoint: {'model': state_dict, 'iteration': ..., ...}.

@@ -8,8 +8,9 @@ dropout, -> 512) that was trained to land in CLIP ViT-B/32's image space.
 
 The released encoder standardises with the statistics of the whole input batch; we standardise
 each clip on its own, which is what the reference usage (one clip at a time) computes and keeps
-an embedding from depending on its batch-mates. The encoder's 1000-way `fc` head is unused but
-kept (`num_classes`) so the released checkpoint loads strictly.
+an embedding from depending on its batch-mates. The encoder's classification head (`fc`, 309
+VGGSound classes in pre-training) never feeds the embedding, so it is not built and its
+checkpoint entries are dropped; everything else loads strictly.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ DEFAULTS = {
     "hop_length": 353,
     "widths": [64, 128, 256, 512],
     "blocks": [2, 2, 2, 2],
-    "num_classes": 1000,
     "transform_hidden": 512,
     "embed_dim": 512,
 }
@@ -61,8 +61,7 @@ class BasicBlock(nn.Module):
 class AudioResNet(nn.Module):
     """(B, samples) -> (B, widths[-1]) pooled spectrogram features."""
 
-    def __init__(self, n_fft: int = 512, hop_length: int = 353, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2),
-                 num_classes: int = 1000):
+    def __init__(self, n_fft: int = 512, hop_length: int = 353, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)):
         super().__init__()
         self.spectrogram = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=hop_length)
         self.conv1 = nn.Conv2d(1, widths[0], 7, stride=2, padding=3, bias=False)
@@ -75,15 +74,6 @@ class AudioResNet(nn.Module):
             setattr(self, f"layer{i + 1}", nn.Sequential(*stage))
             cin = width
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(widths[-1], num_classes) if num_classes else None
-
-    def init_random(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         x = torch.log(self.spectrogram(wave.unsqueeze(1)) + 1e-7)  # (B, 1, freq, frames)
@@ -109,10 +99,10 @@ class ProjectionMLP(nn.Module):
 
 
 class Wav2CLIP(nn.Module):
-    def __init__(self, n_fft=512, hop_length=353, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2), num_classes=1000,
+    def __init__(self, n_fft=512, hop_length=353, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2),
                  transform_hidden=512, embed_dim=512):
         super().__init__()
-        self.encoder = AudioResNet(n_fft, hop_length, widths, blocks, num_classes)
+        self.encoder = AudioResNet(n_fft, hop_length, widths, blocks)
         self.transform = ProjectionMLP([widths[-1], transform_hidden, embed_dim])
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
@@ -140,10 +130,15 @@ class Wav2CLIPExtractor(Extractor):
 
 
 def _state_from_checkpoint(raw: dict) -> dict:
-    """Map the release's Lightning keys (audio_encoder.*, audio_transform.*) onto this module's."""
+    """Map the release's Lightning keys (audio_encoder.*, audio_transform.*) onto this module's.
+
+    Image-side modules and the encoder's unused classification head are dropped.
+    """
     state = raw.get("state_dict", raw) if isinstance(raw, dict) else raw
     renamed = {}
     for k, v in state.items():
+        if k.startswith(("audio_encoder.fc.", "encoder.fc.")):
+            continue
         if k.startswith("audio_encoder."):
             renamed["encoder." + k[len("audio_encoder."):]] = v
         elif k.startswith("audio_transform."):
@@ -160,17 +155,10 @@ def build(section: dict | None, device: str = "cpu", key: str = "wav2clip") -> W
     for field in ("sample_rate", "n_fft", "hop_length", "transform_hidden", "embed_dim"):
         if not isinstance(cfg[field], int) or cfg[field] <= 0:
             raise ExtractorConfigError(f"extractors.{key}.{field} = {cfg[field]!r}; must be a positive integer")
-    if not isinstance(cfg["num_classes"], int) or cfg["num_classes"] < 0:
-        raise ExtractorConfigError(f"extractors.{key}.num_classes = {cfg['num_classes']!r}; must be an integer >= 0")
     ckpt = checkpoint_path(key, cfg, OFFICIAL_FILE, OFFICIAL_SOURCE)
 
-    def make() -> Wav2CLIP:
-        net = Wav2CLIP(cfg["n_fft"], cfg["hop_length"], widths, blocks, cfg["num_classes"], cfg["transform_hidden"],
-                       cfg["embed_dim"])
-        net.encoder.init_random()
-        return net
-
-    model = build_seeded(make, cfg["seed"])
+    model = build_seeded(lambda: Wav2CLIP(cfg["n_fft"], cfg["hop_length"], widths, blocks, cfg["transform_hidden"],
+                                          cfg["embed_dim"]), cfg["seed"])
     if ckpt is not None:
         load_weights(model, _state_from_checkpoint(load_checkpoint(ckpt, key)), key, ckpt)
     return Wav2CLIPExtractor(model, model_id(NAME, cfg, ARCH_KEYS, ckpt), cfg["sample_rate"], device,

@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+
+
+def noise(seconds, rate=16000, seed=0):
+    return (np.random.default_rng(seed).standard_normal(int(seconds * rate)) * 0.1).astype(np.float32)
+
+
+def test_audio_embeddings_are_l2_normalised_32d(tiny_clap):
+    emb = tiny_clap.encode_audio([noise(10), noise(4, seed=1)], 16000)
+    assert emb.shape == (2, 32) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert tiny_clap.sample_rate == 16000
+
+
+def test_any_input_rate_is_accepted(tiny_clap):
+    emb = tiny_clap.encode_audio([noise(2, rate=22050), noise(2, rate=48000)], 22050)
+    assert emb.shape == (2, 32)
+
+
+def test_preprocessing_is_audioldms_normalisation_at_48k(tiny_clap):
+    wave = noise(10) + 0.3  # a DC offset and an arbitrary level
+    prepared = tiny_clap.prepare_audio(wave, 16000)
+    assert prepared.shape == (480000,)
+    assert abs(float(prepared.mean())) < 1e-3  # mean removed
+    assert 0.45 < float(prepared.abs().max()) < 0.55  # peak scaled to 0.5 (resampling ripples a little)
+
+
+def test_short_audio_is_repeat_padded_to_10_seconds(tiny_clap):
+    prepared = tiny_clap.prepare_audio(noise(3), 16000)
+    period = 3 * 48000
+    assert prepared.shape == (480000,)
+    torch.testing.assert_close(prepared[period:2 * period], prepared[:period])
+    torch.testing.assert_close(prepared[2 * period:3 * period], prepared[:period])
+    assert torch.count_nonzero(prepared[3 * period:]) == 0  # the remainder is zero-filled (laion 'repeatpad')
+
+
+def test_long_audio_is_cut_to_10_seconds(tiny_clap):
+    assert tiny_clap.prepare_audio(noise(13), 16000).shape == (480000,)
+
+
+def test_embedding_does_not_depend_on_the_batch(tiny_clap):
+    clips = [noise(10, seed=s) for s in range(3)]
+    together = tiny_clap.encode_audio(clips, 16000)
+    alone = tiny_clap.encode_audio(clips[1:2], 16000)
+    np.testing.assert_allclose(together[1:2], alone, atol=1e-5)
+
+
+def test_text_embeddings_come_from_the_text_tower(tiny_clap):
+    emb = tiny_clap.encode_text(["a dog barking", ""])
+    assert emb.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(emb[0], emb[1])
+
+
+def test_bad_waveforms_are_refused(tiny_clap):
+    with pytest.raises(ValueError, match="mono"):
+        tiny_clap.encode_audio([np.zeros((2, 100), dtype=np.float32)], 16000)
+    with pytest.raises(ValueError, match="empty"):
+        tiny_clap.encode_audio([np.zeros(0, dtype=np.float32)], 16000)
+
+
+def test_clap_weights_load_from_an_audioldm_checkpoint(tmp_path, tiny_profile, tiny_clap):
+    from v2a.models import build_clap
+
+    sd = {f"cond_stage_model.model.{k}": v for k, v in tiny_clap.net.state_dict().items()}
+    sd["cond_stage_model.model.text_branch.embeddings.position_ids"] = torch.arange(80)[None]
+    sd["model.diffusion_model.conv_in.weight"] = torch.zeros(3)  # the rest of AudioLDM is ignored
+    path = tmp_path / "audioldm-tiny.ckpt"
+    torch.save({"state_dict": sd}, path)
+    loaded = build_clap({**tiny_profile["clap"], "weights": str(path), "seed": 123})
+    wave = [noise(5)]
+    np.testing.assert_allclose(loaded.encode_audio(wave, 16000), tiny_clap.encode_audio(wave, 16000), atol=1e-6)
+
+
+def test_clap_weights_load_from_a_laion_checkpoint(tmp_path, tiny_profile, tiny_clap):
+    from safetensors.torch import save_file
+
+    from v2a.models import build_clap
+
+    path = tmp_path / "laion-tiny.safetensors"
+    save_file({f"module.{k}": v.contiguous() for k, v in tiny_clap.net.state_dict().items()}, str(path))
+    loaded = build_clap({**tiny_profile["clap"], "weights": str(path), "seed": 123})
+    np.testing.assert_allclose(loaded.encode_text(["rain"]), tiny_clap.encode_text(["rain"]), atol=1e-6)
+
+
+class Payload:  # an arbitrary object: a weights-only load must refuse to unpickle it
+    pass
+
+
+def test_checkpoints_are_never_unpickled(tmp_path, tiny_profile, tiny_clap):
+    from v2a.models import build_clap
+
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": tiny_clap.net.state_dict(), "extra": Payload()}, path)
+    with pytest.raises(RuntimeError, match="weights_only"):
+        build_clap({**tiny_profile["clap"], "weights": str(path)})
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(tmp_path, tiny_profile, tiny_clap):
+    from v2a.models import build_clap
+
+    path = tmp_path / "other.pt"
+    sd = dict(tiny_clap.net.state_dict())
+    sd.pop("logit_scale_a")
+    torch.save(sd, path)
+    with pytest.raises(RuntimeError, match="logit_scale_a"):
+        build_clap({**tiny_profile["clap"], "weights": str(path)})
