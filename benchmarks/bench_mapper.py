@@ -114,7 +114,7 @@ def bench_sampling(net, objective, config: TrainConfig, device: torch.device, ar
 
 
 def bench_end_to_end(args, device: torch.device) -> None:
-    """train_mapper itself, diff-transformer, on random data of VGGSound's size: the real epoch
+    """train_mapper itself on random data of VGGSound's size: the real epoch
     time with validation and checkpoints."""
     import tempfile
 
@@ -129,7 +129,7 @@ def bench_end_to_end(args, device: torch.device) -> None:
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
     train_clip, train_clap, val_clip, val_clap = unit(TRAIN_PAIRS), unit(TRAIN_PAIRS), unit(VAL_PAIRS), unit(VAL_PAIRS)
-    config = TrainConfig(mapper="diff-transformer", epochs=args.e2e, device=str(device), bf16=not args.no_bf16,
+    config = TrainConfig(mapper=args.e2e_mapper, epochs=args.e2e, device=str(device), bf16=not args.no_bf16,
                          compile=args.compile)
     stamps = []
     with tempfile.TemporaryDirectory() as out:
@@ -137,7 +137,7 @@ def bench_end_to_end(args, device: torch.device) -> None:
         train_mapper(train_clip, train_clap, val_clip, val_clap, config, out, progress=False,
                      on_epoch_end=lambda r: stamps.append((time.perf_counter(), r)))
         total = time.perf_counter() - t0
-    print(f"\nend to end: train_mapper diff-transformer, {args.e2e} epochs of {TRAIN_PAIRS:,} random pairs, "
+    print(f"\nend to end: train_mapper {args.e2e_mapper}, {args.e2e} epochs of {TRAIN_PAIRS:,} random pairs, "
           f"validation on {VAL_PAIRS:,} each epoch: {total:.1f} s in all")
     prev = t0
     for when, r in stamps:
@@ -165,7 +165,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 30, quick 1)")
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--e2e", type=int, default=0, metavar="EPOCHS",
-                   help="also run train_mapper (diff-transformer) for this many full-size epochs")
+                   help="also run train_mapper for this many full-size epochs (GPU; minutes on a CPU)")
+    p.add_argument("--e2e-mapper", default="diff-transformer", choices=MAPPERS)
     p.add_argument("--sample-batch", type=int, default=1024)
     p.add_argument("--sample-steps", type=int, default=200)
     args = p.parse_args(argv)

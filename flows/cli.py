@@ -53,14 +53,49 @@ def _map(args) -> None:
 
 
 def _generate(args) -> None:
+    if args.inputs:
+        return _generate_inputs(args)
+    if not args.embeddings:
+        raise ValueError("give INPUT files (images or videos) or --embeddings TABLE")
     from flows.generate import generate_flow
 
     run_id = args.run_id or time.strftime("gen-%Y%m%d-%H%M%S")
     generate_flow(args.embeddings, args.out, run_id, profile=args.profile, checkpoint=args.checkpoint,
-                  split=args.split, conditioning=args.conditioning, samples=args.samples, seconds=args.seconds,
+                  split=args.split, conditioning=args.conditioning, samples=args.samples, seconds=args.seconds or 10.0,
                   steps=args.steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
                   mapper_guidance=args.mapper_guidance, mapper_steps=args.mapper_steps, batch_size=args.batch_size,
                   seed=args.seed, max_clips=args.max_clips, device=args.device)
+
+
+def _generate_inputs(args) -> None:
+    from v2a.model_cache import empty_text_embedding, get_mapper, get_model
+    from v2a.single import generate_for_inputs
+
+    if args.conditioning == "mapper" and not args.checkpoint:
+        raise ValueError("--checkpoint DIR is required (or --conditioning no-mapper)")
+    if args.conditioning == "text":
+        raise ValueError("--conditioning text needs labels: use --embeddings mode, or `v2a interpolate` with text")
+    out = args.out or "v2a_out"
+    written = generate_for_inputs(
+        args.inputs, out, get_model(args.profile, "clip", args.device), get_model(args.profile, "generator", args.device),
+        empty_text_embedding(args.profile, args.device),
+        mapper=get_mapper(args.checkpoint, args.device) if args.conditioning == "mapper" else None,
+        conditioning=args.conditioning, samples=args.samples, seed=args.seed, steps=args.steps,
+        guidance_scale=args.guidance_scale, scheduler=args.scheduler, mapper_guidance=args.mapper_guidance,
+        mapper_steps=args.mapper_steps, seconds=args.seconds)
+    for w in written:
+        print(f"{w['input']} → {w['wav']}" + (f" and {w['video']}" if w["video"] else ""))
+
+
+def _interpolate(args) -> None:
+    from v2a.model_cache import empty_text_embedding, get_mapper, get_model
+    from v2a.single import interpolate
+
+    paths = interpolate(args.a, args.b, args.steps, args.out, get_model(args.profile, "clip", args.device),
+                        get_model(args.profile, "generator", args.device), empty_text_embedding(args.profile, args.device),
+                        get_mapper(args.checkpoint, args.device), seed=args.seed, steps=args.generator_steps,
+                        guidance_scale=args.guidance_scale, scheduler=args.scheduler, seconds=args.seconds)
+    print("\n".join(paths))
 
 
 def _evaluate(args) -> None:
@@ -126,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("embed", help="clips table → CLIP/CLAP embeddings shards")
     s.add_argument("--out", required=True)
-    s.add_argument("--profile", default="tiny")
+    s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
     s.add_argument("--num-frames", type=int, default=10)
     s.add_argument("--max-seconds", type=float, default=10.0)
     s.add_argument("--shard-size", type=int, default=256)
@@ -161,17 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_map)
 
-    s = sub.add_parser("generate", help="embeddings of a split → AudioLDM audio + generations table")
-    s.add_argument("--embeddings", required=True)
-    s.add_argument("--out", required=True)
+    s = sub.add_parser("generate", help="images/videos given as INPUT, or the embeddings of a split → AudioLDM audio")
+    s.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files (a video also gets a muxed copy)")
+    s.add_argument("--embeddings", help="an embeddings table: generate for its --split into OUT/generations/RUN")
+    s.add_argument("--out", help="output folder (default v2a_out for INPUT files)")
     s.add_argument("--checkpoint", help="mapper checkpoint directory (conditioning 'mapper')")
-    s.add_argument("--profile", default="tiny")
+    s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
     s.add_argument("--run-id")
     s.add_argument("--split", default="test")
     s.add_argument("--conditioning", default="mapper", choices=["mapper", "no-mapper", "text"])
     s.add_argument("--samples", type=int, default=1)
-    s.add_argument("--seconds", type=float, default=10.0)
-    s.add_argument("--steps", type=int, default=200)
+    s.add_argument("--seconds", type=float, help="seconds of audio (default: 10, or a video's own length up to 10)")
+    s.add_argument("--steps", type=int, default=200, help="AudioLDM sampling steps")
     s.add_argument("--guidance-scale", type=float, default=2.5)
     s.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
     s.add_argument("--mapper-guidance", type=float, default=0.9)
@@ -182,11 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_generate)
 
+    s = sub.add_parser("interpolate", help="audio along the line from A to B in CLAP space (image, video or text)")
+    s.add_argument("a")
+    s.add_argument("b")
+    s.add_argument("--steps", type=int, default=5, help="number of audio files along the path")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--out", default="v2a_interpolation")
+    s.add_argument("--profile", default="paper")
+    s.add_argument("--generator-steps", type=int, default=200)
+    s.add_argument("--guidance-scale", type=float, default=2.5)
+    s.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
+    s.add_argument("--seconds", type=float, default=10.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_interpolate)
+
     s = sub.add_parser("evaluate", help="generated audio (+ reference) → FD, FAD, CS rows in the results table")
     s.add_argument("--generations", required=True, help="a generation run folder or any folder of wav/flac files")
     s.add_argument("--out", required=True, help="run folder holding clips/embeddings; results go to OUT/results")
     s.add_argument("--reference", help="a folder of reference audio (default: the real audio of --split)")
-    s.add_argument("--profile", default="tiny")
+    s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
     s.add_argument("--split", default="test")
     s.add_argument("--dataset", default="vggsound")
     s.add_argument("--device", default="cpu")

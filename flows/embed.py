@@ -9,7 +9,7 @@ from v2a import storage
 
 
 @flow(name="embed", log_prints=True)
-def embed_flow(out: str, profile: str = "tiny", num_frames: int = 10, max_seconds: float = 10.0,
+def embed_flow(out: str, profile: str = "paper", num_frames: int = 10, max_seconds: float = 10.0,
                shard_size: int = 256, batch_size: int = 64, device: str = "cpu") -> dict:
     clips_uri = storage.join(out, "clips.parquet")
     emb_uri, err_uri = storage.join(out, "embeddings"), storage.join(out, "errors")

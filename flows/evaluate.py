@@ -9,7 +9,7 @@ from tasks.evaluate import evaluate_task
 
 
 @flow(name="evaluate", log_prints=True)
-def evaluate_flow(generations: str, out: str, profile: str = "tiny", split: str = "test", dataset: str = "vggsound",
+def evaluate_flow(generations: str, out: str, profile: str = "paper", split: str = "test", dataset: str = "vggsound",
                   metrics: list[str] | None = None, reference: str | None = None, device: str = "cpu") -> list[dict]:
     if reference is not None:
         raise ValueError("--reference folders arrive with the evaluation issue; evaluate a pipeline run folder")

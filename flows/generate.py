@@ -9,7 +9,7 @@ from v2a import storage
 
 
 @flow(name="generate", log_prints=True)
-def generate_flow(embeddings: str, out: str, run_id: str, profile: str = "tiny", checkpoint: str | None = None,
+def generate_flow(embeddings: str, out: str, run_id: str, profile: str = "paper", checkpoint: str | None = None,
                   split: str = "test", conditioning: str = "mapper", samples: int = 1, seconds: float = 10.0,
                   steps: int = 200, guidance_scale: float = 2.5, scheduler: str = "ddim", mapper_guidance: float = 0.9,
                   mapper_steps: int = 200, batch_size: int = 8, seed: int = 0, max_clips: int | None = None,

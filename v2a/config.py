@@ -107,7 +107,7 @@ class EvaluateConfig:
 class PipelineConfig:
     out: str
     data: DataConfig
-    profile: str = "tiny"
+    profile: str = "paper"
     run_id: str | None = None
     embed: EmbedConfig = field(default_factory=EmbedConfig)
     train: TrainStageConfig = field(default_factory=TrainStageConfig)

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import soundfile as sf
 
 from tests.metrics.conftest import tone_clip
 from v2a.metrics.evaluate import clip_id_of_sample, clip_score, evaluate_audio, load_audio_folder
@@ -105,6 +104,7 @@ def test_sample_suffix_is_stripped_to_find_the_clip():
 
 
 def test_load_audio_folder_reads_wav_and_flac_as_mono(tmp_path):
+    sf = pytest.importorskip("soundfile")
     sf.write(tmp_path / "a.wav", np.zeros((800, 2), np.float32), 8000)
     sf.write(tmp_path / "b.flac", np.zeros(1600, np.float32), 16000)
     (tmp_path / "notes.txt").write_text("not audio")
@@ -113,3 +113,10 @@ def test_load_audio_folder_reads_wav_and_flac_as_mono(tmp_path):
     assert clips["a"][0].shape == (800,) and clips["a"][1] == 8000
     resampled = load_audio_folder(tmp_path, target_sample_rate=16000)
     assert resampled["a"][0].shape == (1600,) and resampled["a"][1] == 16000
+
+
+def test_a_single_reference_clip_still_gets_its_clip_score(images, tiny_extractors):
+    ref = {"vid0_000010": tone_clip(0, SECONDS)}
+    rows = _by_metric(evaluate_audio({"vid0_000010": tone_clip(1, SECONDS)}, ref, 16000, images, tiny_extractors,
+                                     clip_seconds=SECONDS, metrics=["cs"], progress=False))
+    assert rows["cs_reference"]["n_clips"] == 1

@@ -219,10 +219,14 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
         rows.append(_row("cs", clip_score(emb[idx], [image_embeddings[c] for c in clips]), w2c, clip_seconds,
                          len(idx)))
         if score_reference_cs and reference is not None:
-            ref = ref_stats("wav2clip")
-            scored = [c for c in ref.clip_ids if c in image_embeddings]
+            scored = sorted(c for c in reference if c in image_embeddings)
+            if len(reference) >= 2:  # cached with the other reference statistics
+                ref = ref_stats("wav2clip")
+                ref_emb = np.stack([ref.row("embeddings", c) for c in scored]) if scored else None
+            else:  # one clip has no Gaussian fit to cache; embed it directly
+                ref_emb = _extract(w2c, reference, scored, reference_sample_rate or sample_rate, clip_seconds,
+                                   progress) if scored else None
             if scored:
-                ref_emb = np.stack([ref.row("embeddings", c) for c in scored])
                 rows.append(_row("cs_reference", clip_score(ref_emb, [image_embeddings[c] for c in scored]), w2c,
                                  clip_seconds, len(scored)))
 

@@ -1,0 +1,89 @@
+"""Sound for a handful of inputs given on the command line: images, videos, or (for interpolation) text."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from v2a import storage
+from v2a.aggregate import aggregate_frames
+from v2a.generate import derive_seed, write_wav
+from v2a.media import is_image, read_clip
+from v2a.mux import mux_soundtrack
+
+MAX_SECONDS = 10.0  # AudioLDM's clip length
+
+
+def _stem(uri: str) -> str:
+    return re.sub(r"[^\w\-.]", "_", Path(str(uri)).stem) or "input"
+
+
+def clip_embedding(uri: str, clip_encoder, aggregator: str = "mean", num_frames: int = 10, seed: int = 0):
+    """(aggregated CLIP vector, seconds of sound the input calls for)."""
+    clip = read_clip(uri, num_frames=num_frames, max_seconds=MAX_SECONDS)
+    frames = clip_encoder.encode_images(clip.frames)
+    seconds = MAX_SECONDS if is_image(uri) else min(MAX_SECONDS, max(clip.duration, 0.5))
+    return aggregate_frames(frames, aggregator, _stem(uri), seed), seconds
+
+
+def generate_for_inputs(inputs, out_dir: str, clip_encoder, generator, negative, mapper=None,
+                        conditioning: str = "mapper", samples: int = 1, seed: int = 0, steps: int = 200,
+                        guidance_scale: float = 2.5, scheduler: str = "ddim", mapper_guidance: float = 0.9,
+                        mapper_steps: int = 200, seconds: float | None = None) -> list[dict]:
+    """For each input: `samples` wav files, and for a video a copy with each soundtrack muxed in."""
+    written = []
+    aggregator = mapper.config.get("aggregator", "mean") if mapper is not None else "mean"
+    for uri in inputs:
+        stem = _stem(uri)
+        vec, natural = clip_embedding(uri, clip_encoder, aggregator, seed=seed)
+        length = seconds or natural
+        if conditioning == "mapper":
+            cond = mapper.map(vec[None], samples=samples, seed=derive_seed(seed, stem, 0, "mapper"),
+                              guidance_scale=mapper_guidance, steps=mapper_steps)[0]
+        else:
+            cond = np.repeat(vec[None], samples, axis=0)
+        seeds = [derive_seed(seed, stem, s) for s in range(samples)]
+        waves = generator.generate(cond, seeds=seeds, negative=negative, steps=steps, guidance_scale=guidance_scale,
+                                   seconds=length, scheduler=scheduler)
+        for s, wave in enumerate(waves):
+            wav = storage.join(out_dir, f"{stem}__s{s}.wav")
+            write_wav(wav, wave, generator.sample_rate)
+            entry = {"input": str(uri), "sample": s, "seed": seeds[s], "wav": wav, "video": None}
+            if not is_image(uri):
+                entry["video"] = storage.join(out_dir, f"{stem}__s{s}.mp4")
+                mux_soundtrack(uri, wave, generator.sample_rate, entry["video"])
+            written.append(entry)
+    return written
+
+
+def endpoint_embedding(spec: str, clip_encoder, generator, mapper, seed: int = 0, mapper_guidance: float = 0.9,
+                       mapper_steps: int = 200) -> np.ndarray:
+    """An interpolation end: an existing image/video file goes through CLIP and the mapper; anything else is text."""
+    if storage.exists(spec):
+        vec, _ = clip_embedding(spec, clip_encoder, mapper.config.get("aggregator", "mean"), seed=seed)
+        return mapper.map(vec[None], samples=1, seed=derive_seed(seed, _stem(spec), 0, "mapper"),
+                          guidance_scale=mapper_guidance, steps=mapper_steps)[0, 0]
+    return generator.encode_text([spec])[0]
+
+
+def interpolate(a: str, b: str, n: int, out_dir: str, clip_encoder, generator, negative, mapper, seed: int = 0,
+                steps: int = 200, guidance_scale: float = 2.5, scheduler: str = "ddim", seconds: float = 10.0,
+                mapper_guidance: float = 0.9, mapper_steps: int = 200) -> list[str]:
+    """N audio files along the straight line from A to B in CLAP space (paper Fig. 6), all from one noise seed."""
+    if n < 2:
+        raise ValueError(f"--steps must be at least 2, got {n}")
+    ea = endpoint_embedding(a, clip_encoder, generator, mapper, seed, mapper_guidance, mapper_steps)
+    eb = endpoint_embedding(b, clip_encoder, generator, mapper, seed, mapper_guidance, mapper_steps)
+    weights = np.linspace(0.0, 1.0, n)
+    cond = np.stack([(1 - w) * ea + w * eb for w in weights]).astype(np.float32)
+    # One seed for every step: the only thing that changes along the path is the conditioning.
+    waves = generator.generate(cond, seeds=[seed] * n, negative=negative, steps=steps, guidance_scale=guidance_scale,
+                               seconds=seconds, scheduler=scheduler)
+    paths = []
+    for i, (w, wave) in enumerate(zip(weights, waves)):
+        uri = storage.join(out_dir, f"interp_{i:02d}_w{w:.2f}.wav")
+        write_wav(uri, wave, generator.sample_rate)
+        paths.append(uri)
+    return paths
