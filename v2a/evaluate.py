@@ -69,6 +69,9 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
         images[cid] = np.asarray([np.asarray(f, np.float32) for f in emb.loc[cid, "image_frames"]])
     clip_ids = sorted(set(gens["clip_id"]))
     reference = reference_audio(storage.join(out, "clips.parquet"), clip_ids, seconds, sample_rate)
+    if not reference:
+        # Images and silent videos have no real audio: only the reference-free metrics apply.
+        metrics = [m for m in metrics if m in ("cs", "is")]
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
                           stats_dir=storage.join(out, "reference_stats"), metrics=list(metrics),
                           progress=False)
