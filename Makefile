@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed-v1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export OMP_WAIT_POLICY ?= PASSIVE
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 
 .PHONY: demo test install clean

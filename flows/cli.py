@@ -11,6 +11,8 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Spinning OpenMP threads starve each other when processes share the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _synth(args) -> None:
