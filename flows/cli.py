@@ -104,8 +104,8 @@ def _evaluate(args) -> None:
     from flows.evaluate import evaluate_flow
 
     evaluate_flow(args.generations, args.out, profile=args.profile, split=args.split, dataset=args.dataset,
-                  reference=args.reference, device=args.device)
-    _print_results(args.out, None)
+                  reference=args.reference, device=args.device, run_id=args.run_id)
+    _print_results(args.out, args.run_id)
 
 
 def _results(args) -> None:
@@ -239,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--generations", required=True, help="a generation run folder or any folder of wav/flac files")
     s.add_argument("--out", required=True, help="run folder holding clips/embeddings; results go to OUT/results")
     s.add_argument("--reference", help="a folder of reference audio (default: the real audio of --split)")
+    s.add_argument("--run-id", help="run id of the results rows (default: derived from the folder)")
     s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
     s.add_argument("--split", default="test")
     s.add_argument("--dataset", default="vggsound")

@@ -5,15 +5,22 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from tasks.evaluate import evaluate_task
+from tasks.evaluate import evaluate_folder_task, evaluate_task
+from v2a import storage
 
 
 @flow(name="evaluate", log_prints=True)
 def evaluate_flow(generations: str, out: str, profile: str = "paper", split: str = "test", dataset: str = "vggsound",
-                  metrics: list[str] | None = None, reference: str | None = None, device: str = "cpu") -> list[dict]:
-    if reference is not None:
-        raise ValueError("--reference folders arrive with the evaluation issue; evaluate a pipeline run folder")
-    rows = evaluate_task(generations, out, profile, split, dataset, metrics or ["fd", "fad", "cs", "kl", "is"], device)
+                  metrics: list[str] | None = None, reference: str | None = None, device: str = "cpu",
+                  run_id: str | None = None) -> list[dict]:
+    metrics = metrics or ["fd", "fad", "cs", "kl", "is"]
+    if storage.exists(storage.join(generations, "table")) and reference is None:
+        rows = evaluate_task(generations, out, profile, split, dataset, metrics, device)
+    else:
+        # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
+        run_dir = out if storage.exists(storage.join(out, "clips.parquet")) else None
+        rows = evaluate_folder_task(generations, storage.join(out, "results"), profile, reference, run_dir, split,
+                                    dataset, metrics, device, run_id=run_id)
     create_table_artifact(
         key="evaluation", description=f"Metrics of {generations} on split {split}",
         table=[{"metric": r["metric"], "value": round(r["value"], 4), "extractor": r["extractor"] or "",

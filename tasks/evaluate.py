@@ -16,3 +16,13 @@ def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str
     names = sorted({EXTRACTORS[m] for m in metrics})
     extractors = {n: get_model(profile, f"extractor:{n}", device) for n in names}
     return evaluate.evaluate_run(gen_dir, out, extractors, split=split, dataset=dataset, metrics=metrics)
+
+
+@task(name="evaluate-folder", tags=["gpu"])
+def evaluate_folder_task(generated_dir: str, results_uri: str, profile: str, reference_dir: str | None,
+                         run_dir: str | None, split: str, dataset: str, metrics: list[str], device: str,
+                         run_id: str | None = None) -> list[dict]:
+    names = sorted({EXTRACTORS[m] for m in metrics})
+    extractors = {n: get_model(profile, f"extractor:{n}", device) for n in names}
+    return evaluate.evaluate_folder(generated_dir, results_uri, extractors, reference_dir=reference_dir,
+                                    run_dir=run_dir, split=split, run_id=run_id, dataset=dataset, metrics=metrics)

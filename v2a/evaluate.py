@@ -96,3 +96,46 @@ def _row(protocol: dict, metric_row: dict, n_clips: int) -> dict:
            "value": float(metric_row["value"]), "extractor": metric_row.get("extractor"),
            "sample_rate": metric_row.get("sample_rate"), "clip_seconds": metric_row.get("clip_seconds")}
     return {k: (None if isinstance(v, float) and np.isnan(v) and k != "value" else v) for k, v in row.items()}
+
+
+def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, reference_dir: str | None = None,
+                    run_dir: str | None = None, split: str = "test", run_id: str | None = None,
+                    dataset: str = "external", clip_seconds: float = 10.0, sample_rate: int = 16000,
+                    metrics=("fd", "fad", "cs", "kl", "is"), stats_dir: str | None = None) -> list[dict]:
+    """Evaluate any folder of wav/flac files, e.g. another system's outputs.
+
+    File stems are clip ids (a `__sK` suffix marks sample K). The reference is a folder of real audio
+    with the same stems, or, with `run_dir`, the real audio of `split` from that run's clips table;
+    CS needs `run_dir` too (its embeddings table holds the CLIP frames of each clip).
+    """
+    from v2a.metrics.evaluate import clip_id_of_sample, evaluate_audio, load_audio_folder
+
+    generated = {k: w for k, (w, _) in load_audio_folder(generated_dir, target_sample_rate=sample_rate).items()}
+    if not generated:
+        raise ValueError(f"{generated_dir}: no .wav or .flac files")
+    clip_ids = sorted({clip_id_of_sample(k) for k in generated})
+    reference = None
+    if reference_dir:
+        reference = {k: w for k, (w, _) in load_audio_folder(reference_dir, target_sample_rate=sample_rate).items()}
+    elif run_dir:
+        reference = reference_audio(storage.join(run_dir, "clips.parquet"), clip_ids, clip_seconds, sample_rate)
+    images = None
+    if run_dir and storage.list_files(storage.join(run_dir, "embeddings"), ".parquet"):
+        emb = read_embeddings(storage.join(run_dir, "embeddings"))
+        images = {cid: np.asarray([np.asarray(f, np.float32) for f in frames])
+                  for cid, frames in zip(emb["clip_id"], emb["image_frames"]) if cid in set(clip_ids)} or None
+    metrics = [m for m in metrics if (reference or m not in ("fd", "fad", "kl")) and (images or m != "cs")]
+    if not metrics:
+        raise ValueError("nothing to compute: give --reference (FD, FAD, KL) and/or a run folder with embeddings (CS)")
+    rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=clip_seconds,
+                          stats_dir=stats_dir, metrics=metrics, progress=False)
+    protocol = {
+        "run_id": run_id or f"folder-{hashlib.sha256(str(generated_dir).encode()).hexdigest()[:10]}",
+        "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
+        "id_list_sha256": id_list_sha256(clip_ids), "mapper_checkpoint_id": None, "mapper_kind": None,
+        "generator_id": None, "mapper_guidance": None, "generator_guidance": None, "mapper_steps": None,
+        "generator_steps": None, "aggregator": None, "v2a_version": __version__,
+    }
+    full = [_row(protocol, r, len(clip_ids)) for r in rows]
+    tables.append_rows(results_uri, full, results_schema.SCHEMA, "results")
+    return full
