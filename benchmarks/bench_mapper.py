@@ -2,14 +2,15 @@
 
     python benchmarks/bench_mapper.py --device cuda            # full: 300 timed steps each
     python benchmarks/bench_mapper.py --quick                  # a few steps, extrapolated
-    python benchmarks/bench_mapper.py --device cuda --compile  # torch.compile the networks
+    python benchmarks/bench_mapper.py --device cuda --no-graphs  # eager kernel launches, for comparison
+    python benchmarks/bench_mapper.py --device cuda --e2e 2    # plus train_mapper itself, 2 full epochs
 
-Training is timed with the same TrainStep that train_mapper runs (bf16 autocast on CUDA,
-fused AdamW, gradient clipping, the diffusion/regression objective with its random timesteps
-and condition dropout), on random unit vectors held on the device and sliced by a permutation,
-as train_mapper does. The projection is 100 epochs of the 183,730 VGGSound training pairs,
+Training is timed with the same TrainStep that train_mapper runs (bf16 autocast on CUDA, each
+full-batch step replayed as one CUDA graph, fused AdamW, gradient clipping, the objective with
+its random timesteps and condition dropout), on random unit vectors held on the device and
+sliced by a permutation, as train_mapper does. The projection is 100 epochs of the 183,730 VGGSound training pairs,
 optimizer steps only; the validation column is one pass over 15,446 validation pairs with
-train_mapper's default validation settings (50 sampling steps for diffusion mappers).
+train_mapper's default validation settings (25 sampling steps for diffusion mappers).
 Needs only torch (+ numpy) and v2a.mapper.
 """
 
@@ -43,7 +44,7 @@ def _unit(n: int, dim: int, device: torch.device, gen: torch.Generator) -> torch
 
 def bench_training(name: str, args, device: torch.device) -> dict:
     config = TrainConfig(mapper=name, batch_size=args.batch_size, device=str(device), bf16=not args.no_bf16,
-                         compile=args.compile)
+                         compile=args.compile, cuda_graphs=not args.no_graphs)
     dim = 512
     net = make_network(config, dim).to(device).train()
     objective = build_objective(config.kind, dim, config.objective_settings())
@@ -130,7 +131,7 @@ def bench_end_to_end(args, device: torch.device) -> None:
 
     train_clip, train_clap, val_clip, val_clap = unit(TRAIN_PAIRS), unit(TRAIN_PAIRS), unit(VAL_PAIRS), unit(VAL_PAIRS)
     config = TrainConfig(mapper=args.e2e_mapper, epochs=args.e2e, device=str(device), bf16=not args.no_bf16,
-                         compile=args.compile)
+                         compile=args.compile, cuda_graphs=not args.no_graphs)
     stamps = []
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
@@ -142,7 +143,8 @@ def bench_end_to_end(args, device: torch.device) -> None:
     prev = t0
     for when, r in stamps:
         print(f"  epoch {r['epoch']}: {when - prev:.1f} s (train {r['train_seconds']:.1f} s, "
-              f"val {r.get('val_seconds', 0):.1f} s), loss {r['train_loss']:.4f}, val cosine {r.get('val_cosine', 0):.3f}")
+              f"val {r.get('val_seconds', 0):.1f} s), loss {r['train_loss']:.4f}, "
+              f"val cosine {r.get('val_cosine', 0):.3f}")
         prev = when
     if len(stamps) > 1:
         steady = (stamps[-1][0] - stamps[0][0]) / (len(stamps) - 1)
@@ -157,6 +159,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="few steps, extrapolated; no validation pass; sampling batch 64 (CPU smoke run)")
     p.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    p.add_argument("--no-graphs", action="store_true", help="launch each training step's kernels from Python "
+                   "instead of replaying a CUDA graph")
     p.add_argument("--no-bf16", action="store_true", help="float32 on CUDA instead of bf16 autocast")
     p.add_argument("--no-val", dest="val", action="store_false", help="skip timing a validation pass")
     p.add_argument("--mappers", nargs="+", default=list(MAPPERS), choices=MAPPERS)
@@ -185,6 +189,7 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}; batch {args.batch_size}; "
           f"bf16 {device.type == 'cuda' and not args.no_bf16}; compile {args.compile}; "
+          f"cuda graphs {device.type == 'cuda' and not args.no_graphs and not args.compile}; "
           f"timed steps {args.steps} after {args.warmup} warm-up" + ("; QUICK (extrapolated)" if args.quick else ""))
     rows = []
     for mapper in args.mappers:

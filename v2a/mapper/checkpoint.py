@@ -59,7 +59,8 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
             head = f.read(2)
         # Only sniffed after a failed parse: a valid header length can start with these bytes too.
         if head[:2] == b"PK" or head[:1] == b"\x80":
-            raise ValueError(f"{path} looks like a pickle / torch.save file; only safetensors files are loaded") from exc
+            raise ValueError(f"{path} looks like a pickle / torch.save file; "
+                             "only safetensors files are loaded") from exc
         raise ValueError(f"{path} is not a valid safetensors file: {exc}") from exc
 
 
@@ -166,8 +167,11 @@ def load_mapper(path: str | Path, device: str | torch.device = "cpu", bf16: bool
     """Load a checkpoint folder written by save_mapper / train_mapper.
 
     bf16: run the network under bfloat16 autocast (CUDA only; faster, not bit-identical).
+    `path` may be any fsspec URI (s3://...): its two files are fetched into a temporary folder first.
     """
-    path = Path(path)
+    if "://" in str(path) and not str(path).startswith("file://"):
+        return _load_remote_mapper(str(path), device, bf16)
+    path = Path(str(path).removeprefix("file://"))
     config_path, weights_path = path / CONFIG_NAME, path / WEIGHTS_NAME
     for p in (config_path, weights_path):
         if not p.is_file():
@@ -177,7 +181,8 @@ def load_mapper(path: str | Path, device: str | torch.device = "cpu", bf16: bool
     except json.JSONDecodeError as exc:
         raise ValueError(f"{config_path} is not valid JSON: {exc}") from exc
     if config.get("format") != FORMAT:
-        raise ValueError(f"{config_path} is not a v2a mapper config (format={config.get('format')!r}, expected {FORMAT!r})")
+        raise ValueError(f"{config_path} is not a v2a mapper config "
+                         f"(format={config.get('format')!r}, expected {FORMAT!r})")
     arch_keys = ("kind", "arch", "dim", "depth", "expansion", "heads", "head_dim", "num_timesteps")
     arch = {k: config[k] for k in arch_keys if k in config}
     net = build_mapper(**arch)
@@ -191,3 +196,17 @@ def load_mapper(path: str | Path, device: str | torch.device = "cpu", bf16: bool
     objective = build_objective(config["kind"], config["dim"], config.get("objective"))
     checkpoint_id = sha256_file(weights_path)[:12]
     return LoadedMapper(net, objective, config, checkpoint_id, device, bf16=bf16)
+
+
+def _load_remote_mapper(uri: str, device, bf16: bool) -> LoadedMapper:
+    import tempfile
+
+    from v2a import storage
+
+    with tempfile.TemporaryDirectory(prefix="v2a-mapper-") as tmp:
+        for name in (CONFIG_NAME, WEIGHTS_NAME):
+            fs, remote = storage.filesystem(storage.join(uri, name))
+            if not fs.isfile(remote):
+                raise FileNotFoundError(f"mapper checkpoint {uri} has no {name}")
+            fs.get_file(remote, os.path.join(tmp, name))
+        return load_mapper(tmp, device=device, bf16=bf16)

@@ -98,25 +98,36 @@ class EmbeddingDiffusion:
         return self._ab_cache[key]
 
     # ---- training -------------------------------------------------------------------------
+    def draw(self, batch: int, device: torch.device, generator: torch.Generator | None = None,
+             cond_drop_prob: float | None = None) -> dict[str, torch.Tensor]:
+        """The randomness of one training batch: timesteps, noise, which conditions to drop.
+
+        Drawn apart from the loss so a CUDA-graph training step can take it as static input.
+        """
+        p_drop = self.cond_drop_prob if cond_drop_prob is None else cond_drop_prob
+        t = torch.randint(0, self.num_timesteps, (batch,), device=device, generator=generator)
+        noise = torch.randn((batch, self.dim), device=device, generator=generator)
+        drop = torch.rand(batch, device=device, generator=generator) < p_drop
+        return {"t": t, "noise": noise, "drop": drop}
+
+    def loss_given(self, net: nn.Module, cond: torch.Tensor, target: torch.Tensor, t: torch.Tensor,
+                   noise: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        x0 = l2norm(target) * self.embed_scale
+        c = l2norm(cond) * self.embed_scale
+        c = torch.where(drop[:, None], net.null_cond.to(c.dtype).expand_as(c), c)
+        ab = self._ab(target.device)[t][:, None]
+        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        pred = net(t, x_t, c).float()
+        return F.mse_loss(pred, x0)
+
     def loss(self, net: nn.Module, cond: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None,
              cond_drop_prob: float | None = None) -> torch.Tensor:
         """MSE between the predicted and the true x0 at a random timestep (paper Eq. 2).
 
         cond, target: unit-norm (B, dim) visual and audio embeddings.
         """
-        b, device = target.shape[0], target.device
-        p_drop = self.cond_drop_prob if cond_drop_prob is None else cond_drop_prob
-        x0 = l2norm(target) * self.embed_scale
-        c = l2norm(cond) * self.embed_scale
-        t = torch.randint(0, self.num_timesteps, (b,), device=device, generator=generator)
-        noise = torch.randn(x0.shape, device=device, generator=generator)
-        if p_drop > 0:
-            drop = torch.rand(b, device=device, generator=generator) < p_drop
-            c = torch.where(drop[:, None], net.null_cond.to(c.dtype).expand_as(c), c)
-        ab = self._ab(device)[t][:, None]
-        x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        pred = net(t, x_t, c).float()
-        return F.mse_loss(pred, x0)
+        rand = self.draw(target.shape[0], target.device, generator, cond_drop_prob)
+        return self.loss_given(net, cond, target, **rand)
 
     # ---- sampling -------------------------------------------------------------------------
     def _guided_x0(self, net, t: torch.Tensor, x: torch.Tensor, c: torch.Tensor, g: float) -> torch.Tensor:

@@ -17,7 +17,8 @@ def embedding_metrics(pred: torch.Tensor, target: torch.Tensor, ks: tuple[int, .
     15k x 15k matrix never has to exist at once.
     """
     if pred.shape != target.shape or pred.ndim != 2:
-        raise ValueError(f"pred and target must be the same (N, D) shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError("pred and target must be the same (N, D) shape, "
+                         f"got {tuple(pred.shape)} and {tuple(target.shape)}")
     pred = F.normalize(pred.float(), dim=-1)
     target = F.normalize(target.float(), dim=-1)
     n = pred.shape[0]

@@ -26,10 +26,16 @@ class RegressionObjective:
     def settings(self) -> dict:
         return {"embed_scale": self.embed_scale}
 
-    def loss(self, net: nn.Module, cond: torch.Tensor, target: torch.Tensor,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+    def draw(self, batch: int, device: torch.device, generator: torch.Generator | None = None) -> dict:
+        return {}  # nothing random in a regression step
+
+    def loss_given(self, net: nn.Module, cond: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pred = net(l2norm(cond) * self.embed_scale).float()
         return F.mse_loss(pred, l2norm(target) * self.embed_scale)
+
+    def loss(self, net: nn.Module, cond: torch.Tensor, target: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.loss_given(net, cond, target)
 
     @torch.no_grad()
     def generate(self, net: nn.Module, cond: torch.Tensor, rows=None, samples=None, seed: int = 0, steps=None,
