@@ -59,3 +59,18 @@ def test_text_baseline_conditions_on_the_label(generator, tmp_path):
 def test_clip_seeds_differ_between_clips_and_samples():
     seeds = {generate.derive_seed(0, c, s) for c in ("a", "b") for s in (0, 1)}
     assert len(seeds) == 4
+
+
+def test_mapped_conditioning_of_a_clip_does_not_depend_on_its_batch(generator, tmp_path):
+    from v2a.mapper.checkpoint import load_mapper
+    from v2a.mapper.train import TrainConfig, train_mapper
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, generator.cond_dim)).astype(np.float32)
+    train_mapper(x, x, None, None, TrainConfig(mapper="diff-mlp", epochs=1, batch_size=8), tmp_path, progress=False)
+    conditioner = generate.Conditioner("mapper", generator, load_mapper(tmp_path), mapper_steps=4)
+    rows = _rows(3, generator.cond_dim)
+    together = conditioner(rows, samples=2)
+    alone = conditioner(rows[2:], samples=2)
+    assert np.allclose(together[2], alone[0], atol=1e-6)
+    assert not np.allclose(together[2, 0], together[2, 1])

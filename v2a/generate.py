@@ -57,7 +57,7 @@ class Conditioner:
         if mode == "mapper" and mapper is None:
             raise ValueError("conditioning 'mapper' needs a mapper checkpoint")
         self.mode, self.generator, self.mapper = mode, generator, mapper
-        self.aggregator = mapper.config.get("aggregator", aggregator) if mapper is not None else aggregator
+        self.aggregator = (mapper.config.get("aggregator") or aggregator) if mapper is not None else aggregator
         self.mapper_guidance, self.mapper_steps, self.run_seed = mapper_guidance, mapper_steps, run_seed
 
     def __call__(self, rows, samples: int) -> np.ndarray:
@@ -70,12 +70,10 @@ class Conditioner:
                                           self.aggregator, r["clip_id"], self.run_seed) for r in rows])
         if self.mode == "no-mapper":
             return np.repeat(clip[:, None, :], samples, axis=1)
-        out = []
-        for r, c in zip(rows, clip):
-            # One call per clip with a clip-derived seed keeps mapper samples independent of batching.
-            out.append(self.mapper.map(c[None], samples=samples, seed=derive_seed(self.run_seed, r["clip_id"], 0, "mapper"),
-                                       guidance_scale=self.mapper_guidance, steps=self.mapper_steps)[0])
-        return np.stack(out)
+        # Noise keyed by a hash of each clip id: a clip's samples do not depend on the batch it is mapped in.
+        keys = [derive_seed(self.run_seed, r["clip_id"], 0, "mapper") for r in rows]
+        return self.mapper.map(clip, samples=samples, seed=self.run_seed, guidance_scale=self.mapper_guidance,
+                               steps=self.mapper_steps, row_keys=keys)
 
 
 def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Conditioner, generator, negative,

@@ -18,7 +18,7 @@ def map_embeddings(checkpoint: str, embeddings_uri: str, out_uri: str, samples: 
 
     mapper = load_mapper(checkpoint, device=device)
     df = read_embeddings(embeddings_uri)
-    aggregator = mapper.config.get("aggregator", "mean")
+    aggregator = (mapper.config.get("aggregator") or "mean")
     clip = np.stack([aggregate_frames(np.asarray([np.asarray(f, np.float32) for f in frames]), aggregator, cid, seed)
                      for frames, cid in zip(df["image_frames"], df["clip_id"])])
     out = mapper.map(clip, samples=samples, seed=seed, guidance_scale=guidance_scale, steps=steps)

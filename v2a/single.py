@@ -34,7 +34,7 @@ def generate_for_inputs(inputs, out_dir: str, clip_encoder, generator, negative,
                         mapper_steps: int = 200, seconds: float | None = None) -> list[dict]:
     """For each input: `samples` wav files, and for a video a copy with each soundtrack muxed in."""
     written = []
-    aggregator = mapper.config.get("aggregator", "mean") if mapper is not None else "mean"
+    aggregator = (mapper.config.get("aggregator") or "mean") if mapper is not None else "mean"
     for uri in inputs:
         stem = _stem(uri)
         vec, natural = clip_embedding(uri, clip_encoder, aggregator, seed=seed)
@@ -62,7 +62,7 @@ def endpoint_embedding(spec: str, clip_encoder, generator, mapper, seed: int = 0
                        mapper_steps: int = 200) -> np.ndarray:
     """An interpolation end: an existing image/video file goes through CLIP and the mapper; anything else is text."""
     if storage.exists(spec):
-        vec, _ = clip_embedding(spec, clip_encoder, mapper.config.get("aggregator", "mean"), seed=seed)
+        vec, _ = clip_embedding(spec, clip_encoder, (mapper.config.get("aggregator") or "mean"), seed=seed)
         return mapper.map(vec[None], samples=1, seed=derive_seed(seed, _stem(spec), 0, "mapper"),
                           guidance_scale=mapper_guidance, steps=mapper_steps)[0, 0]
     return generator.encode_text([spec])[0]

@@ -121,12 +121,15 @@ class LoadedMapper:
         return self.config["kind"]
 
     def map(self, clip_emb: np.ndarray, samples: int = 1, seed: int = 0, guidance_scale: float | None = None,
-            steps: int | None = None, batch_size: int = 1024, eta: float | None = None) -> np.ndarray:
+            steps: int | None = None, batch_size: int = 1024, eta: float | None = None,
+            row_keys=None) -> np.ndarray:
         """(N, dim) CLIP embeddings -> (N, samples, dim) L2-normalised float32 audio embeddings.
 
         Inputs are L2-normalised first (the mapper was trained on unit vectors).
         Diffusion: sample j of row i uses noise keyed by (seed, i, j), so the result does not
-        depend on batch_size; guidance_scale/steps/eta default to the checkpoint's settings
+        depend on batch_size. `row_keys` (N integers, e.g. hashes of clip ids) replace the row
+        positions in that key, so a row's samples also do not depend on which other rows are
+        mapped with it; guidance_scale/steps/eta default to the checkpoint's settings
         (paper: 0.9, 200 steps). Regression: the mapping is deterministic, so the one
         prediction is repeated `samples` times (seed, guidance_scale, steps, eta are unused).
         """
@@ -151,6 +154,9 @@ class LoadedMapper:
                 outs.append(self.objective.generate(self.net, cond, autocast=autocast).float().cpu())
             pred = torch.cat(outs).numpy()
             return np.repeat(pred[:, None, :], samples, axis=1).astype(np.float32)
+        keys = torch.arange(n) if row_keys is None else torch.as_tensor(np.asarray(row_keys, dtype=np.int64))
+        if keys.shape != (n,):
+            raise ValueError(f"row_keys must hold one integer per row ({n}), got shape {tuple(keys.shape)}")
         rows = torch.arange(n).repeat_interleave(samples)
         sample_idx = torch.arange(samples).repeat(n)
         out = torch.empty(n * samples, out_dim)
@@ -158,7 +164,7 @@ class LoadedMapper:
             r = rows[i:i + batch_size]
             cond = cond_all[r].to(self.device)
             out[i:i + batch_size] = self.objective.generate(
-                self.net, cond, r.to(self.device), sample_idx[i:i + batch_size].to(self.device), seed=seed,
+                self.net, cond, keys[r].to(self.device), sample_idx[i:i + batch_size].to(self.device), seed=seed,
                 steps=steps, guidance_scale=guidance_scale, eta=eta, autocast=autocast).float().cpu()
         return out.view(n, samples, out_dim).numpy().astype(np.float32)
 
