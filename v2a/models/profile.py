@@ -146,7 +146,8 @@ class ClapConfig:
     max_length: int = 77               # text tokens
     seed: int = 0
     device: str | None = None
-    dtype: str = "float32"             # the HTSAT log-mel front end is kept in float32 by default
+    dtype: str = "auto"                # auto: float32 weights; on CUDA the audio body runs in bf16 autocast,
+                                       # the log-mel front end stays float32
 
     def validate(self, name: str = "clap") -> None:
         _check_common(self, name)
@@ -198,7 +199,7 @@ def parse_section(kind: str, section: Any):
 
 def profile_names() -> list[str]:
     """Names of the profiles that ship with v2a (``v2a/profiles/*.yaml``)."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml") if p.stem != "generators")
 
 
 def validate_profile(profile: dict) -> dict:
@@ -224,6 +225,9 @@ def load_profile(name_or_path: str, overrides: dict | None = None) -> dict:
     ``load_profile('paper', {'generator': {'weights': '/models/audioldm-s-full-v2'}})``.
     """
     ref = str(name_or_path)
+    variant = None
+    if ":" in ref and ref.split(":", 1)[0] in profile_names():
+        ref, variant = ref.split(":", 1)
     path = Path(ref).expanduser()
     if ref in profile_names():
         path = PROFILE_DIR / f"{ref}.yaml"
@@ -234,5 +238,24 @@ def load_profile(name_or_path: str, overrides: dict | None = None) -> dict:
     if not isinstance(profile, dict):
         raise ProfileError(f"{path}: a profile must be a YAML mapping")
     profile.setdefault("name", path.stem)
+    if variant is not None:
+        profile = deep_merge(profile, {"generator": generator_variant(variant, ref)})
+        profile["name"] = f"{ref}:{variant}"
     profile = deep_merge(profile, overrides)
     return validate_profile(profile)
+
+
+def generator_variants() -> dict:
+    with open(PROFILE_DIR / "generators.yaml", encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def generator_variant(variant: str, profile: str) -> dict:
+    """The `generator` overrides of an AudioLDM variant (paper Table 6) for the 'paper' or 'paper-arch' profile."""
+    variants = generator_variants()
+    if variant not in variants:
+        raise ProfileError(f"generator variant {variant!r} unknown; accepted: {sorted(variants)}")
+    if profile not in variants[variant]:
+        raise ProfileError(f"generator variant {variant!r} exists for profiles {sorted(variants[variant])}, "
+                           f"not {profile!r}")
+    return variants[variant][profile]
