@@ -74,3 +74,14 @@ def test_mapped_conditioning_of_a_clip_does_not_depend_on_its_batch(generator, t
     alone = conditioner(rows[2:], samples=2)
     assert np.allclose(together[2], alone[0], atol=1e-6)
     assert not np.allclose(together[2, 0], together[2, 1])
+
+
+def test_a_damaged_output_file_is_generated_again(generator, tmp_path):
+    rows = _rows(2, generator.cond_dim)
+    _run(rows, tmp_path, generator, batch_size=2)
+    damaged = generate.audio_uri(str(tmp_path), "clip1", 0)
+    good = open(damaged, "rb").read()
+    open(damaged, "wb").write(good[:100])
+    assert _run(rows, tmp_path, generator, batch_size=2) == {"generated": 1, "skipped": 1}
+    assert open(damaged, "rb").read() == good
+    assert len(generate.read_generations(str(tmp_path))) == 2

@@ -40,13 +40,27 @@ def write_wav(uri: str, wave: np.ndarray, sample_rate: int) -> None:
 
 
 def read_generations(gen_dir: str):
-    return tables.read_table(table_uri(gen_dir), generations_schema.SCHEMA, "generations").to_pandas()
+    """The generations table; where a damaged file was generated again, the newer row wins."""
+    df = tables.read_table(table_uri(gen_dir), generations_schema.SCHEMA, "generations").to_pandas()
+    return df.drop_duplicates(["clip_id", "sample"], keep="last").reset_index(drop=True)
+
+
+def is_valid_audio(uri: str, seconds: float, sample_rate: int) -> bool:
+    """A file that opens as audio of the recorded length; anything else is generated again."""
+    try:
+        fs, path = storage.filesystem(uri)
+        with fs.open(path, "rb") as handle:
+            info = sf.info(handle)
+    except Exception:
+        return False
+    return info.samplerate == sample_rate and info.frames == int(round(seconds * sample_rate))
 
 
 def done_samples(gen_dir: str) -> set[tuple[str, int]]:
-    """(clip_id, sample) pairs with a table row and a file: skipped on a re-run, so nothing is written twice."""
+    """(clip_id, sample) pairs with a table row and a valid file: skipped on a re-run, so nothing is written twice."""
     df = read_generations(gen_dir)
-    return {(c, int(s)) for c, s, u in zip(df["clip_id"], df["sample"], df["uri"]) if storage.exists(u)}
+    return {(c, int(s)) for c, s, u, sec, sr in zip(df["clip_id"], df["sample"], df["uri"], df["seconds"],
+                                                   df["sample_rate"]) if is_valid_audio(u, float(sec), int(sr))}
 
 
 class Conditioner:
