@@ -17,6 +17,10 @@ $(STAMP): requirements.txt pyproject.toml
 	# torch 2.9.1 is the release torchaudio 2.9 pairs with on x86_64; install it before anything pulls another.
 	$(BIN)/pip install -q torch==2.9.1 torchvision==0.24.1
 	$(BIN)/pip install -q torch==2.9.1 'torchaudio==2.9.*'
+	# torchcodec (the fastest video decoder here) loads the system FFmpeg libraries; without them v2a
+	# falls back to PyAV, so a failed install is not fatal.
+	command -v ffmpeg >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg; } \
+		|| echo "ffmpeg could not be installed: torchcodec is unusable, decoding falls back to PyAV"
 	$(BIN)/pip install -q -r requirements.txt
 	# laion_clap pins numpy<2, which would break pyarrow; its code runs fine on numpy 2.
 	$(BIN)/pip install -q --no-deps laion_clap==1.1.7
@@ -29,6 +33,9 @@ demo: $(STAMP)
 	$(BIN)/v2a demo --out demo_out
 
 test: $(STAMP)
+	@# The listening-report test opens its page in headless Chromium; where it cannot be installed, that test skips.
+	test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "chromium could not be installed: the browser test will skip"
 	$(BIN)/python -m pytest tests
 
 clean:

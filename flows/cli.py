@@ -33,7 +33,8 @@ def _embed(args) -> None:
     from flows.embed import embed_flow
 
     embed_flow(args.out, profile=args.profile, num_frames=args.num_frames, max_seconds=args.max_seconds,
-               shard_size=args.shard_size, batch_size=args.batch_size, device=args.device)
+               shard_size=args.shard_size, batch_size=args.batch_size, device=args.device,
+               frame_rate=args.frame_rate, decoder=args.decoder, workers=args.workers, pool=args.pool)
 
 
 def _train(args) -> None:
@@ -108,6 +109,25 @@ def _evaluate(args) -> None:
     _print_results(args.out, args.run_id)
 
 
+def _status(args) -> None:
+    from v2a.status import format_status, out_status
+
+    print(format_status(out_status(args.out)))
+
+
+def _reevaluate(args) -> None:
+    from flows.reevaluate import reevaluate_flow
+
+    done = reevaluate_flow(args.out, profile=args.profile, split=args.split, device=args.device)
+    print(f"reevaluate: {len(done)} generation set(s) scored" + "".join(f"\n  {d['gen_dir']}" for d in done))
+
+
+def _check_models(args) -> None:
+    from v2a.checks import check_models
+
+    print(f"check-models: {check_models(args.profile, device=args.device).message}")
+
+
 def _results(args) -> None:
     _print_results(args.out, args.run)
 
@@ -118,13 +138,38 @@ def _print_results(out: str, run_id: str | None) -> None:
     print(format_results(out, run_id))
 
 
+def _report(args) -> None:
+    from flows.report import report_flow
+
+    summary = report_flow(args.runs_root, args.run, out=args.out, profile=args.profile, clips=args.clips,
+                          seed=args.seed, device=args.device)
+    print(f"report: open {summary['index']}")
+
+
+def _local_run():
+    """Settings for a flow run started here. Without a Prefect server (PREFECT_API_URL unset) the run
+    uses a temporary one that dies with this process, so flow-run heartbeats, which let a server
+    notice a crashed run, have no one to tell and only cost each flow up to a second on exit."""
+    from contextlib import nullcontext
+
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+
+    if get_current_settings().api.url:
+        return nullcontext()
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
 def _pipeline(args) -> None:
     from flows.pipeline import pipeline_flow
 
-    summary = pipeline_flow(args.config)
+    t0 = time.perf_counter()
+    with _local_run():
+        summary = pipeline_flow(args.config)
+    print(f"pipeline: finished in {time.perf_counter() - t0:.1f} s (run {summary['run_id']})")
     from v2a.config import load_config
 
     _print_results(load_config(args.config).out, summary["run_id"])
+    print(f"listening report: {summary['report']}")
 
 
 def _demo(args) -> None:
@@ -135,9 +180,11 @@ def _demo(args) -> None:
     config_path, out = prepare_demo(args.out, seconds=args.seconds)
     print(f"demo: synthetic data and config ready in {time.perf_counter() - t0:.1f} s → {config_path}")
     t1 = time.perf_counter()
-    summary = pipeline_flow(config_path)
+    with _local_run():
+        summary = pipeline_flow(config_path)
     print(f"demo: pipeline finished in {time.perf_counter() - t1:.1f} s (run {summary['run_id']})")
     _print_results(out, summary["run_id"])
+    print(f"demo: listening report → {summary['report']}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,11 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("embed", help="clips table → CLIP/CLAP embeddings shards")
     s.add_argument("--out", required=True)
     s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
-    s.add_argument("--num-frames", type=int, default=10)
+    s.add_argument("--num-frames", type=int, default=10, help="evenly spaced frames per video")
+    s.add_argument("--frame-rate", type=float, help="frames per second instead of --num-frames")
     s.add_argument("--max-seconds", type=float, default=10.0)
     s.add_argument("--shard-size", type=int, default=256)
-    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--batch-size", type=int, default=64, help="CLIP frames per forward pass")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--decoder", default="auto", choices=["auto", "pyav", "decord", "torchcodec"],
+                   help="video decoder (same frames and audio; auto: the fastest installed)")
+    s.add_argument("--workers", type=int, default=0, help="decode workers per shard (0: one per core, at most 16)")
+    s.add_argument("--pool", default="auto", choices=["auto", "thread", "process"],
+                   help="decode workers as threads or processes (auto: processes from 4 workers)")
     s.set_defaults(func=_embed)
 
     s = sub.add_parser("train", help="embeddings → mapper checkpoint")
@@ -246,10 +299,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_evaluate)
 
+    s = sub.add_parser("check-models", help="check that the profile's CLAP and generator share one embedding space")
+    s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_check_models)
+
     s = sub.add_parser("results", help="print the results table")
     s.add_argument("--out", required=True)
     s.add_argument("--run")
     s.set_defaults(func=_results)
+
+    s = sub.add_parser("status", help="runs, stages done, row counts and errors per stage of an output location")
+    s.add_argument("--out", required=True, help="a pipeline output location (path or URI)")
+    s.set_defaults(func=_status)
+
+    s = sub.add_parser("reevaluate", help="evaluate every generation set that has no results of this v2a version")
+    s.add_argument("--out", required=True, help="a pipeline output location, or a folder holding several")
+    s.add_argument("--profile", default="paper", help="model profile whose extractors score the audio")
+    s.add_argument("--split", default="test")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_reevaluate)
+
+    s = sub.add_parser("report", help="a static HTML listening report of one run, or of several side by side")
+    s.add_argument("--run", action="append", required=True, metavar="ID",
+                   help="generation run id; repeat (--run A --run B) to compare runs on the same clips")
+    s.add_argument("--runs-root", default="demo_out/run",
+                   help="the pipeline's output folder holding generations/, results/, mappers/ (default demo_out/run)")
+    s.add_argument("--out", help="report folder (default RUNS_ROOT/listening/RUN)")
+    s.add_argument("--profile", help="model profile whose Wav2CLIP scores each clip (CS); without it CS is blank")
+    s.add_argument("--clips", type=int, default=8, help="clips to show, spread over the labels")
+    s.add_argument("--seed", type=int, default=0, help="seed of the clip sample")
+    s.add_argument("--device", default="cpu")
+    s.set_defaults(func=_report)
 
     s = sub.add_parser("pipeline", help="run every stage from one config file")
     s.add_argument("--config", required=True)
@@ -262,11 +343,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands whose --out is a location of tables they write: one run at a time there (v2a/locking.py).
+# `pipeline` and `demo` lock inside the pipeline flow, which deployments run too.
+LOCKED_COMMANDS = ("ingest", "embed", "train", "generate", "evaluate", "reevaluate")
+
+
 def main(argv=None) -> int:
+    from v2a.locking import RunLockedError, run_lock
+
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+        if args.command in LOCKED_COMMANDS:
+            with run_lock(args.out):
+                args.func(args)
+        else:
+            args.func(args)
+    except (ValueError, FileNotFoundError, RunLockedError) as err:
         print(f"v2a {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

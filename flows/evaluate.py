@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
+from tasks.caching import call
 from tasks.evaluate import evaluate_folder_task, evaluate_task
 from v2a import storage
 
@@ -15,7 +16,7 @@ def evaluate_flow(generations: str, out: str, profile: str = "paper", split: str
                   run_id: str | None = None) -> list[dict]:
     metrics = metrics or ["fd", "fad", "cs", "kl", "is"]
     if storage.exists(storage.join(generations, "table")) and reference is None:
-        rows = evaluate_task(generations, out, profile, split, dataset, metrics, device)
+        rows = call(evaluate_task, generations, out, profile, split, dataset, metrics, device)["rows"]
     else:
         # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
         run_dir = out if storage.exists(storage.join(out, "clips.parquet")) else None

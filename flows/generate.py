@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from tasks.caching import map_calls
 from tasks.generate import generate_shard, plan_generation
 from v2a import storage
 
@@ -16,11 +17,11 @@ def generate_flow(embeddings: str, out: str, run_id: str, profile: str = "paper"
                   device: str = "cpu", shard_size: int = 64) -> dict:
     gen_dir = storage.join(out, "generations", run_id)
     shards = plan_generation(embeddings, split, shard_size, max_clips)
-    results = generate_shard.map(
-        shards, embeddings_uri=embeddings, gen_dir=gen_dir, run_id=run_id, profile=profile, checkpoint=checkpoint,
-        conditioning=conditioning, samples=samples, seconds=seconds, steps=steps, guidance_scale=guidance_scale,
-        scheduler=scheduler, mapper_guidance=mapper_guidance, mapper_steps=mapper_steps, batch_size=batch_size,
-        seed=seed, device=device).result()
+    results = map_calls(
+        generate_shard, shards, desc="generate shards", embeddings_uri=embeddings, gen_dir=gen_dir, run_id=run_id,
+        profile=profile, checkpoint=checkpoint, conditioning=conditioning, samples=samples, seconds=seconds,
+        steps=steps, guidance_scale=guidance_scale, scheduler=scheduler, mapper_guidance=mapper_guidance,
+        mapper_steps=mapper_steps, batch_size=batch_size, seed=seed, device=device)
     summary = {"gen_dir": gen_dir, "generated": sum(r["generated"] for r in results),
                "skipped": sum(r["skipped"] for r in results)}
     print(f"generate: {summary['generated']} files written, {summary['skipped']} already there → {gen_dir}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from tasks.caching import call
 from tasks.ingest import ingest_task
 from v2a import storage
 
@@ -11,6 +12,7 @@ from v2a import storage
 @flow(name="ingest", log_prints=True)
 def ingest_flow(out: str, csv: str | None = None, videos: str | None = None, images: str | None = None,
                 dataset: str = "vggsound") -> dict:
-    summary = ingest_task(storage.join(out, "clips.parquet"), csv, videos, images, dataset, storage.join(out, "errors"))
+    summary = call(ingest_task, storage.join(out, "clips.parquet"), csv, videos, images, dataset,
+                   storage.join(out, "errors"))
     print(f"ingest: {summary['n_clips']} clips {summary['by_split']}, {summary['n_errors']} bad CSV rows")
     return summary

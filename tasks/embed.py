@@ -2,34 +2,56 @@
 
 from __future__ import annotations
 
+import sys
+
 from prefect import task
 
 from storage_schemas import clips as clips_schema
-from v2a import embed, tables
+from tasks.caching import stage_cache
+from v2a import embed, storage, tables
+from v2a.fingerprint import fingerprints
 from v2a.model_cache import get_model, model_lock
 
 
-def _settings(num_frames: int, max_seconds: float) -> dict:
-    return {"num_frames": num_frames, "max_seconds": max_seconds, "audio_rate": 16000}
+def _settings(num_frames: int, max_seconds: float, frame_rate: float | None = None) -> dict:
+    # The decoder is left out: every backend gives the same frames and audio (tests/test_decoders.py).
+    settings = {"num_frames": num_frames, "max_seconds": max_seconds, "audio_rate": 16000}
+    if frame_rate is not None:  # only when set, so the keys of shards embedded by frame count stay as they were
+        settings["frame_rate"] = frame_rate
+    return settings
 
 
-@task(name="plan-embed-shards")
+# Planning builds both encoders for their model ids: cached, an unchanged re-run loads no model.
+@task(name="plan-embed-shards", cache_policy=stage_cache(reads=("clips_uri",), profile="profile"), persist_result=True)
 def plan_embed_shards(clips_uri: str, out_uri: str, errors_uri: str, profile: str, shard_size: int,
-                      num_frames: int, max_seconds: float, device: str) -> list[embed.ShardPlan]:
+                      num_frames: int, max_seconds: float, device: str,
+                      frame_rate: float | None = None) -> list[embed.ShardPlan]:
     clips = tables.read_table(clips_uri, clips_schema.SCHEMA, "clips")
     clip_model = get_model(profile, "clip", device)
     clap_model = get_model(profile, "clap", device)
     plans = embed.plan_shards(clips.column("clip_id").to_pylist(), out_uri, errors_uri, shard_size,
-                              clip_model.model_id, clap_model.model_id, _settings(num_frames, max_seconds))
-    embed.remove_stale_shards(out_uri, plans)
+                              clip_model.model_id, clap_model.model_id,
+                              _settings(num_frames, max_seconds, frame_rate))
     return plans
 
 
-@task(name="embed-shard", tags=["gpu"], retries=1)
+# Not cached: another configuration may have written shards since this plan was made.
+@task(name="remove-stale-shards")
+def remove_stale_shards(out_uri: str, plans: list[embed.ShardPlan]) -> list[str]:
+    return embed.remove_stale_shards(out_uri, plans)
+
+
+# The plan carries the shard's clip ids and a key of its model ids and settings.
+@task(name="embed-shard", tags=["gpu"], retries=1, cache_policy=stage_cache(profile="profile"), persist_result=True)
 def embed_shard(plan: embed.ShardPlan, clips_uri: str, profile: str, num_frames: int, max_seconds: float,
-                batch_size: int, device: str) -> dict:
+                batch_size: int, device: str, frame_rate: float | None = None, decoder: str = "auto",
+                workers: int = 0, pool: str = "auto") -> dict:
+    if storage.exists(plan.uri):  # done by an earlier run: no need to build the encoders
+        return {"shard": plan.index, "skipped": True, "rows": None, "errors": None, "outputs": fingerprints([plan.uri])}
     clips = tables.read_table(clips_uri, clips_schema.SCHEMA, "clips").to_pylist()
     by_id = {c["clip_id"]: c for c in clips if c["clip_id"] in set(plan.clip_ids)}
     with model_lock(profile, "encoders", device):
-        return embed.run_shard(plan, by_id, get_model(profile, "clip", device), get_model(profile, "clap", device),
-                               num_frames, max_seconds, batch_size)
+        summary = embed.run_shard(plan, by_id, get_model(profile, "clip", device), get_model(profile, "clap", device),
+                                  num_frames, max_seconds, batch_size, progress=sys.stderr.isatty(),
+                                  frame_rate=frame_rate, decoder=decoder, workers=workers, pool=pool)
+    return {**summary, "outputs": fingerprints([plan.uri])}

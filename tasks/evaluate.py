@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import sys
+
 from prefect import task
 
-from v2a import evaluate
+from tasks.caching import stage_cache
+from v2a import evaluate, storage
+from v2a.fingerprint import fingerprints
 from v2a.model_cache import get_model
 
 EXTRACTORS = {"fd": "panns", "kl": "panns", "is": "panns", "fad": "vggish", "cs": "wav2clip"}
 
 
-@task(name="evaluate-run", tags=["gpu"])
+@task(name="evaluate-run", tags=["gpu"], persist_result=True,
+      cache_policy=stage_cache(reads=("gen_dir", "out/clips.parquet", "out/embeddings"), profile="profile"))
 def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str, metrics: list[str],
-                  device: str) -> list[dict]:
+                  device: str) -> dict:
+    """{"rows": the rows appended to OUT/results, "outputs": the part file holding them}."""
+    results = storage.join(out, "results")
+    before = set(storage.list_files(results, ".parquet"))
     names = sorted({EXTRACTORS[m] for m in metrics})
     extractors = {n: get_model(profile, f"extractor:{n}", device) for n in names}
-    return evaluate.evaluate_run(gen_dir, out, extractors, split=split, dataset=dataset, metrics=metrics)
+    rows = evaluate.evaluate_run(gen_dir, out, extractors, split=split, dataset=dataset, metrics=metrics,
+                                 progress=sys.stderr.isatty())
+    written = sorted(set(storage.list_files(results, ".parquet")) - before)
+    return {"rows": rows, "outputs": fingerprints(written)}
 
 
 @task(name="evaluate-folder", tags=["gpu"])

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+
 from prefect import task
 
+from tasks.caching import stage_cache
 from v2a import generate
 from v2a.embed import read_embeddings
+from v2a.fingerprint import fingerprints
 from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
 
 
-@task(name="plan-generation")
+@task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri",)), persist_result=True)
 def plan_generation(embeddings_uri: str, split: str, shard_size: int, max_clips: int | None) -> list[list[str]]:
     df = read_embeddings(embeddings_uri, split=split).sort_values("clip_id")
     ids = df["clip_id"].tolist()[:max_clips] if max_clips else df["clip_id"].tolist()
@@ -18,11 +22,27 @@ def plan_generation(embeddings_uri: str, split: str, shard_size: int, max_clips:
     return [ids[i:i + shard_size] for i in range(0, len(ids), shard_size)]
 
 
-@task(name="generate-shard", tags=["gpu"], retries=1)
+def _shard_done(gen_dir: str, clip_ids: list[str], samples: int) -> bool:
+    """Every (clip, sample) of the shard has a table row and a valid file; only the shard's own files are opened."""
+    want = {(c, s) for c in clip_ids for s in range(samples)}
+    df = generate.read_generations(gen_dir)
+    df = df[df["clip_id"].isin(clip_ids)]
+    have = {(c, int(s)) for c, s, u, sec, sr in zip(df["clip_id"], df["sample"], df["uri"], df["seconds"],
+                                                   df["sample_rate"])
+            if (c, int(s)) in want and generate.is_valid_audio(u, float(sec), int(sr))}
+    return want <= have
+
+
+@task(name="generate-shard", tags=["gpu"], retries=1, persist_result=True,
+      cache_policy=stage_cache(reads=("embeddings_uri", "checkpoint"), profile="profile"))
 def generate_shard(clip_ids: list[str], embeddings_uri: str, gen_dir: str, run_id: str, profile: str,
                    checkpoint: str | None, conditioning: str, samples: int, seconds: float, steps: int,
                    guidance_scale: float, scheduler: str, mapper_guidance: float, mapper_steps: int,
                    batch_size: int, seed: int, device: str) -> dict:
+    wanted_files = [generate.audio_uri(gen_dir, c, s) for c in clip_ids for s in range(samples)]
+    if _shard_done(gen_dir, clip_ids, samples):
+        # Done by an earlier run: no need to build the generator or the mapper.
+        return {"generated": 0, "skipped": len(wanted_files), "outputs": fingerprints(wanted_files)}
     df = read_embeddings(embeddings_uri)
     wanted = set(clip_ids)
     rows = [r for r in df.to_dict("records") if r["clip_id"] in wanted]
@@ -31,8 +51,9 @@ def generate_shard(clip_ids: list[str], embeddings_uri: str, gen_dir: str, run_i
     conditioner = generate.Conditioner(conditioning, generator, mapper, mapper_guidance=mapper_guidance,
                                        mapper_steps=mapper_steps, run_seed=seed)
     with model_lock(profile, "generator", device):
-        return generate.generate_clips(
+        summary = generate.generate_clips(
             rows, gen_dir, run_id, conditioner, generator, empty_text_embedding(profile, device), samples=samples,
             seconds=seconds, steps=steps, guidance_scale=guidance_scale, scheduler=scheduler, batch_size=batch_size,
-            run_seed=seed, mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
+            run_seed=seed, progress=sys.stderr.isatty(), mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
             mapper_kind=mapper.config.get("name") if mapper else None)
+    return {**summary, "outputs": fingerprints(wanted_files)}

@@ -2,12 +2,15 @@
 
 from prefect import task
 
+from tasks.caching import stage_cache
 from v2a import ingest
+from v2a.fingerprint import fingerprints
 
 
-@task(name="ingest", retries=1)
+# The CSV and the image folder are what ingest reads; the video folder only prefixes the clips' URIs.
+@task(name="ingest", retries=1, cache_policy=stage_cache(reads=("csv", "images")), persist_result=True)
 def ingest_task(out_uri: str, csv: str | None, videos: str | None, images: str | None, dataset: str,
                 errors_uri: str | None) -> dict:
     summary = ingest.ingest(out_uri, csv=csv, videos=videos, images=images, dataset=dataset, errors_uri=errors_uri)
     summary.pop("errors", None)
-    return summary
+    return {**summary, "outputs": fingerprints([out_uri])}

@@ -2,9 +2,16 @@
 
 from prefect import task
 
-from v2a import train
+from tasks.caching import stage_cache
+from v2a import storage, train
+from v2a.fingerprint import fingerprints
+from v2a.mapper.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
 
-@task(name="train-mapper", tags=["gpu"])
-def train_task(embeddings_uri: str, out_dir: str, mapper: str, aggregator: str, options: dict) -> dict:
-    return train.train_stage(embeddings_uri, out_dir, mapper=mapper, aggregator=aggregator, options=options)
+@task(name="train-mapper", tags=["gpu"], cache_policy=stage_cache(reads=("embeddings_uri",)), persist_result=True)
+def train_task(embeddings_uri: str, out_dir: str, mapper: str, aggregator: str, options: dict,
+               restart_incompatible: bool = False) -> dict:
+    metrics = train.train_stage(embeddings_uri, out_dir, mapper=mapper, aggregator=aggregator, options=options,
+                                restart_incompatible=restart_incompatible)
+    return {**metrics,
+            "outputs": fingerprints([storage.join(out_dir, WEIGHTS_NAME), storage.join(out_dir, CONFIG_NAME)])}

@@ -21,6 +21,10 @@ def test_defaults_are_the_paper_best_settings():
     ({**BASE, "train": {"aggregator": "max"}}, "train.aggregator"),
     ({**BASE, "generate": {"steps": 0}}, "generate.steps"),
     ({**BASE, "generate": {"scheduler": "euler"}}, "generate.scheduler"),
+    ({**BASE, "embed": {"decoder": "ffmpeg"}}, "embed.decoder"),
+    ({**BASE, "embed": {"frame_rate": 0}}, "embed.frame_rate"),
+    ({**BASE, "embed": {"pool": "fork"}}, "embed.pool"),
+    ({**BASE, "embed": {"workers": -1}}, "embed.workers"),
     ({"data": {"csv": "a.csv", "videos": "v"}}, "out"),
     ({"out": "x", "data": {"csv": "a.csv"}}, "data.videos"),
 ])

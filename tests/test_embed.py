@@ -1,3 +1,10 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -73,3 +80,116 @@ def test_errors_of_a_shard_are_written_with_it(clips, encoders, tmp_path):
     embed.run_shard(plan, by_id, *encoders, 2, 2.0, 8)
     errors = tables.read_table(str(tmp_path / "err"), errors_schema.SCHEMA).to_pylist()
     assert [e["clip_id"] for e in errors] == ["broken"]
+
+
+# --------------------------------------------------------------------------- bad inputs, parallel decode
+
+@pytest.fixture(scope="module")
+def damaged(clips, tmp_path_factory):
+    from tests.media_variants import variants
+
+    return variants(Path(clips[0]["uri"]), tmp_path_factory.mktemp("damaged"))
+
+
+def _as(clip, clip_id, path):
+    return {**clip, "clip_id": clip_id, "uri": str(path)}
+
+
+def test_bad_inputs_become_error_rows_and_usable_ones_rows(clips, encoders, damaged):
+    batch = [_as(clips[0], "truncated", damaged["truncated"]),
+             _as(clips[0], "truncated-faststart", damaged["truncated_faststart"]),
+             _as(clips[0], "audio-only", damaged["audio_only"]),
+             _as(clips[0], "no-audio", damaged["no_audio"]),
+             clips[1]]
+    rows, errors = embed.embed_clips(batch, *encoders, num_frames=3, max_seconds=10.0)  # the clips last 2 s
+    reasons = {e["clip_id"]: e["reason"] for e in errors}
+    assert set(reasons) == {"truncated", "truncated-faststart", "audio-only"}
+    assert "truncated" in reasons["truncated"] and "truncated" in reasons["truncated-faststart"]
+    assert "no video stream" in reasons["audio-only"]
+    by_id = {r["clip_id"]: r for r in rows}
+    assert list(by_id) == ["no-audio", clips[1]["clip_id"]]  # the input order
+    assert by_id["no-audio"]["audio_emb"] is None and len(by_id["no-audio"]["image_frames"]) == 3
+    # a 2-s clip asked for 10 s: its frames spread over the 2 s it has, its audio is what it has
+    assert max(by_id[clips[1]["clip_id"]]["frame_times"]) < 2.0
+    assert by_id[clips[1]["clip_id"]]["audio_emb"] is not None
+
+
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_parallel_decode_gives_the_same_rows_in_the_same_order(clips, encoders, pool):
+    one, _ = embed.embed_clips(clips[:5], *encoders, num_frames=3, batch_size=4, workers=1)
+    many, _ = embed.embed_clips(clips[:5], *encoders, num_frames=3, batch_size=4, workers=2, pool=pool,
+                                audio_batch_size=2)
+    assert [r["clip_id"] for r in many] == [c["clip_id"] for c in clips[:5]]
+    for a, b in zip(one, many):
+        np.testing.assert_allclose(a["image_frames"], b["image_frames"], atol=1e-5)
+        np.testing.assert_allclose(a["audio_emb"], b["audio_emb"], atol=1e-5)
+
+
+def test_a_frame_rate_sets_the_frames_per_clip(clips, encoders):
+    rows, _ = embed.embed_clips(clips[:2], *encoders, frame_rate=2.0, max_seconds=10.0)
+    assert [len(r["image_frames"]) for r in rows] == [4, 4]  # 2-s clips at 2 frames per second
+
+
+def test_a_decoder_that_is_not_installed_fails_the_shard_not_each_clip(clips, encoders):
+    with pytest.raises(ValueError, match="decoder"):
+        embed.embed_clips(clips[:1], *encoders, decoder="no-such-decoder")
+
+
+def test_the_errors_of_every_shard_are_counted_done_now_or_before(clips, encoders, tmp_path, damaged):
+    by_id = {"audio-only": _as(clips[0], "audio-only", damaged["audio_only"]), clips[1]["clip_id"]: clips[1]}
+    plans = embed.plan_shards(list(by_id), str(tmp_path / "emb"), str(tmp_path / "err"), 1, "a", "b", {})
+    for plan in plans:
+        embed.run_shard(plan, by_id, *encoders, 2, 2.0, 8)
+    assert embed.count_errors(plans) == 1
+
+
+# --------------------------------------------------------------------------- kill and resume
+
+_STAGE = """
+import sys, time
+from storage_schemas import clips as clips_schema
+from v2a import embed, tables
+from v2a.model_cache import get_model
+
+clips_uri, out, err, pause = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+by_id = {c["clip_id"]: c for c in tables.read_table(clips_uri, clips_schema.SCHEMA).to_pylist()[:6]}
+encoders = get_model("tiny", "clip"), get_model("tiny", "clap")
+plans = embed.plan_shards(list(by_id), out, err, 2, encoders[0].model_id, encoders[1].model_id, {"num_frames": 2})
+embed.remove_stale_shards(out, plans)
+for plan in plans:
+    embed.run_shard(plan, by_id, *encoders, 2, 2.0, 8)
+    time.sleep(pause)
+"""
+
+
+def _stage(clips_uri, out, err, pause):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.Popen([sys.executable, "-c", _STAGE, clips_uri, str(out), str(err), str(pause)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_a_killed_run_restarted_embeds_each_clip_exactly_once(clips, tmp_path):
+    clips_uri = str(tmp_path / "clips.parquet")
+    tables.write_table(clips[:6], clips_uri, clips_schema.SCHEMA, "clips")
+    out, err = tmp_path / "emb", tmp_path / "err"
+    first = _stage(clips_uri, out, err, pause=30.0)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("shard-*.parquet")):
+        assert first.poll() is None, first.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the first shard never appeared"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert len(list(out.glob("shard-*.parquet"))) == 1  # killed with two of three shards to go
+    # what a kill during a write leaves behind: a temporary next to the shards and the errors
+    (out / ".shard-00001-0123456789abcdef.parquet.tmp-deadbeef").write_bytes(b"half a shard")
+    err.mkdir(exist_ok=True)
+    (err / ".embed-00001-0123456789abcdef.parquet.tmp-deadbeef").write_bytes(b"half")
+
+    second = _stage(clips_uri, out, err, pause=0.0)
+    assert second.wait(timeout=180) == 0, second.stderr.read().decode()[-2000:]
+    df = embed.read_embeddings(str(out))
+    assert sorted(df["clip_id"]) == sorted(c["clip_id"] for c in clips[:6])  # none missing, none twice
+    assert len(list(out.glob("shard-*.parquet"))) == 3
+    leftovers = [p.name for p in (*out.iterdir(), *err.iterdir()) if ".tmp-" in p.name]
+    assert leftovers == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,14 +48,23 @@ class DataConfig:
 @dataclass
 class EmbedConfig:
     num_frames: int = 10               # evenly spaced CLIP frames per video
+    frame_rate: float | None = None    # frames per second instead of num_frames (1.0 on a 10-s clip = 10 frames)
     max_seconds: float = 10.0          # VGGSound clips are 10 s
     shard_size: int = 256
-    batch_size: int = 64
+    batch_size: int = 64               # CLIP frames per forward pass
     device: str = "cpu"
+    decoder: str = "auto"              # auto | pyav | decord | torchcodec: same frames and audio, different speed
+    workers: int = 0                   # decode workers per shard; 0: one per core (at most 16)
+    pool: str = "auto"                 # decode workers are threads or processes; auto: processes from 4 workers
 
     def validate(self) -> None:
-        for name in ("num_frames", "max_seconds", "shard_size", "batch_size"):
+        for name in ("num_frames", "frame_rate", "max_seconds", "shard_size", "batch_size"):
             _check_positive("embed", name, getattr(self, name))
+        _check_positive("embed", "workers", self.workers, allow_zero=True)
+        from v2a.decoders import BACKENDS
+
+        _check_choice("embed", "decoder", self.decoder, ("auto", *BACKENDS))
+        _check_choice("embed", "pool", self.pool, ("auto", "thread", "process"))
 
 
 @dataclass
@@ -103,6 +113,48 @@ class EvaluateConfig:
             _check_choice("evaluate", "metrics", m, ("fd", "fad", "cs", "kl", "is"))
 
 
+RUNNER_KINDS = ("thread", "dask", "ray")
+
+
+@dataclass
+class RunnerConfig:
+    """Where the stage tasks run: threads of this process (default), a Dask cluster, or Ray."""
+
+    kind: str = "thread"
+    max_workers: int | None = None     # thread: pool size (None: Prefect's default)
+    address: str | None = None         # dask: scheduler address (tcp://host:8786); ray: cluster address
+    cluster_kwargs: dict[str, Any] = field(default_factory=dict)  # dask without address: LocalCluster kwargs
+    init_kwargs: dict[str, Any] = field(default_factory=dict)     # ray: ray.init kwargs
+
+    def validate(self) -> None:
+        _check_choice("runner", "kind", self.kind, RUNNER_KINDS)
+        _check_positive("runner", "max_workers", self.max_workers)
+        for name in ("cluster_kwargs", "init_kwargs"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"runner.{name} must be a mapping, got {type(getattr(self, name)).__name__}")
+        if self.max_workers is not None and self.kind != "thread":
+            raise ConfigError(f"runner.max_workers applies to kind 'thread', not {self.kind!r}")
+        if self.cluster_kwargs and self.kind != "dask":
+            raise ConfigError(f"runner.cluster_kwargs applies to kind 'dask', not {self.kind!r}")
+        if self.cluster_kwargs and self.address:
+            raise ConfigError("runner: give runner.address (an existing cluster) or runner.cluster_kwargs "
+                              "(a local one), not both")
+        if self.init_kwargs and self.kind != "ray":
+            raise ConfigError(f"runner.init_kwargs applies to kind 'ray', not {self.kind!r}")
+        if self.address is not None and self.kind == "thread":
+            raise ConfigError("runner.address applies to kinds 'dask' and 'ray', not 'thread'")
+        package = {"dask": "prefect_dask", "ray": "prefect_ray"}.get(self.kind)
+        if package and importlib.util.find_spec(package) is None:
+            raise ConfigError(f"runner.kind = {self.kind!r} needs the package {package.replace('_', '-')}, "
+                              "which is not installed")
+
+
+@dataclass
+class CacheConfig:
+    # Where Prefect keeps the cached task results (a path or URI); None: OUT/.prefect-results.
+    location: str | None = None
+
+
 @dataclass
 class PipelineConfig:
     out: str
@@ -113,11 +165,17 @@ class PipelineConfig:
     train: TrainStageConfig = field(default_factory=TrainStageConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     def validate(self) -> "PipelineConfig":
-        for part in (self.data, self.embed, self.train, self.generate, self.evaluate):
+        for part in (self.data, self.embed, self.train, self.generate, self.evaluate, self.runner):
             part.validate()
         return self
+
+    @property
+    def cache_location(self) -> str:
+        return self.cache.location or storage.join(self.out, ".prefect-results")
 
     # Where each table lives under `out`: the stages meet only at these files.
     @property
@@ -154,7 +212,7 @@ class PipelineConfig:
 
 
 _SECTIONS = {"data": DataConfig, "embed": EmbedConfig, "train": TrainStageConfig,
-             "generate": GenerateConfig, "evaluate": EvaluateConfig}
+             "generate": GenerateConfig, "evaluate": EvaluateConfig, "runner": RunnerConfig, "cache": CacheConfig}
 
 
 def _build(cls, values: dict, section: str):

@@ -47,7 +47,7 @@ def reference_audio(clips_uri: str, clip_ids, seconds: float, sample_rate: int =
 
 
 def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", dataset: str = "vggsound",
-                 metrics=("fd", "fad", "cs", "kl", "is")) -> list[dict]:
+                 metrics=("fd", "fad", "cs", "kl", "is"), progress: bool = False) -> list[dict]:
     """Evaluate one generation run of the pipeline; append and return its rows of the results table."""
     from v2a.generate import read_generations
     from v2a.metrics.evaluate import evaluate_audio
@@ -74,7 +74,7 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
         metrics = [m for m in metrics if m in ("cs", "is")]
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
                           stats_dir=storage.join(out, "reference_stats"), metrics=list(metrics),
-                          progress=False)
+                          progress=progress)
     gen_time = float(gens["gen_time_s"].mean())
     rows.append({"metric": "gen_time_s", "value": gen_time, "extractor": None, "sample_rate": sample_rate,
                  "clip_seconds": seconds, "n_clips": len(clip_ids)})

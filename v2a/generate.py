@@ -17,6 +17,7 @@ from tqdm import tqdm
 from storage_schemas import generations as generations_schema
 from v2a import storage, tables
 from v2a.aggregate import aggregate_frames
+from v2a.ingest import check_clip_id
 
 
 def derive_seed(run_seed: int, clip_id: str, sample: int = 0, purpose: str = "audio") -> int:
@@ -25,7 +26,7 @@ def derive_seed(run_seed: int, clip_id: str, sample: int = 0, purpose: str = "au
 
 
 def audio_uri(gen_dir: str, clip_id: str, sample: int) -> str:
-    return storage.join(gen_dir, "audio", f"{clip_id}__s{sample}.wav")
+    return storage.join(gen_dir, "audio", f"{check_clip_id(clip_id)}__s{int(sample)}.wav")
 
 
 def table_uri(gen_dir: str) -> str:

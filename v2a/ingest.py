@@ -23,8 +23,17 @@ def vggsound_clip_id(youtube_id: str, start_seconds: int) -> str:
 
 
 def _safe_id(clip_id: str) -> bool:
-    # Ids become file names later: nothing that could climb out of the output folder.
+    # Ids become file names later: nothing that could climb out of the output folder. Unicode letters
+    # and digits (\w) are allowed: they are file-name safe everywhere this runs.
     return bool(_SAFE_ID.match(clip_id)) and clip_id not in (".", "..") and ".." not in clip_id
+
+
+def check_clip_id(clip_id: str) -> str:
+    """The id, if it is safe as a file name; a table written by hand must not steer writes elsewhere."""
+    if not isinstance(clip_id, str) or not _safe_id(clip_id):
+        raise ValueError(f"clip id {clip_id!r} cannot name a file: only letters, digits, '_', '-' and '.' "
+                         "are accepted, and no '..'")
+    return clip_id
 
 
 def read_vggsound_csv(csv_uri: str, videos_uri: str, dataset: str = "vggsound") -> tuple[list[dict], list[dict]]:

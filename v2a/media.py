@@ -1,33 +1,24 @@
 """Decoding of videos and images into sampled RGB frames and 16 kHz mono audio.
 
-Frames are picked while decoding (never the whole video in memory), evenly spaced over the clip.
+Videos go through a decoder backend (``v2a.decoders``: PyAV, decord or torchcodec) that picks the
+frames while decoding (never the whole video in memory), evenly spaced over the clip by count
+(``num_frames``) or by rate (``frame_rate``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 
-import av
 import numpy as np
 from PIL import Image
 
 from v2a import storage
+from v2a.decoders import DecodedClip, MediaError, Sampling, decode
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 
-
-class MediaError(ValueError):
-    """A media file cannot be used; the message says why in words a person understands."""
-
-
-@dataclass
-class DecodedClip:
-    frames: np.ndarray          # (F, H, W, 3) uint8 RGB
-    frame_times: np.ndarray     # (F,) seconds
-    audio: np.ndarray | None    # (T,) float32 mono at `sample_rate`, None when the file has no sound
-    sample_rate: int
-    duration: float
+__all__ = ["DecodedClip", "MediaError", "is_image", "read_clip", "read_image", "read_video"]
 
 
 def is_image(uri: str) -> bool:
@@ -43,103 +34,57 @@ def _open(uri: str):
     return fs.open(path, "rb")
 
 
+def _too_many_pixels(err: BaseException) -> MediaError:
+    size = str(err).split("(", 1)[-1].split(" pixels", 1)[0]
+    size = f"{int(size):,}" if size.isdigit() else "too many"
+    return MediaError(f"image refused as a possible decompression bomb: it claims {size} pixels, over the "
+                      f"{Image.MAX_IMAGE_PIXELS:,}-pixel limit (PIL.Image.MAX_IMAGE_PIXELS)")
+
+
 def read_image(uri: str) -> DecodedClip:
+    """The image as one RGB frame. Palette, 16-bit, alpha and CMYK images are converted; an image over
+    PIL's pixel limit is refused before it is decoded, since a few kilobytes of PNG can claim gigabytes."""
     with _open(uri) as handle:
         try:
-            img = Image.open(handle)
-            img.load()
+            with warnings.catch_warnings():
+                # PIL only warns between its limit and twice it; a worker would still decode it
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                img = Image.open(handle)
+                img.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            raise _too_many_pixels(err) from err
+        except Image.UnidentifiedImageError as err:
+            raise MediaError("not a readable image: its content is not an image format PIL knows") from err
         except Exception as err:  # PIL raises many kinds for bad files
             raise MediaError(f"not a readable image: {err}") from err
-        rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+        rgb = _to_rgb(img)
     return DecodedClip(rgb[None], np.zeros(1, np.float32), None, 16000, 0.0)
 
 
-def _target_times(duration: float, num_frames: int) -> np.ndarray:
-    # Centres of num_frames equal segments: evenly spaced and never the very first/last instant.
-    return (np.arange(num_frames) + 0.5) * duration / num_frames
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # convert("RGB") clips 16-bit values at 255 (a white image); scale to 8 bits instead
+        wide = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") else max(float(wide.max()), 1.0)
+        gray = np.clip(wide / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def read_video(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_seconds: float | None = None) -> DecodedClip:
-    with _open(uri) as handle:
-        try:
-            container = av.open(handle)
-        except av.FFmpegError as err:
-            raise MediaError(f"not a readable media file: {err}") from err
-        with container:
-            if not container.streams.video:
-                raise MediaError("file has no video stream")
-            vstream = container.streams.video[0]
-            astream = container.streams.audio[0] if container.streams.audio else None
-            duration = _duration(container, vstream)
-            if max_seconds is not None:
-                duration = min(duration, max_seconds)
-            targets = _target_times(duration, num_frames)
-            frames, times = _decode(container, vstream, astream, targets, sample_rate, max_seconds)
-    video, audio = frames
-    picked, picked_times = _nearest(video, times, targets)
-    wave = np.concatenate(audio).astype(np.float32) if audio else None
-    if wave is not None and max_seconds is not None:
-        wave = wave[: int(round(max_seconds * sample_rate))]
-    return DecodedClip(picked, picked_times, wave, sample_rate, duration)
+def read_video(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_seconds: float | None = None,
+               frame_rate: float | None = None, backend: str | None = "auto", audio: bool = True,
+               threads: int = 0) -> DecodedClip:
+    """Frames evenly spaced over the first ``max_seconds`` (``num_frames`` of them, or ``frame_rate``
+    per second when given) and the audio track as mono float32 at ``sample_rate``."""
+    sampling = Sampling(num_frames=num_frames, frame_rate=frame_rate, sample_rate=sample_rate,
+                        max_seconds=max_seconds, audio=audio, threads=threads)
+    return decode(uri, sampling, backend)
 
 
-def _duration(container, vstream) -> float:
-    if vstream.duration is not None and vstream.time_base is not None:
-        return float(vstream.duration * vstream.time_base)
-    if container.duration is not None:
-        return container.duration / 1_000_000
-    raise MediaError("cannot tell the duration of the video")
-
-
-def _decode(container, vstream, astream, targets, sample_rate, max_seconds):
-    """One pass over the file: keep only the frames closest to each target time, and all audio."""
-    best: list = [None] * len(targets)
-    best_dt = np.full(len(targets), np.inf)
-    best_t = np.zeros(len(targets), np.float32)
-    audio_parts: list[np.ndarray] = []
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate) if astream is not None else None
-    streams = [s for s in (vstream, astream) if s is not None]
-    try:
-        for packet in container.demux(*streams):
-            for frame in packet.decode():
-                if frame.time is None:
-                    continue
-                if max_seconds is not None and frame.time > max_seconds + 1.0:
-                    continue
-                if packet.stream.type == "video":
-                    dt = np.abs(targets - frame.time)
-                    closer = dt < best_dt
-                    if closer.any():
-                        rgb = frame.to_ndarray(format="rgb24")
-                        for i in np.flatnonzero(closer):
-                            best[i], best_dt[i], best_t[i] = rgb, dt[i], frame.time
-                else:
-                    for out in resampler.resample(frame):
-                        audio_parts.append(out.to_ndarray().reshape(-1))
-        if resampler is not None:
-            for out in resampler.resample(None):
-                audio_parts.append(out.to_ndarray().reshape(-1))
-    except av.FFmpegError as err:
-        if not any(b is not None for b in best):
-            raise MediaError(f"file is corrupt or truncated: {err}") from err
-        # A truncated tail still leaves the decoded part usable.
-    return (best, audio_parts), best_t
-
-
-def _nearest(best, times, targets):
-    if any(b is None for b in best):
-        # Fewer decodable frames than requested: repeat the nearest decoded one.
-        have = [i for i, b in enumerate(best) if b is not None]
-        if not have:
-            raise MediaError("video stream has no decodable frames")
-        for i in range(len(best)):
-            if best[i] is None:
-                j = min(have, key=lambda k: abs(k - i))
-                best[i], times[i] = best[j], times[j]
-    return np.stack(best), np.asarray(times, np.float32)
-
-
-def read_clip(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_seconds: float | None = None) -> DecodedClip:
+def read_clip(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_seconds: float | None = None,
+              frame_rate: float | None = None, backend: str | None = "auto", audio: bool = True,
+              threads: int = 0) -> DecodedClip:
     if is_image(uri):
         return read_image(uri)
-    return read_video(uri, num_frames=num_frames, sample_rate=sample_rate, max_seconds=max_seconds)
+    return read_video(uri, num_frames=num_frames, sample_rate=sample_rate, max_seconds=max_seconds,
+                      frame_rate=frame_rate, backend=backend, audio=audio, threads=threads)

@@ -32,8 +32,17 @@ def model_lock(profile: str, component: str, device: str = "cpu") -> threading.L
         return _LOCKS.setdefault(key, threading.Lock())
 
 
-@lru_cache(maxsize=4)
 def get_mapper(checkpoint_dir: str, device: str = "cpu"):
+    from v2a import storage
+    from v2a.fingerprint import fingerprint
+    from v2a.mapper.checkpoint import WEIGHTS_NAME
+
+    # Keyed on the weights file's state too: a folder retrained in place must not serve the old mapper.
+    return _load_mapper(checkpoint_dir, device, fingerprint(storage.join(str(checkpoint_dir), WEIGHTS_NAME)))
+
+
+@lru_cache(maxsize=4)
+def _load_mapper(checkpoint_dir: str, device: str, weights_fingerprint: str):
     from v2a.mapper.checkpoint import load_mapper
 
     return load_mapper(checkpoint_dir, device=device)

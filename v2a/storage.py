@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 import uuid
 from contextlib import contextmanager
@@ -59,3 +60,55 @@ def list_files(uri: str, suffix: str) -> list[str]:
     if "://" in str(uri):
         return [f"{protocol}://{p}" if not p.startswith(f"{protocol}://") else p for p in found]
     return found
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in str(uri) or str(uri).startswith("file://")
+
+
+def local_path(uri: str) -> str:
+    return str(uri).removeprefix("file://")
+
+
+def download_dir(uri: str, local_dir: str) -> int:
+    """Copy every file under a folder URI into a local folder (keeping the layout); returns the count."""
+    fs, root = filesystem(uri)
+    if not fs.exists(root):
+        return 0
+    root = root.rstrip("/") + "/"
+    files = [p for p in fs.find(root) if p.startswith(root)]
+    for p in files:
+        dest = os.path.join(local_dir, *p[len(root):].split("/"))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        fs.get_file(p, dest)
+    return len(files)
+
+
+def upload_dir(local_dir: str, uri: str, skip=lambda rel: False) -> int:
+    """Copy every file of a local folder under a folder URI (each file written atomically); returns the count."""
+    count = 0
+    for here, _, names in os.walk(local_dir):
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(here, name), local_dir).replace(os.sep, "/")
+            if skip(rel):
+                continue
+            with open(os.path.join(here, name), "rb") as src, atomic_write(join(uri, rel)) as dst:
+                dst.write(src.read())
+            count += 1
+    return count
+
+
+def remove(uri: str, recursive: bool = False) -> None:
+    fs, path = filesystem(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=recursive)
+
+
+def glob(pattern: str) -> list[str]:
+    """Paths matching a glob pattern, as URIs of the pattern's own kind, sorted."""
+    fs, path = filesystem(pattern)
+    found = sorted(fs.glob(path))
+    if "://" not in str(pattern):
+        return found
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return [p if "://" in p else f"{protocol}://{p}" for p in found]

@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 
+from v2a import storage
 from v2a.aggregate import aggregate_frames
 from v2a.embed import read_embeddings
 
@@ -49,12 +50,70 @@ def load_pairs(embeddings_uri: str, aggregator: str = "mean", seed: int = 0, val
     return tc, ta, vc, va, info
 
 
+def discard_incompatible_checkpoints(out_dir: str, config, train_clip: np.ndarray, train_clap: np.ndarray) -> bool:
+    """Remove out_dir's epoch checkpoints when training with `config` on these arrays cannot resume
+    from them; True when some were removed."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from v2a.mapper.train import CHECKPOINTS_DIR, _check_resumable, _epoch_dirs, fingerprint_arrays
+
+    epochs = _epoch_dirs(Path(out_dir))
+    if not epochs:
+        return False
+    where = epochs[-1][1]
+    try:
+        _check_resumable(json.loads((where / "state.json").read_text()), config,
+                         fingerprint_arrays(train_clip, train_clap), where)
+        return False
+    except ValueError:
+        shutil.rmtree(Path(out_dir) / CHECKPOINTS_DIR)
+        return True
+
+
 def train_stage(embeddings_uri: str, out_dir: str, mapper: str = "diff-transformer", aggregator: str = "mean",
-                options: dict | None = None, progress: bool = True) -> dict:
-    from v2a.mapper.train import TrainConfig, train_mapper
+                options: dict | None = None, progress: bool = True, restart_incompatible: bool = False) -> dict:
+    """Train a mapper into out_dir, a local folder or any URI.
+
+    A remote out_dir is trained in a local temporary folder, seeded with what out_dir already holds
+    (so an interrupted run resumes from its last epoch checkpoint) and uploaded afterwards, the final
+    config.json and model.safetensors last so that their presence means the checkpoint is whole.
+    restart_incompatible: epoch checkpoints of another configuration or other data are removed
+    instead of stopping the run.
+    """
+    import tempfile
+
+    from v2a.mapper.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+    from v2a.mapper.train import CHECKPOINTS_DIR, TrainConfig, train_mapper
 
     options = dict(options or {})
     config = TrainConfig(mapper=mapper, **options)
     tc, ta, vc, va, info = load_pairs(embeddings_uri, aggregator, seed=config.seed)
-    metrics = train_mapper(tc, ta, vc, va, config, out_dir, metadata=info, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="v2a-train-") as tmp:
+        remote = not storage.is_local(out_dir)
+        work = tmp if remote else storage.local_path(out_dir)
+        if remote:
+            storage.download_dir(out_dir, work)
+        if restart_incompatible and discard_incompatible_checkpoints(work, config, tc, ta) and remote:
+            storage.remove(storage.join(out_dir, CHECKPOINTS_DIR), recursive=True)
+        metrics = train_mapper(tc, ta, vc, va, config, work, metadata=info, progress=progress)
+        if remote:
+            _upload_checkpoint(work, out_dir, (WEIGHTS_NAME, CONFIG_NAME), CHECKPOINTS_DIR)
     return {**info, **metrics, "out_dir": str(out_dir)}
+
+
+def _upload_checkpoint(work: str, out_dir: str, final: tuple[str, ...], checkpoints_dir: str) -> None:
+    import os
+
+    storage.upload_dir(work, out_dir, skip=lambda rel: rel in final)
+    # Epoch checkpoints pruned locally go remotely too, once the kept ones are safely up.
+    kept = {os.path.relpath(os.path.join(d, n), work).replace(os.sep, "/")
+            for d, _, names in os.walk(os.path.join(work, checkpoints_dir)) for n in names}
+    fs, root = storage.filesystem(out_dir)
+    root = root.rstrip("/") + "/"
+    for path in fs.find(root + checkpoints_dir):
+        if path.startswith(root) and path[len(root):] not in kept:
+            fs.rm(path)
+    for name in final:  # last: their presence means the checkpoint is whole
+        storage.upload_dir(work, out_dir, skip=lambda rel, keep=name: rel != keep)

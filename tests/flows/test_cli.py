@@ -22,6 +22,6 @@ def test_unknown_mapper_is_refused_by_the_parser():
 
 
 @pytest.mark.parametrize("command", ["synth", "ingest", "embed", "train", "map", "generate", "evaluate", "results",
-                                     "pipeline", "demo"])
+                                     "pipeline", "demo", "report"])
 def test_every_stage_has_a_subcommand(command):
     assert command in build_parser()._subparsers._group_actions[0].choices

@@ -1,5 +1,7 @@
 """Every stage once, under Prefect, on the small synthetic set with the tiny profile."""
 
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
@@ -62,3 +64,16 @@ def test_results_hold_fd_fad_and_cs_for_the_test_split(pipeline_run):
     assert run["value"].notna().all()
     fd = duckdb.sql(f"select value from '{out}/results/*.parquet' where metric = 'fd'").fetchall()
     assert len(fd) == 1 and fd[0][0] >= 0
+
+
+def test_the_run_ends_with_a_listening_report_attached_as_an_artifact(pipeline_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    out, summary = pipeline_run
+    index = Path(summary["report"])
+    assert index.is_file() and index.parent.parent == out / "listening"
+    assert summary["run_id"] in index.read_text()
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["listening-report"])))
+    assert any(index.as_uri() in (a.data or "") for a in artifacts)

@@ -107,3 +107,38 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path, tiny_profile,
     torch.save(sd, path)
     with pytest.raises(RuntimeError, match="logit_scale_a"):
         build_clap({**tiny_profile["clap"], "weights": str(path)})
+
+
+def test_clap_loads_from_an_audioldm_checkpoint_saved_as_safetensors(tmp_path, tiny_profile, tiny_clap):
+    from safetensors.torch import save_file
+
+    from v2a.models import build_clap
+
+    # AudioLDM's layout: the CLAP under cond_stage_model.model., next to the diffusion model's weights
+    sd = {f"cond_stage_model.model.{k}": v.contiguous() for k, v in tiny_clap.net.state_dict().items()}
+    sd["model.diffusion_model.out.2.weight"] = torch.zeros(4)
+    path = tmp_path / "audioldm-tiny.safetensors"
+    save_file(sd, str(path))
+    loaded = build_clap({**tiny_profile["clap"], "weights": str(path), "seed": 7})
+    waves = [noise(4, seed=3), noise(10, seed=4)]
+    np.testing.assert_allclose(loaded.encode_audio(waves, 16000), tiny_clap.encode_audio(waves, 16000), atol=1e-6)
+    np.testing.assert_allclose(loaded.encode_text(["thunder", ""]), tiny_clap.encode_text(["thunder", ""]), atol=1e-6)
+
+
+def test_bfloat16_autocast_keeps_the_embeddings_and_their_unit_norm(tiny_clap):
+    # what dtype 'auto' does on CUDA; CPU autocast runs the same code path
+    waves = [noise(10, seed=s) for s in range(3)]
+    full = tiny_clap.encode_audio(waves, 16000)
+    tiny_clap.autocast_dtype = torch.bfloat16
+    try:
+        mixed = tiny_clap.encode_audio(waves, 16000)
+    finally:
+        tiny_clap.autocast_dtype = None
+    np.testing.assert_allclose(np.linalg.norm(mixed, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(full * mixed, axis=1)) > 0.99
+
+
+def test_prepared_audio_gives_the_same_embeddings_as_raw_waveforms(tiny_clap):
+    waves = [noise(3, seed=5), noise(10, seed=6)]
+    prepared = torch.stack([tiny_clap.prepare_audio(w, 16000) for w in waves])
+    np.testing.assert_allclose(tiny_clap.encode_prepared(prepared), tiny_clap.encode_audio(waves, 16000), atol=1e-6)

@@ -65,3 +65,20 @@ def test_paper_arch_clip_is_vit_b_32_size():
     clip = build_clip(load_profile("paper-arch")["clip"])
     assert clip.embed_dim == 512 and clip.image_size == 224
     assert abs(clip.num_params / 1e6 - 151.3) < 0.5
+
+
+def test_preprocessed_pixels_give_the_same_embeddings_as_frames(tiny_clip):
+    f = frames(3)
+    np.testing.assert_allclose(tiny_clip.encode_pixels(tiny_clip.preprocess_frames(f)), tiny_clip.encode_images(f),
+                               atol=1e-6)
+
+
+def test_packed_crops_normalised_later_are_the_same_pixels(tiny_clip):
+    prep = tiny_clip.frame_preprocessor
+    f = frames(3, h=90, w=160)
+    packed = prep.pack(f)
+    assert prep.splits and packed.dtype == np.uint8 and packed.shape == (3, 64, 64, 3)
+    import torch
+
+    assert torch.equal(prep.normalize(torch.from_numpy(packed)), tiny_clip.preprocess_frames(f))
+    np.testing.assert_allclose(tiny_clip.encode_packed(packed), tiny_clip.encode_images(f), atol=1e-6)

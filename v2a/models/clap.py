@@ -146,6 +146,20 @@ def load_tokenizer(ref: str, max_length: int, field: str, vocab_size: int | None
 
 # --------------------------------------------------------------------------- network
 
+def _outside_autocast(module: nn.Module) -> None:
+    """Run a module in its own weights' dtype even under autocast (the instance's forward is
+    wrapped, so state-dict keys do not change). Used for the STFT and log-mel: power spectra span
+    more range and digits than a bfloat16 STFT keeps, and they cost little next to the Swin body."""
+    inner = module.forward
+
+    def forward(x, *args, **kwargs):
+        dtype = next(module.parameters()).dtype
+        with torch.autocast(x.device.type, enabled=False):
+            return inner(x.to(dtype), *args, **kwargs)
+
+    module.forward = forward
+
+
 class ClapNetwork(nn.Module):
     """LAION-CLAP with an HTS-AT audio branch and a RoBERTa text branch (laion key names)."""
 
@@ -168,6 +182,8 @@ class ClapNetwork(nn.Module):
             num_classes=a["class_num"], embed_dim=a["embed_dim"], depths=list(a["depths"]),
             num_heads=list(a["num_heads"]), window_size=a["swin_window"], config=front_end)
         audio_width = self.audio_branch.num_features
+        for name in ("spectrogram_extractor", "logmel_extractor"):
+            _outside_autocast(getattr(self.audio_branch, name))
 
         self.text_branch = RobertaModel(RobertaConfig(**{**ROBERTA_BASE, **text}), add_pooling_layer=True)
         text_width = self.text_branch.config.hidden_size
@@ -218,24 +234,58 @@ def load_clap_weights(net: ClapNetwork, path: Path) -> None:
 
 # --------------------------------------------------------------------------- encoder
 
+class ClapAudioPreparer:
+    """AudioLDM's CLAP input from a mono waveform: resample to 16 kHz (torchaudio's windowed sinc,
+    ``v2a.resample``), remove the mean, scale the peak to 0.5, resample to the CLAP's rate, then
+    repeat-pad or cut to ``clip_samples``. Holds no weights, so it travels to worker processes."""
+
+    def __init__(self, model_rate: int, clip_samples: int):
+        self.model_rate = int(model_rate)
+        self.clip_samples = int(clip_samples)
+
+    def __call__(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
+        from v2a.resample import resample
+
+        wav = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
+        if wav.ndim != 1:
+            raise ValueError(f"expected a mono 1-D waveform, got shape {tuple(wav.shape)}")
+        if wav.numel() == 0:
+            raise ValueError("cannot embed an empty waveform")
+        if sample_rate != AUDIOLDM_SAMPLE_RATE:
+            wav = resample(wav, int(sample_rate), AUDIOLDM_SAMPLE_RATE)
+        # AudioLDM's normalize_wav
+        wav = wav - wav.mean()
+        wav = wav / (wav.abs().max() + 1e-8) * 0.5
+        wav = resample(wav, AUDIOLDM_SAMPLE_RATE, self.model_rate)
+        n = self.clip_samples
+        if wav.numel() > n:
+            wav = wav[:n]
+        elif wav.numel() < n:  # laion_clap 'repeatpad': whole repeats, then zeros
+            wav = wav.repeat(n // wav.numel())
+            wav = F.pad(wav, (0, n - wav.numel()))
+        return wav
+
+
 class ClapEncoder:
     """CLAP audio and text embeddings, L2-normalised float32."""
 
     sample_rate: int = AUDIOLDM_SAMPLE_RATE  # the rate AudioLDM's CLAP receives audio at
 
     def __init__(self, net: ClapNetwork, model_id: str, device: torch.device, dtype: torch.dtype,
-                 tokenizer_ref: str, max_length: int):
+                 tokenizer_ref: str, max_length: int, autocast_dtype: torch.dtype | None = None):
         self.net = net.eval().requires_grad_(False)
         self.model_id = model_id
         self.device = device
         self.dtype = dtype
+        # float32 weights with the audio body under autocast (front end excluded): dtype 'auto' on CUDA
+        self.autocast_dtype = autocast_dtype
         self.embed_dim = net.embed_dim
         self.model_rate = int(net.audio_cfg["sample_rate"])
         self.clip_samples = int(net.audio_cfg["clip_samples"])
         self._tokenizer_ref = tokenizer_ref
         self._max_length = max_length
         self._tokenizer = None
-        self._resamplers = {}
+        self._preparer = ClapAudioPreparer(self.model_rate, self.clip_samples)
 
     @property
     def num_params(self) -> int:
@@ -249,35 +299,14 @@ class ClapEncoder:
                                              self.net.text_branch.config.vocab_size)
         return self._tokenizer
 
-    def _resampler(self, orig: int, new: int):
-        """torchaudio's windowed-sinc resampler (AudioLDM uses torchaudio.functional.resample), kernel cached."""
-        import torchaudio.transforms as AT
-
-        key = (orig, new)
-        if key not in self._resamplers:
-            self._resamplers[key] = AT.Resample(orig, new)
-        return self._resamplers[key]
+    @property
+    def audio_preparer(self) -> "ClapAudioPreparer":
+        """``prepare_audio`` as a small picklable object, for decode workers in other processes."""
+        return self._preparer
 
     def prepare_audio(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
         """One mono waveform at any rate → (clip_samples,) float32 at the CLAP's rate (48 kHz)."""
-        wav = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
-        if wav.ndim != 1:
-            raise ValueError(f"expected a mono 1-D waveform, got shape {tuple(wav.shape)}")
-        if wav.numel() == 0:
-            raise ValueError("cannot embed an empty waveform")
-        if sample_rate != AUDIOLDM_SAMPLE_RATE:
-            wav = self._resampler(int(sample_rate), AUDIOLDM_SAMPLE_RATE)(wav)
-        # AudioLDM's normalize_wav
-        wav = wav - wav.mean()
-        wav = wav / (wav.abs().max() + 1e-8) * 0.5
-        wav = self._resampler(AUDIOLDM_SAMPLE_RATE, self.model_rate)(wav)
-        n = self.clip_samples
-        if wav.numel() > n:
-            wav = wav[:n]
-        elif wav.numel() < n:  # laion_clap 'repeatpad': whole repeats, then zeros
-            wav = wav.repeat(n // wav.numel())
-            wav = F.pad(wav, (0, n - wav.numel()))
-        return wav
+        return self._preparer(waveform, sample_rate)
 
     @torch.inference_mode()
     def encode_audio(self, waveforms: list[np.ndarray], sample_rate: int, batch_size: int = 16) -> np.ndarray:
@@ -285,12 +314,26 @@ class ClapEncoder:
         waveforms = list(waveforms)
         if not waveforms:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
-        out = []
-        for start in range(0, len(waveforms), batch_size):
-            batch = torch.stack([self.prepare_audio(w, sample_rate) for w in waveforms[start:start + batch_size]])
-            emb = self.net.audio_embedding(batch.to(self.device, self.dtype))
-            out.append(emb.float().cpu())
-        return torch.cat(out).numpy()
+        out = [self.encode_prepared(torch.stack([self.prepare_audio(w, sample_rate)
+                                                 for w in waveforms[start:start + batch_size]]))
+               for start in range(0, len(waveforms), batch_size)]
+        return np.concatenate(out)
+
+    @torch.inference_mode()
+    def encode_prepared(self, batch: torch.Tensor) -> np.ndarray:
+        """(N, clip_samples) waveforms from ``prepare_audio`` → (N, D) float32 L2-normalised embeddings.
+
+        Lets a pipeline run ``prepare_audio`` (resampling) in its decode workers."""
+        if len(batch) == 0:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        batch = batch.to(self.device, self.dtype, non_blocking=True)
+        if self.autocast_dtype is not None:
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                emb = self.net.audio_embedding(batch)
+        else:
+            emb = self.net.audio_embedding(batch)
+        # renormalised in float32: a bfloat16 norm is only good to ~0.5 %
+        return F.normalize(emb.float(), dim=-1).cpu().numpy()
 
     @torch.inference_mode()
     def encode_text(self, texts: list[str]) -> np.ndarray:
@@ -310,6 +353,8 @@ def build_clap(section: dict | ClapConfig, device=None) -> ClapEncoder:
     cfg = parse_section("clap", section)
     dev = resolve_device(device, cfg.device)
     dtype = resolve_dtype(cfg.dtype, dev, auto_cuda=torch.float32)
+    # 'auto' on CUDA: float32 weights, the Swin body in bfloat16 autocast, the log-mel front end in float32
+    autocast = torch.bfloat16 if dev.type == "cuda" and cfg.dtype == "auto" else None
     checkpoint = None
     if cfg.weights is not None:
         # AudioLDM's CLAP only ships inside the original AudioLDM .ckpt; no hub id to fall back to
@@ -321,4 +366,4 @@ def build_clap(section: dict | ClapConfig, device=None) -> ClapEncoder:
         log.info("CLAP %s: loaded %s", cfg.model_id, checkpoint)
     net = net.to(dev, dtype)
     return ClapEncoder(net, provenance_id(cfg.model_id, cfg.weights, cfg.seed), dev, dtype, cfg.tokenizer,
-                       cfg.max_length)
+                       cfg.max_length, autocast_dtype=autocast)

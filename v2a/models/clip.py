@@ -20,6 +20,56 @@ from .profile import CheckpointNotFoundError, ClipConfig, hub_offline, looks_lik
 log = logging.getLogger(__name__)
 
 
+class ClipFramePreprocessor:
+    """CLIP's evaluation transform over a stack of frames (PIL resize + crop, OpenAI normalisation).
+
+    ``pack`` runs the PIL part only (resize, crop) and returns uint8 crops: a quarter of the bytes of
+    float pixels to pass from a decode worker, and the normalisation (``normalize``, bit for bit
+    torchvision's ToTensor + Normalize) can then run on the model's device. A transform of another
+    shape is packed as float pixels instead.
+    """
+
+    def __init__(self, transform):
+        self.transform = transform
+        steps = list(getattr(transform, "transforms", []))
+        names = [type(t).__name__ for t in steps]
+        self.splits = len(steps) >= 2 and names[-1] == "Normalize" and names[-2].endswith("ToTensor")
+        if self.splits:
+            from torchvision.transforms import Compose
+
+            self.geometry = Compose(steps[:-2])
+            self.mean = tuple(float(m) for m in steps[-1].mean)
+            self.std = tuple(float(s) for s in steps[-1].std)
+
+    @staticmethod
+    def _check(frames) -> np.ndarray:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames: expected (N, H, W, 3) RGB, got shape {frames.shape}")
+        if frames.dtype != np.uint8:
+            raise ValueError(f"frames: expected uint8 pixels, got {frames.dtype}")
+        return frames
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (N, H, W, 3) RGB → (N, 3, S, S) float32 normalised pixels."""
+        frames = self._check(frames)
+        return torch.stack([self.transform(Image.fromarray(f)) for f in frames])
+
+    def pack(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) frames → uint8 (N, S, S, 3) crops (or float32 (N, 3, S, S) pixels)."""
+        frames = self._check(frames)
+        if not self.splits:
+            return self(frames).numpy()
+        return np.stack([np.asarray(self.geometry(Image.fromarray(f)), dtype=np.uint8) for f in frames])
+
+    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, S, S, 3) crops (any device) → (N, 3, S, S) float32 pixels, as ToTensor + Normalize."""
+        pixels = crops.permute(0, 3, 1, 2).float().div(255)
+        mean = torch.tensor(self.mean, device=pixels.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=pixels.device).view(1, -1, 1, 1)
+        return (pixels - mean) / std
+
+
 class ClipImageEncoder:
     """CLIP image tower (plus its text tower) returning L2-normalised float32 embeddings."""
 
@@ -27,6 +77,7 @@ class ClipImageEncoder:
         self.model = model.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.preprocess = preprocess
+        self._frame_preprocessor = None
         self.model_id = model_id
         self.device = device
         self.dtype = dtype
@@ -38,14 +89,16 @@ class ClipImageEncoder:
     def num_params(self) -> int:
         return count_params(self.model)
 
+    @property
+    def frame_preprocessor(self) -> "ClipFramePreprocessor":
+        """``preprocess_frames`` as a small picklable object, for decode workers in other processes."""
+        if self._frame_preprocessor is None:
+            self._frame_preprocessor = ClipFramePreprocessor(self.preprocess)
+        return self._frame_preprocessor
+
     def preprocess_frames(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (N, H, W, 3) RGB → (N, 3, S, S) float32 normalised pixels."""
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[-1] != 3:
-            raise ValueError(f"frames: expected (N, H, W, 3) RGB, got shape {frames.shape}")
-        if frames.dtype != np.uint8:
-            raise ValueError(f"frames: expected uint8 pixels, got {frames.dtype}")
-        return torch.stack([self.preprocess(Image.fromarray(f)) for f in frames])
+        return self.frame_preprocessor(frames)
 
     @torch.inference_mode()
     def encode_images(self, frames: np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -53,12 +106,30 @@ class ClipImageEncoder:
         frames = np.asarray(frames)
         if len(frames) == 0:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
-        out = []
-        for start in range(0, len(frames), batch_size):
-            pixels = self.preprocess_frames(frames[start:start + batch_size])
-            feats = self.model.encode_image(pixels.to(self.device, self.dtype))
-            out.append(torch.nn.functional.normalize(feats.float(), dim=-1).cpu())
-        return torch.cat(out).numpy().astype(np.float32, copy=False)
+        out = [self.encode_pixels(self.preprocess_frames(frames[start:start + batch_size]))
+               for start in range(0, len(frames), batch_size)]
+        return np.concatenate(out)
+
+    @torch.inference_mode()
+    def encode_packed(self, packed: np.ndarray) -> np.ndarray:
+        """Output of ``frame_preprocessor.pack`` → (N, D) float32 L2-normalised embeddings. uint8
+        crops go to the device as they are (a quarter of the bytes) and are normalised there."""
+        if packed.dtype != np.uint8:
+            return self.encode_pixels(torch.from_numpy(packed))
+        prep = self.frame_preprocessor
+        crops = torch.from_numpy(np.ascontiguousarray(packed)).to(self.device, non_blocking=True)
+        return self.encode_pixels(prep.normalize(crops))
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor) -> np.ndarray:
+        """Already preprocessed (N, 3, S, S) pixels → (N, D) float32 L2-normalised embeddings.
+
+        Lets a pipeline run ``preprocess_frames`` in its decode workers and keep the model busy.
+        Pixels are cast to the model's dtype (float16 on CUDA with dtype auto)."""
+        if len(pixels) == 0:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        feats = self.model.encode_image(pixels.to(self.device, self.dtype, non_blocking=True))
+        return torch.nn.functional.normalize(feats.float(), dim=-1).cpu().numpy()
 
     @torch.inference_mode()
     def encode_text(self, texts: list[str]) -> np.ndarray:

@@ -1,0 +1,32 @@
+"""Flow: evaluate every generation set under an output location that has no results for this metric version.
+
+Deployed as `v2a-reevaluate` with a cron schedule that ships switched off (see prefect.yaml).
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.evaluate import evaluate_flow
+from storage_schemas import clips as clips_schema
+from v2a import storage, tables
+from v2a.reevaluate import pending_evaluation
+
+
+def _dataset(out: str, default: str = "vggsound") -> str:
+    clips = tables.read_table(storage.join(out, "clips.parquet"), clips_schema.SCHEMA, "clips")
+    names = clips.column("dataset").to_pylist()
+    return names[0] if names else default
+
+
+@flow(name="reevaluate", log_prints=True)
+def reevaluate_flow(out: str, profile: str = "paper", split: str = "test", metrics: list[str] | None = None,
+                    device: str = "cpu") -> list[dict]:
+    pending = pending_evaluation(out)
+    print(f"reevaluate: {len(pending)} generation set(s) under {out} without results of this version")
+    done = []
+    for s in pending:
+        rows = evaluate_flow(s.gen_dir, s.out, profile=profile, split=split, dataset=_dataset(s.out),
+                             metrics=metrics, device=device)
+        done.append({"run_id": s.run_id, "gen_dir": s.gen_dir, "rows": len(rows)})
+    return done

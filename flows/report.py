@@ -1,0 +1,20 @@
+"""Flow: one or more generation runs → a static listening report (index.html + assets), linked as an artifact."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from tasks.caching import call
+from tasks.report import report_task
+from v2a.report import DEFAULT_CLIPS, markdown_summary
+
+
+@flow(name="report", log_prints=True)
+def report_flow(runs_root: str, run_ids: list[str], out: str | None = None, profile: str | None = None,
+                clips: int = DEFAULT_CLIPS, seed: int = 0, device: str = "cpu") -> dict:
+    summary = call(report_task, runs_root, list(run_ids), out, profile, clips, seed, device)
+    create_markdown_artifact(key="listening-report", markdown=markdown_summary(summary),
+                             description=f"Listening report of {', '.join(summary['runs'])}")
+    print(f"report: {len(summary['clips'])} clips → {summary['index']}")
+    return summary

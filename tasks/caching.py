@@ -1,0 +1,108 @@
+"""Caching of the stage tasks: keyed on their real inputs, checked against their outputs on a hit.
+
+A task's key hashes its name and source, the v2a version, its parameters (URIs, shard ids,
+settings), the resolved model profile it names, and the fingerprints of the locations it reads.
+Tensors and models never enter a key: tasks build those themselves, and only when they run.
+
+A cache hit is trusted only while the outputs it recorded are still there unchanged. Each cached
+task returns `outputs` ({uri: fingerprint}); `call` and `map_calls` run a hit whose outputs have
+since vanished or been overwritten (by a run with another configuration, say) again, with
+`refresh_cache`, which also replaces the stale record.
+
+Where the records live is the flow's `result_storage` (the pipeline sets it from `cache.location`);
+`PREFECT_TASKS_REFRESH_CACHE=true` makes every task run again and rewrite its record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from prefect.cache_policies import TASK_SOURCE, CachePolicy
+
+from v2a import __version__, storage
+from v2a.fingerprint import changed, fingerprint
+
+
+def profile_digest(profile: str) -> str:
+    """The resolved profile's content: the same name can point at other weights after an edit."""
+    from v2a.models import load_profile
+
+    return hashlib.sha256(json.dumps(load_profile(profile), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _plain(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _location(params: dict, read: str) -> str | None:
+    name, _, below = read.partition("/")
+    if not params.get(name):
+        return None
+    return storage.join(params[name], below) if below else params[name]
+
+
+def stage_cache(reads: tuple[str, ...] = (), profile: str | None = None) -> CachePolicy:
+    """Cache policy of a stage task. `reads` names the locations the task reads: a parameter
+    ("clips_uri") or a path below one ("out/embeddings"); `profile` the parameter naming a model profile."""
+
+    def key(ctx, params: dict) -> str:
+        payload = {
+            "task": ctx.task.name, "v2a": __version__,
+            "params": {k: _plain(v) for k, v in params.items()},
+            "reads": {r: fingerprint(_location(params, r)) for r in reads},
+            "profile": profile_digest(params[profile]) if profile and params.get(profile) else None,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    return TASK_SOURCE + CachePolicy.from_cache_key_fn(key)
+
+
+def _stale(result) -> bool:
+    return isinstance(result, dict) and bool(changed(result.get("outputs") or {}))
+
+
+def call(task, *args, **kwargs):
+    """Run a cached task; a hit whose recorded outputs changed since runs again."""
+    state = task(*args, return_state=True, **kwargs)
+    result = state.result()
+    if state.name == "Cached" and _stale(result):
+        result = task.with_options(refresh_cache=True)(*args, **kwargs)
+    return result
+
+
+def map_calls(task, items: list, desc: str | None = None, **kwargs) -> list:
+    """`task.map(items, **kwargs)` with the same check per item, and a progress bar as they finish."""
+    from prefect.futures import as_completed
+    from tqdm.auto import tqdm
+
+    futures = task.map(items, **kwargs)
+    with tqdm(total=len(futures), desc=desc or task.name, unit="task", disable=None, leave=False) as bar:
+        for f in as_completed(futures):
+            f.wait()
+            bar.update(1)
+    results = [f.result() for f in futures]
+    stale = [i for i, f in enumerate(futures) if f.state.name == "Cached" and _stale(results[i])]
+    if stale:
+        again = task.with_options(refresh_cache=True)
+        redo = {i: again.submit(items[i], **kwargs) for i in stale}
+        for i, f in redo.items():
+            results[i] = f.result()
+    return results
+
+
+def result_storage(location: str):
+    """Prefect's result storage for a location: a Path for a local one (what Prefect takes as is),
+    else an fsspec-backed RemoteFileSystem block, saved under a name derived from the location."""
+    location = str(location)
+    if "://" not in location or location.startswith("file://"):
+        return Path(location.removeprefix("file://")).expanduser().resolve()
+    from prefect.filesystems import RemoteFileSystem
+
+    name = "v2a-results-" + hashlib.sha256(location.encode()).hexdigest()[:12]
+    RemoteFileSystem(basepath=location.rstrip("/")).save(name, overwrite=True)
+    return f"remote-file-system/{name}"

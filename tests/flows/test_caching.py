@@ -1,0 +1,161 @@
+"""Cached pipeline re-runs, re-evaluation, `v2a status` and the run's closing artifact, on one pipeline output."""
+
+import copy
+import shutil
+
+import pandas as pd
+import pytest
+
+from v2a import __version__
+
+# The tasks that decode media, build models, train, generate or score: none may run on an unchanged re-run.
+HEAVY = {"ingest", "plan-embed-shards", "embed-shard", "domain-gap-report", "train-mapper", "plan-generation",
+         "generate-shard", "evaluate-run", "listening-report"}
+
+
+def _config(synth_dir, out) -> dict:
+    return {
+        "out": str(out), "profile": "tiny",
+        "data": {"csv": str(synth_dir / "vggsound.csv"), "videos": str(synth_dir / "videos"), "dataset": "synthetic"},
+        "embed": {"num_frames": 3, "max_seconds": 2.0, "shard_size": 5},
+        "train": {"mapper": "diff-mlp", "options": {"epochs": 3, "batch_size": 8, "val_sampling_steps": 5}},
+        "generate": {"seconds": 1.0, "steps": 3, "mapper_steps": 5, "batch_size": 2},
+        "evaluate": {"metrics": ["fd", "cs"]},
+    }
+
+
+def run_pipeline(config: dict) -> tuple[dict, dict[str, list[str]]]:
+    """Run the pipeline flow; return its summary and the final state names of its tasks, by task name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterParentFlowRunId, TaskRunFilter,
+                                                TaskRunFilterFlowRunId)
+
+    from flows.pipeline import pipeline_flow
+
+    state = pipeline_flow(config, return_state=True)
+    summary = state.result()
+    with get_client(sync_client=True) as client:
+        subflows = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])))
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(
+            flow_run_id=TaskRunFilterFlowRunId(any_=[f.id for f in subflows])))
+    states: dict[str, list[str]] = {}
+    for r in runs:
+        states.setdefault(r.name.rsplit("-", 1)[0], []).append(r.state.name)
+    return summary, states
+
+
+def _forget_models() -> None:
+    from v2a import model_cache
+
+    for cached in (model_cache.get_model, model_cache._load_mapper, model_cache.empty_text_embedding):
+        cached.cache_clear()
+
+
+def _models_loaded() -> int:
+    from v2a import model_cache
+
+    return model_cache.get_model.cache_info().currsize + model_cache._load_mapper.cache_info().currsize
+
+
+@pytest.fixture(scope="module")
+def first_run(synth_dir, tmp_path_factory, prefect_harness):
+    out = tmp_path_factory.mktemp("cached-run")
+    config = _config(synth_dir, out)
+    summary, states = run_pipeline(config)
+    return config, out, summary, states
+
+
+def test_the_first_run_executes_every_stage(first_run):
+    _, _, _, states = first_run
+    assert HEAVY <= set(states)
+    assert all(s == "Completed" for name in HEAVY for s in states[name])
+
+
+def test_an_unchanged_rerun_executes_no_heavy_task_and_loads_no_model(first_run):
+    config, out, summary, _ = first_run
+    _forget_models()
+    again, states = run_pipeline(config)
+    assert again["run_id"] == summary["run_id"]
+    assert {name: set(states[name]) for name in HEAVY} == {name: {"Cached"} for name in HEAVY}
+    assert _models_loaded() == 0
+    assert (out / ".prefect-results").is_dir()  # cache.location defaults to OUT/.prefect-results
+
+
+def test_a_changed_train_config_reruns_train_and_the_stages_after_it_only(first_run):
+    config, out, summary, _ = first_run
+    changed = copy.deepcopy(config)
+    changed["train"]["options"]["epochs"] = 4
+    again, states = run_pipeline(changed)
+    assert again["run_id"] != summary["run_id"]  # a new generation set for the new mapper
+    for upstream in ("ingest", "plan-embed-shards", "embed-shard", "domain-gap-report"):
+        assert set(states[upstream]) == {"Cached"}, upstream
+    for downstream in ("train-mapper", "generate-shard", "evaluate-run", "listening-report"):
+        assert set(states[downstream]) == {"Completed"}, downstream
+
+
+def test_a_cached_stage_whose_output_was_deleted_runs_again(first_run):
+    config, out, _, _ = first_run
+    shard = sorted((out / "embeddings").glob("shard-*.parquet"))[0]
+    shard.unlink()
+    _, states = run_pipeline(config)
+    assert shard.exists()
+    # The hit on the vanished shard is checked and that shard alone is embedded again; like make, the
+    # stages reading the rewritten table run after it (a fingerprint is the files' stat, not their bytes).
+    assert states["embed-shard"].count("Completed") == 1 and states["embed-shard"].count("Cached") == 3
+    assert states["ingest"] == ["Cached"] and states["plan-embed-shards"] == ["Cached"]
+
+
+def test_generation_sets_without_results_of_this_version_are_found_and_reevaluated(first_run):
+    from flows.reevaluate import reevaluate_flow
+    from v2a.reevaluate import pending_evaluation
+
+    config, out, summary, _ = first_run
+    assert pending_evaluation(str(out)) == []
+    assert summary["run_id"] in {s.run_id for s in pending_evaluation(str(out), version="0.0.0-older")}
+    shutil.rmtree(out / "results")
+    pending = pending_evaluation(str(out))
+    assert summary["run_id"] in {s.run_id for s in pending}
+    # A folder holding several pipeline outputs is searched one level down.
+    assert {s.run_id for s in pending_evaluation(str(out.parent))} >= {s.run_id for s in pending}
+
+    done = reevaluate_flow(str(out), profile="tiny", metrics=["fd", "cs"])
+    assert {d["run_id"] for d in done} == {s.run_id for s in pending}
+    results = pd.read_parquet(out / "results")
+    mine = results[results["run_id"] == summary["run_id"]]
+    assert {"fd", "cs"} <= set(mine["metric"]) and set(mine["v2a_version"]) == {__version__}
+    assert pending_evaluation(str(out)) == []
+
+
+def test_status_lists_stages_row_counts_errors_and_runs(first_run, capsys):
+    from flows.cli import main
+    from v2a.status import out_status
+
+    _, out, summary, _ = first_run
+    status = out_status(str(out))
+    stages = {s["stage"]: s for s in status["stages"]}
+    assert [s["stage"] for s in status["stages"]] == ["ingest", "embed", "train", "generate", "evaluate"]
+    assert all(s["done"] for s in status["stages"])
+    assert stages["ingest"]["rows"] == 12 and stages["embed"]["rows"] == 12 and stages["train"]["rows"] == 1
+    assert all(s["errors"] == 0 for s in status["stages"])
+    run = next(r for r in status["runs"] if r["run_id"] == summary["run_id"])
+    assert run["generated"] == 3 and run["evaluated"]
+
+    assert main(["status", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert summary["run_id"] in printed and "embed" in printed and "evaluate" in printed
+
+
+def test_the_run_ends_with_a_summary_artifact_linking_its_reports(first_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    _, out, summary, _ = first_run
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["pipeline-summary"])))
+    mine = [a for a in artifacts if summary["run_id"] in (a.data or "")]
+    assert mine
+    text = mine[0].data
+    assert "| embed | yes | 12 |" in text and "## Metrics" in text
+    assert f"({(out / 'listening').resolve().as_uri()}" in text  # the listening report, as a link

@@ -1,0 +1,30 @@
+"""The embed flow under Prefect: error count in its summary, the domain-gap pictures as an artifact."""
+
+from prefect.artifacts import Artifact
+
+from storage_schemas import clips as clips_schema
+from v2a import ingest, tables
+
+
+def test_embed_flow_counts_errors_and_attaches_the_domain_gap_report(synth_dir, tmp_path, prefect_harness):
+    from flows.embed import embed_flow
+
+    out = tmp_path / "run"
+    clips_uri = str(out / "clips.parquet")
+    ingest.ingest(clips_uri, csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"))
+    clips = tables.read_table(clips_uri, clips_schema.SCHEMA).to_pylist()[:5]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 50)
+    clips.append({**clips[0], "clip_id": "broken", "uri": str(broken)})
+    tables.write_table(clips, clips_uri, clips_schema.SCHEMA, "clips")
+
+    summary = embed_flow(str(out), profile="tiny", num_frames=2, max_seconds=2.0, shard_size=3, workers=2)
+    assert summary["rows"] == 5 and summary["errors_total"] == 1
+    again = embed_flow(str(out), profile="tiny", num_frames=2, max_seconds=2.0, shard_size=3, workers=2)
+    assert again["errors_total"] == 1  # counted from the errors table, whatever this run did
+
+    gap = summary["domain_gap"]
+    assert gap is not None and gap["projection"] == "pca"
+    assert (out / "reports" / "domain-gap-cosine.png").exists()
+    artifact = Artifact.get("domain-gap")
+    assert artifact is not None and "domain-gap-projection.png" in artifact.data
