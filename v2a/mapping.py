@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
 from storage_schemas import mapped as mapped_schema
 from v2a import tables

@@ -112,3 +112,15 @@ def glob(pattern: str) -> list[str]:
         return found
     protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
     return [p if "://" in p else f"{protocol}://{p}" for p in found]
+
+
+def sha256_of(uri) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks (checkpoints can be GBs)."""
+    import hashlib
+
+    fs, path = filesystem(str(uri))
+    digest = hashlib.sha256()
+    with fs.open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

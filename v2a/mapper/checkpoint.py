@@ -5,7 +5,6 @@ Only safetensors is read or written: a checkpoint is data, never code to unpickl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from contextlib import nullcontext
@@ -18,6 +17,7 @@ from torch import nn
 
 import v2a
 from v2a.mapper.factory import architecture_of, build_mapper, build_objective, count_trainable_params, mapper_name
+from v2a import storage
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -26,11 +26,7 @@ FORMAT_VERSION = 1
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return storage.sha256_of(path)
 
 
 def state_dict_to_safetensors(net: nn.Module) -> dict[str, torch.Tensor]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import posixpath
 from dataclasses import dataclass, field
@@ -87,12 +86,7 @@ def latest_metrics(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sha256_12(uri: str) -> str:
-    fs, path = storage.filesystem(uri)
-    h = hashlib.sha256()
-    with fs.open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+    return storage.sha256_of(uri)[:12]
 
 
 def find_mapper(runs_root: str, checkpoint_id: str | None, kind: str | None) -> tuple[str | None, dict | None, bool]:

@@ -75,11 +75,9 @@ def checkpoint_path(name: str, cfg: dict, official_file: str, where: str) -> Pat
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from v2a.storage import sha256_of
+
+    return sha256_of(path)
 
 
 def model_id(name: str, cfg: dict, arch_keys: Sequence[str], checkpoint: Path | None) -> str:
