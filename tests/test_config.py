@@ -1,6 +1,7 @@
 import pytest
 
 from v2a.config import ConfigError, config_from_dict
+from v2a.models import ProfileError, load_profile
 
 BASE = {"out": "/tmp/x", "data": {"csv": "a.csv", "videos": "v"}}
 
@@ -38,3 +39,72 @@ def test_digest_changes_only_with_the_sections_it_covers():
     b = config_from_dict({**BASE, "generate": {"steps": 10}})
     assert a.digest("embed") == b.digest("embed")
     assert a.digest("generate") != b.digest("generate")
+
+
+@pytest.mark.parametrize("section", ["data", "embed", "train", "generate", "evaluate", "runner", "cache"])
+def test_an_unknown_field_in_any_section_is_refused_naming_it(section):
+    values = {**BASE, section: {**BASE.get(section, {}), "nonsense": 1}}
+    with pytest.raises(ConfigError, match=rf"{section}: unknown field\(s\) \['nonsense'\]"):
+        config_from_dict(values)
+
+
+@pytest.mark.parametrize("section, values, field", [
+    ("embed", {"num_frames": 0}, "embed.num_frames"),
+    ("embed", {"max_seconds": -1.0}, "embed.max_seconds"),
+    ("embed", {"batch_size": "big"}, "embed.batch_size"),
+    ("generate", {"seconds": 0}, "generate.seconds"),
+    ("generate", {"samples": -2}, "generate.samples"),
+    ("generate", {"guidance_scale": -0.5}, "generate.guidance_scale"),
+    ("generate", {"conditioning": "audio"}, "generate.conditioning"),
+    ("evaluate", {"metrics": ["fd", "psnr"]}, "evaluate.metrics"),
+    ("runner", {"kind": "slurm"}, "runner.kind"),
+    ("runner", {"max_workers": 0}, "runner.max_workers"),
+    ("runner", {"kind": "thread", "address": "tcp://h:8786"}, "runner.address"),
+    ("train", {"options": {"epochs": 0}}, "train.options.epochs"),
+    ("train", {"options": {"lr": -1e-4}}, "train.options.lr"),
+    ("train", {"options": {"ema_decay": 1.5}}, "train.options.ema_decay"),
+    ("train", {"options": {"sampling_steps": 2000}}, "train.options.sampling_steps"),
+    ("train", {"options": {"device": "tpu"}}, "train.options.device"),
+])
+def test_an_out_of_range_value_in_any_section_is_refused_naming_it(section, values, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        config_from_dict({**BASE, section: values})
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"nonsense": 1}, "nonsense"),
+    ({"epoch": 3}, "epoch"),
+    ({"mapper": "reg-mlp"}, "train.mapper sets the mapper"),
+])
+def test_an_unknown_training_option_is_refused_at_load_time_naming_it(options, named):
+    with pytest.raises(ConfigError, match=rf"train\.options: unknown field.*{named}"):
+        config_from_dict({**BASE, "train": {"options": options}})
+
+
+def test_training_options_are_refused_when_not_a_mapping():
+    with pytest.raises(ConfigError, match=r"train\.options must be a mapping"):
+        config_from_dict({**BASE, "train": {"options": [("epochs", 3)]}})
+
+
+def test_valid_training_options_load_into_the_trainer_config():
+    cfg = config_from_dict({**BASE, "train": {"mapper": "diff-mlp", "options": {"epochs": 3, "depth": 2}}})
+    trainer = cfg.train.train_config()
+    assert (trainer.mapper, trainer.epochs, trainer.depth) == ("diff-mlp", 3, 2)
+
+
+@pytest.mark.parametrize("override, field", [
+    ({"nonsense": {}}, "nonsense"),
+    ({"clip": {"colour": 1}}, "colour"),
+    ({"clap": {"sample_rate": 48000}}, "sample_rate"),
+    ({"generator": {"steps": 10}}, "steps"),
+    ({"clip": {"dtype": "float8"}}, "clip.dtype"),
+    ({"clap": {"embed_dim": 0}}, "clap.embed_dim"),
+    ({"clap": {"max_length": 0}}, "clap.max_length"),
+    ({"generator": {"max_length": -1}}, "generator.max_length"),
+    ({"generator": {"seed": "x"}}, "generator.seed"),
+    ({"clip.weights": ""}, "clip.weights"),
+    ({"extractors": 3}, "extractors"),
+])
+def test_a_bad_profile_override_is_refused_naming_it(override, field):
+    with pytest.raises(ProfileError, match=field.replace(".", r"\.")):
+        load_profile("tiny", override)

@@ -132,3 +132,28 @@ def test_a_remote_object_decodes_like_the_local_file(video, backend):
     local = read_clip(str(video), num_frames=3, backend=backend)
     np.testing.assert_array_equal(remote.frames, local.frames)
     np.testing.assert_array_equal(remote.audio, local.audio)
+
+
+@pytest.fixture(scope="module")
+def long_sound_video(tmp_path_factory):
+    """24 s at 32x32 and 2 fps with sound (PyAV, via the synthetic dataset): past CLAP's window, quick to write."""
+    from v2a.synth import make_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("long_sound")
+    make_synthetic_dataset(out, classes=1, clips_per_class=2, seconds=24.0, width=32, height=32, fps=2,
+                           images_per_class=0, progress=False)
+    return next((out / "videos").glob("*.mp4"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_without_max_seconds_the_audio_stops_at_clap_window_and_frames_span_the_video(long_sound_video, backend):
+    clip = read_clip(str(long_sound_video), num_frames=4, max_seconds=None, backend=backend)
+    assert clip.audio.shape == (int(decoders.CLAP_SECONDS * 16000),)
+    assert clip.duration > 23
+    np.testing.assert_allclose(clip.frame_times, [3.0, 9.0, 15.0, 21.0], atol=0.5)  # centres of 4 quarters
+
+
+def test_without_max_seconds_every_backend_keeps_the_same_audio(long_sound_video):
+    waves = [read_clip(str(long_sound_video), num_frames=2, backend=b).audio for b in BACKENDS]
+    for other in waves[1:]:
+        np.testing.assert_allclose(other, waves[0], atol=1e-6)

@@ -130,6 +130,67 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_weights(tmp_path):
     assert _leftovers(killed) == []
 
 
+# --------------------------------------------------------------------------- evaluate
+
+_EVALUATE = """
+import sys, time
+from v2a.evaluate import evaluate_folder
+from v2a.model_cache import get_model
+
+gen, ref, results, stats, pause = sys.argv[1:5] + [float(sys.argv[5])]
+
+
+class Slow:
+    # the real VGGish, pausing before it embeds: the PANNs stats are on disk by then, the VGGish ones are not
+    def __init__(self, inner):
+        self.inner = inner
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+    def embed(self, *a, **kw):
+        time.sleep(pause)
+        return self.inner.embed(*a, **kw)
+
+
+extractors = {n: get_model("tiny", f"extractor:{n}") for n in ("panns", "vggish", "wav2clip")}
+extractors["vggish"] = Slow(extractors["vggish"])
+evaluate_folder(gen, results, extractors, reference_dir=ref, run_id="r1", clip_seconds=1.0,
+                metrics=("fd", "fad", "kl", "is"), stats_dir=stats)
+"""
+
+
+def _tone_folder(folder: Path, freqs) -> Path:
+    folder.mkdir()
+    t = np.arange(16000) / 16000
+    for i, f in enumerate(freqs):
+        sf.write(folder / f"clip{i}.wav", 0.3 * np.sin(2 * np.pi * f * t), 16000)
+    return folder
+
+
+def test_a_killed_evaluation_resumed_appends_the_uninterrupted_rows_once(tmp_path):
+    from v2a import tables
+    from storage_schemas import results as schema
+
+    gen = _tone_folder(tmp_path / "gen", [300, 500, 700, 900])
+    ref = _tone_folder(tmp_path / "ref", [310, 520, 680, 950])
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    reference = _start(_EVALUATE, gen, ref, straight / "results", straight / "stats", 0)
+    first = _start(_EVALUATE, gen, ref, killed / "results", killed / "stats", 30)
+    _kill_when(first, lambda: any((killed / "stats").glob("*.json")))
+    _finish(reference)
+    assert len(list((killed / "stats").glob("*.json"))) == 1  # killed with the VGGish stats to go
+    assert not list((killed / "results").glob("*.parquet"))  # rows are written once, at the end
+    _finish(_start(_EVALUATE, gen, ref, killed / "results", killed / "stats", 0))
+
+    columns = ["run_id", "metric", "extractor", "sample_rate", "clip_seconds", "n_clips", "id_list_sha256"]
+    a = tables.read_table(str(straight / "results"), schema.SCHEMA).to_pandas()
+    b = tables.read_table(str(killed / "results"), schema.SCHEMA).to_pandas()
+    assert len(list((killed / "results").glob("*.parquet"))) == 1 and not b.duplicated("metric").any()
+    a, b = a.sort_values("metric").reset_index(drop=True), b.sort_values("metric").reset_index(drop=True)
+    assert a[columns].equals(b[columns])
+    np.testing.assert_allclose(b["value"], a["value"], rtol=0, atol=1e-9)
+    assert _leftovers(killed) == []
+
+
 def test_a_kill_mid_write_leaves_only_a_hidden_temporary_that_readers_skip(tmp_path):
     """What atomic_write leaves if killed between writing and renaming: a dot-file no table read sees."""
     from v2a import storage, tables

@@ -76,6 +76,23 @@ class TrainStageConfig:
     def validate(self) -> None:
         _check_choice("train", "mapper", self.mapper, ("reg-mlp", "reg-transformer", "diff-mlp", "diff-transformer"))
         _check_choice("train", "aggregator", self.aggregator, AGGREGATORS)
+        self.train_config()
+
+    def train_config(self):
+        """The options as the trainer will take them, so that a bad one fails at load time, not hours in."""
+        from v2a.mapper.train import TrainConfig
+
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"train.options must be a mapping, got {type(self.options).__name__}")
+        known = {f.name for f in dataclasses.fields(TrainConfig)} - {"mapper"}
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            hint = " (train.mapper sets the mapper)" if "mapper" in unknown else ""
+            raise ConfigError(f"train.options: unknown field(s) {unknown}{hint}; accepted: {sorted(known)}")
+        try:
+            return TrainConfig(mapper=self.mapper, **self.options)
+        except ValueError as err:  # "TrainConfig.<field>=<value> is not accepted; accepted: ..."
+            raise ConfigError(f"train.options: {str(err).replace('TrainConfig.', 'train.options.', 1)}") from None
 
 
 @dataclass

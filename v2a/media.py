@@ -13,12 +13,12 @@ import numpy as np
 from PIL import Image
 
 from v2a import storage
-from v2a.decoders import DecodedClip, MediaError, Sampling, decode
+from v2a.decoders import CLAP_SECONDS, DecodedClip, MediaError, Sampling, decode
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 
-__all__ = ["DecodedClip", "MediaError", "is_image", "read_clip", "read_image", "read_video"]
+__all__ = ["CLAP_SECONDS", "DecodedClip", "MediaError", "is_image", "read_clip", "read_image", "read_video"]
 
 
 def is_image(uri: str) -> bool:
@@ -75,7 +75,8 @@ def read_video(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_sec
                frame_rate: float | None = None, backend: str | None = "auto", audio: bool = True,
                threads: int = 0) -> DecodedClip:
     """Frames evenly spaced over the first ``max_seconds`` (``num_frames`` of them, or ``frame_rate``
-    per second when given) and the audio track as mono float32 at ``sample_rate``."""
+    per second when given) and the audio as mono float32 at ``sample_rate`` over the first ``max_seconds``;
+    without ``max_seconds`` the frames span the whole video but the audio stops at ``CLAP_SECONDS``."""
     sampling = Sampling(num_frames=num_frames, frame_rate=frame_rate, sample_rate=sample_rate,
                         max_seconds=max_seconds, audio=audio, threads=threads)
     return decode(uri, sampling, backend)

@@ -77,3 +77,18 @@ def test_the_run_ends_with_a_listening_report_attached_as_an_artifact(pipeline_r
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["listening-report"])))
     assert any(index.as_uri() in (a.data or "") for a in artifacts)
+
+
+def test_the_training_curve_is_attached_as_an_inline_image(pipeline_run):
+    import base64
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    out, _ = pipeline_run
+    curve = out / "mappers" / "diff-mlp" / "training_curve.png"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mapper-training-curve"])))
+    inline = f"![training curve](data:image/png;base64,{base64.b64encode(curve.read_bytes()).decode()})"
+    assert any(inline in (a.data or "") and str(curve) in (a.data or "") for a in artifacts)

@@ -12,15 +12,15 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 
-from .base import DecodedClip, MediaError, Sampling, Source, target_times
+from .base import CLAP_SECONDS, DecodedClip, MediaError, Sampling, Source, target_times
 
 BACKENDS = ("pyav", "decord", "torchcodec")
 # benchmarks/bench_embed.py on 10-s 640x360 25 fps clips: torchcodec fastest; PyAV and decord level
 # within noise, and PyAV (one pass, always installed) is the reference the others are tested against.
 PREFERENCE = ("torchcodec", "pyav", "decord")
 
-__all__ = ["BACKENDS", "PREFERENCE", "DecodedClip", "MediaError", "Sampling", "Source", "available_backends",
-           "decode", "resolve_backend", "target_times"]
+__all__ = ["BACKENDS", "CLAP_SECONDS", "PREFERENCE", "DecodedClip", "MediaError", "Sampling", "Source",
+           "available_backends", "decode", "resolve_backend", "target_times"]
 
 
 def _module(name: str):

@@ -2,7 +2,7 @@
 
 A backend decodes one video file into the frames *played at* a set of target times (the frame
 whose presentation interval contains the time, as a player would show it) and the whole audio
-track as 16 kHz mono float32. Targets are evenly spaced over the clip: either a fixed count
+track as 16 kHz mono float32, up to ``max_seconds`` or, without it, CLAP's 10 s. Targets are evenly spaced over the clip: either a fixed count
 (the centres of ``num_frames`` equal segments) or a rate (one frame every ``1 / frame_rate``
 seconds, again at segment centres), so ``num_frames=10`` and ``frame_rate=1`` pick the same frames
 of a 10-s clip.
@@ -30,7 +30,7 @@ class MediaError(ValueError):
 class DecodedClip:
     frames: np.ndarray          # (F, H, W, 3) uint8 RGB
     frame_times: np.ndarray     # (F,) seconds from the start of the video stream
-    audio: np.ndarray | None    # (T,) float32 mono at `sample_rate`, None when the file has no sound
+    audio: np.ndarray | None    # (T,) float32 mono at `sample_rate` (at most max_seconds, else CLAP_SECONDS), None when silent
     sample_rate: int
     duration: float             # seconds of the clip the frames were spread over (after max_seconds)
 
@@ -87,21 +87,30 @@ def check_coverage(last_frame_end: float, last_target: float, duration: float) -
                          f"of the {duration:.2f} s its header announces")
 
 
-# Native samples kept past max_seconds before resampling, so the resampler's edge (a few taps) falls
+# AudioLDM's CLAP hears the first 10 s of a clip and nothing after. Without max_seconds the frames
+# still span the whole video, but the audio stops here: decoding and resampling an hour-long track
+# only for CLAP to drop all but its first 10 s would make memory grow with the video's length.
+CLAP_SECONDS = 10.0
+
+
+def audio_seconds(sampling: Sampling) -> float:
+    """Seconds of audio a clip keeps: ``max_seconds`` when set, else the CLAP window."""
+    return sampling.max_seconds if sampling.max_seconds is not None else CLAP_SECONDS
+
+
+# Native samples kept past the audio's end before resampling, so the resampler's edge (a few taps) falls
 # outside the kept audio and every backend, whatever it decodes beyond, gives the same samples.
 _AUDIO_MARGIN_S = 0.1
 
 
-def native_audio_limit(rate: int, sampling: Sampling) -> int | None:
-    """Samples at the stream's own rate worth decoding (None: all of them)."""
-    if sampling.max_seconds is None:
-        return None
-    return int(np.ceil((sampling.max_seconds + _AUDIO_MARGIN_S) * rate))
+def native_audio_limit(rate: int, sampling: Sampling) -> int:
+    """Samples at the stream's own rate worth decoding."""
+    return int(np.ceil((audio_seconds(sampling) + _AUDIO_MARGIN_S) * rate))
 
 
 def to_mono(samples: np.ndarray, rate: int, sampling: Sampling) -> np.ndarray:
     """(C, T) float samples at the stream's rate → (T',) float32 mono at ``sampling.sample_rate``,
-    cut to ``max_seconds``.
+    cut to ``audio_seconds(sampling)``.
 
     Channels are averaged; the rate changes with torchaudio's windowed-sinc resampler (``v2a.resample``),
     the one AudioLDM's data loading uses. Every backend hands its native samples here, so their
@@ -113,15 +122,11 @@ def to_mono(samples: np.ndarray, rate: int, sampling: Sampling) -> np.ndarray:
 
     wave = np.asarray(samples, dtype=np.float32)
     wave = wave.reshape(1, -1) if wave.ndim == 1 else wave
-    limit = native_audio_limit(rate, sampling)
-    if limit is not None:
-        wave = wave[:, :limit]
+    wave = wave[:, :native_audio_limit(rate, sampling)]
     mono = torch.from_numpy(np.ascontiguousarray(wave.mean(axis=0)))
     if mono.numel() and int(rate) != int(sampling.sample_rate):
         mono = resample(mono, int(rate), int(sampling.sample_rate))
-    out = mono.numpy().astype(np.float32, copy=False)
-    if sampling.max_seconds is not None:
-        out = out[: int(round(sampling.max_seconds * sampling.sample_rate))]
+    out = mono.numpy().astype(np.float32, copy=False)[: int(round(audio_seconds(sampling) * sampling.sample_rate))]
     return np.ascontiguousarray(out)
 
 

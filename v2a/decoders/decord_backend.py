@@ -3,7 +3,9 @@
 Two passes (decord keeps video and audio readers apart): the VideoReader indexes the file when it
 opens, then decodes forward from the nearest keyframe to each wanted frame; only those frames are
 converted. The audio is read at its own rate (decord's built-in resampling drifts by a few
-milliseconds) and converted like every backend's (``base.to_mono``).
+milliseconds) and converted like every backend's (``base.to_mono``). decord's AudioReader has no range to ask for: it decodes the whole
+track at its own rate, so only the resampling stops at the clip's audio length (``base.audio_seconds``);
+for long videos without ``max_seconds``, pyav and torchcodec stop decoding the audio there too.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Frames stream through in presentation order; a frame is converted to RGB only once it is known to
 be the one shown at a target time (the next frame starts after the target), so at most one
 undecided frame plus the chosen ones are held, never the whole video. Decoding stops as soon as
-every target is resolved and the audio has reached ``max_seconds``.
+every target is resolved and the audio has reached ``max_seconds`` (without it, CLAP's 10 s): past
+that, audio packets are demuxed but never decoded.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def _one_pass(container, vstream, astream, start: float, rel_targets: np.ndarray
                     for out in to_float.resample(frame):
                         audio_parts.append(out.to_ndarray())
                         audio_samples += out.samples
-                    audio_done = audio_limit is not None and audio_samples >= audio_limit
+                    audio_done = audio_samples >= audio_limit
     except (av.FFmpegError, EOFError) as err:
         # Only reached before every target and the audio were in: what is missing is damaged.
         raise corrupt(err) from err

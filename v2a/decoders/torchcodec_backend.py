@@ -56,8 +56,7 @@ def decode(source, sampling: Sampling) -> DecodedClip:
             rate = int(audio.metadata.sample_rate)
             limit = native_audio_limit(rate, sampling)
             begin = float(audio.metadata.begin_stream_seconds or 0.0)
-            samples = (audio.get_samples_played_in_range(begin, begin + limit / rate) if limit
-                       else audio.get_all_samples())
+            samples = audio.get_samples_played_in_range(begin, begin + limit / rate)
             wave = to_mono(samples.data.numpy(), rate, sampling)
         except (RuntimeError, ValueError) as err:
             raise corrupt(err) from err

@@ -109,6 +109,9 @@ def _check_common(obj, name: str) -> None:
         raise ProfileError(f"{name}.weights: expected null (random init) or a non-empty string")
     if not isinstance(obj.seed, int):
         raise ProfileError(f"{name}.seed: expected an integer, got {obj.seed!r}")
+    max_length = getattr(obj, "max_length", 1)
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        raise ProfileError(f"{name}.max_length: expected a positive integer (text tokens), got {max_length!r}")
 
 
 # --------------------------------------------------------------------------- sections
@@ -206,6 +209,10 @@ def validate_profile(profile: dict) -> dict:
     """Check a loaded profile: every section present, model sections well formed. Returns it."""
     if not isinstance(profile, dict):
         raise ProfileError(f"a profile must be a mapping, got {type(profile).__name__}")
+    unknown = sorted(set(profile) - {"name", *SECTIONS})
+    if unknown:  # a misspelt section would otherwise be ignored and its models built with the defaults
+        raise ProfileError(f"profile {profile.get('name', '?')!r}: unknown section(s) {unknown}; "
+                           f"accepted: {['name', *SECTIONS]}")
     missing = [s for s in SECTIONS if s not in profile]
     if missing:
         raise ProfileError(f"profile {profile.get('name', '?')!r}: missing section(s) {missing}; "
