@@ -78,6 +78,10 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     gen_time = float(gens["gen_time_s"].mean())
     rows.append({"metric": "gen_time_s", "value": gen_time, "extractor": None, "sample_rate": sample_rate,
                  "clip_seconds": seconds, "n_clips": len(clip_ids)})
+    params = _trainable_params_m(out, first["mapper_checkpoint_id"])
+    if params is not None:
+        rows.append({"metric": "trainable_params_m", "value": params, "extractor": None, "sample_rate": None,
+                     "clip_seconds": None, "n_clips": len(clip_ids)})
     protocol = {
         "run_id": str(first["run_id"]), "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
         "id_list_sha256": id_list_sha256(clip_ids), "mapper_checkpoint_id": first["mapper_checkpoint_id"],
@@ -89,6 +93,18 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     full = [_row(protocol, r, len(clip_ids)) for r in rows]
     tables.append_rows(storage.join(out, "results"), full, results_schema.SCHEMA, "results")
     return full
+
+
+def _trainable_params_m(out: str, checkpoint_id) -> float | None:
+    """The paper's 'trainable M' column: the mapper's own parameters (the frozen models do not count)."""
+    if not isinstance(checkpoint_id, str):
+        return None
+    from v2a.report.runs import find_mapper
+
+    _, config, exact = find_mapper(out, checkpoint_id, None)
+    if not exact or not config or "trainable_params" not in config:
+        return None
+    return config["trainable_params"] / 1e6
 
 
 def _row(protocol: dict, metric_row: dict, n_clips: int) -> dict:

@@ -1,5 +1,6 @@
 """Every stage once, under Prefect, on the small synthetic set with the tiny profile."""
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -59,7 +60,10 @@ def test_results_hold_fd_fad_and_cs_for_the_test_split(pipeline_run):
     df = pd.read_parquet(out / "results")
     assert pq.read_table(out / "results").schema.equals(results_schema.SCHEMA, check_metadata=False)
     run = df[df["run_id"] == summary["run_id"]]
-    assert {"fd", "fad", "cs"} <= set(run["metric"])
+    assert {"fd", "fad", "cs", "gen_time_s", "trainable_params_m"} <= set(run["metric"])
+    config = json.load(open(out / "mappers" / "diff-mlp" / "config.json"))
+    params = run.loc[run["metric"] == "trainable_params_m", "value"].item()
+    assert params == config["trainable_params"] / 1e6
     assert set(run["split"]) == {"test"}
     assert run["value"].notna().all()
     fd = duckdb.sql(f"select value from '{out}/results/*.parquet' where metric = 'fd'").fetchall()
