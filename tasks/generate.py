@@ -43,9 +43,7 @@ def generate_shard(clip_ids: list[str], embeddings_uri: str, gen_dir: str, run_i
     if _shard_done(gen_dir, clip_ids, samples):
         # Done by an earlier run: no need to build the generator or the mapper.
         return {"generated": 0, "skipped": len(wanted_files), "outputs": fingerprints(wanted_files)}
-    df = read_embeddings(embeddings_uri)
-    wanted = set(clip_ids)
-    rows = [r for r in df.to_dict("records") if r["clip_id"] in wanted]
+    rows = read_embeddings(embeddings_uri, clip_ids=clip_ids).to_dict("records")
     generator = get_model(profile, "generator", device)
     mapper = get_mapper(checkpoint, device) if conditioning == "mapper" else None
     conditioner = generate.Conditioner(conditioning, generator, mapper, mapper_guidance=mapper_guidance,

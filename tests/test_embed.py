@@ -193,3 +193,13 @@ def test_a_killed_run_restarted_embeds_each_clip_exactly_once(clips, tmp_path):
     assert len(list(out.glob("shard-*.parquet"))) == 3
     leftovers = [p.name for p in (*out.iterdir(), *err.iterdir()) if ".tmp-" in p.name]
     assert leftovers == []
+
+
+def test_reading_embeddings_for_some_clips_returns_only_those(clips, encoders, tmp_path):
+    out, err = str(tmp_path / "emb"), str(tmp_path / "errors")
+    ids = [c["clip_id"] for c in clips[:4]]
+    by_id = {c["clip_id"]: c for c in clips}
+    for plan in embed.plan_shards(ids, out, err, 2, encoders[0].model_id, encoders[1].model_id, {}):
+        embed.run_shard(plan, by_id, *encoders, 2, 2.0, 8)
+    wanted = [ids[0], ids[3]]
+    assert sorted(embed.read_embeddings(out, clip_ids=wanted)["clip_id"]) == sorted(wanted)

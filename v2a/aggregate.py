@@ -18,6 +18,11 @@ def _clip_seed(clip_id: str, seed: int) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
+def frames_array(frames) -> np.ndarray:
+    """Per-frame embeddings as stored in Parquet (a list of lists, or an array of arrays) → (F, D) float32."""
+    return np.asarray([np.asarray(f, dtype=np.float32) for f in frames], dtype=np.float32)
+
+
 def aggregate_frames(frames: np.ndarray, how: str = "mean", clip_id: str = "", seed: int = 0) -> np.ndarray:
     """Reduce an (F, D) array of frame embeddings to one L2-normalised (D,) vector."""
     frames = np.asarray(frames, dtype=np.float32)
@@ -38,6 +43,5 @@ def aggregate_frames(frames: np.ndarray, how: str = "mean", clip_id: str = "", s
 def aggregate_many(frame_lists, how: str = "mean", clip_ids=None, seed: int = 0) -> np.ndarray:
     """Aggregate a sequence of per-clip frame arrays into an (N, D) matrix."""
     clip_ids = list(clip_ids) if clip_ids is not None else [""] * len(frame_lists)
-    rows = [aggregate_frames(np.stack(list(f)) if not isinstance(f, np.ndarray) or f.dtype == object else f, how, cid, seed)
-            for f, cid in zip(frame_lists, clip_ids)]
+    rows = [aggregate_frames(frames_array(f), how, cid, seed) for f, cid in zip(frame_lists, clip_ids)]
     return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)

@@ -320,11 +320,12 @@ def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_
     return {"shard": plan.index, "skipped": False, "rows": len(rows), "errors": len(errors)}
 
 
-def read_embeddings(uri: str, split: str | None = None):
-    """The embeddings table (one file or a folder of shards) as a pandas DataFrame."""
+def read_embeddings(uri: str, split: str | None = None, clip_ids=None):
+    """The embeddings table (one file or a folder of shards) as a pandas DataFrame, optionally only `clip_ids`."""
     if not storage.list_files(uri, ".parquet"):
         raise FileNotFoundError(f"no embeddings table at {uri} (a Parquet file or a folder of shards)")
-    table = tables.read_table(uri, embeddings_schema.SCHEMA, "embeddings")
+    filters = [("clip_id", "in", sorted(set(clip_ids)))] if clip_ids is not None else None
+    table = tables.read_table(uri, embeddings_schema.SCHEMA, "embeddings", filters=filters)
     df = table.to_pandas()
     if split is not None:
         df = df[df["split"] == split].reset_index(drop=True)

@@ -15,11 +15,9 @@ from storage_schemas import clips as clips_schema
 from storage_schemas import results as results_schema
 from v2a import __version__, storage, tables
 from v2a.embed import read_embeddings
+from v2a.aggregate import frames_array
 from v2a.media import MediaError, read_clip
-
-
-def id_list_sha256(clip_ids) -> str:
-    return hashlib.sha256("\n".join(sorted(set(clip_ids))).encode()).hexdigest()
+from v2a.metrics.reference_stats import id_list_sha256
 
 
 def read_wave(uri: str) -> tuple[np.ndarray, int]:
@@ -66,7 +64,7 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
         key = f"{cid}__s{sample}"
         wave, sr = read_wave(uri)
         generated[key] = wave
-        images[cid] = np.asarray([np.asarray(f, np.float32) for f in emb.loc[cid, "image_frames"]])
+        images[cid] = frames_array(emb.loc[cid, "image_frames"])
     clip_ids = sorted(set(gens["clip_id"]))
     reference = reference_audio(storage.join(out, "clips.parquet"), clip_ids, seconds, sample_rate)
     if not reference:
@@ -138,7 +136,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     images = None
     if run_dir and storage.list_files(storage.join(run_dir, "embeddings"), ".parquet"):
         emb = read_embeddings(storage.join(run_dir, "embeddings"))
-        images = {cid: np.asarray([np.asarray(f, np.float32) for f in frames])
+        images = {cid: frames_array(frames)
                   for cid, frames in zip(emb["clip_id"], emb["image_frames"]) if cid in set(clip_ids)} or None
     metrics = [m for m in metrics if (reference or m not in ("fd", "fad", "kl")) and (images or m != "cs")]
     if not metrics:

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from storage_schemas import generations as generations_schema
 from v2a import storage, tables
-from v2a.aggregate import aggregate_frames
+from v2a.aggregate import aggregate_frames, frames_array
 from v2a.ingest import check_clip_id
 
 
@@ -81,7 +81,7 @@ class Conditioner:
             texts = [r["label"] or "" for r in rows]
             emb = self.generator.encode_text(texts)
             return np.repeat(emb[:, None, :], samples, axis=1)
-        clip = np.stack([aggregate_frames(np.asarray([np.asarray(f, np.float32) for f in r["image_frames"]]),
+        clip = np.stack([aggregate_frames(frames_array(r["image_frames"]),
                                           self.aggregator, r["clip_id"], self.run_seed) for r in rows])
         if self.mode == "no-mapper":
             return np.repeat(clip[:, None, :], samples, axis=1)

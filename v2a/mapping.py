@@ -6,7 +6,7 @@ import numpy as np
 
 from storage_schemas import mapped as mapped_schema
 from v2a import tables
-from v2a.aggregate import aggregate_frames
+from v2a.aggregate import aggregate_frames, frames_array
 from v2a.embed import read_embeddings
 
 
@@ -18,7 +18,7 @@ def map_embeddings(checkpoint: str, embeddings_uri: str, out_uri: str, samples: 
     mapper = load_mapper(checkpoint, device=device)
     df = read_embeddings(embeddings_uri)
     aggregator = (mapper.config.get("aggregator") or "mean")
-    clip = np.stack([aggregate_frames(np.asarray([np.asarray(f, np.float32) for f in frames]), aggregator, cid, seed)
+    clip = np.stack([aggregate_frames(frames_array(frames), aggregator, cid, seed)
                      for frames, cid in zip(df["image_frames"], df["clip_id"])])
     out = mapper.map(clip, samples=samples, seed=seed, guidance_scale=guidance_scale, steps=steps)
     rows = [{"clip_id": cid, "sample": s, "audio_emb": out[i, s].tolist()}

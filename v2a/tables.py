@@ -22,8 +22,12 @@ def write_table(data, uri: str, schema: pa.Schema, name: str = "table") -> pa.Ta
     return table
 
 
-def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table") -> pa.Table:
-    """Read one Parquet file or a folder of shards; an absent folder reads as an empty table."""
+def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table", filters=None) -> pa.Table:
+    """Read one Parquet file or a folder of shards; an absent folder reads as an empty table.
+
+    `filters` (pyarrow's DNF form, e.g. [("clip_id", "in", ids)]) keep only matching rows, so a task
+    that needs a few clips of a large table does not hold all of it.
+    """
     files = storage.list_files(uri, ".parquet")
     if not files:
         if schema is None:
@@ -33,7 +37,7 @@ def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table") -
     for f in files:
         fs, path = storage.filesystem(f)
         with fs.open(path, "rb") as handle:
-            t = pq.read_table(handle)
+            t = pq.read_table(handle, filters=filters)
         if schema is not None:
             validate(t, schema, f"{name} ({f})")
             t = t.select(schema.names)

@@ -7,12 +7,8 @@ import hashlib
 import numpy as np
 
 from v2a import storage
-from v2a.aggregate import aggregate_frames
+from v2a.aggregate import aggregate_frames, frames_array
 from v2a.embed import read_embeddings
-
-
-def _frames(value) -> np.ndarray:
-    return np.asarray([np.asarray(f, dtype=np.float32) for f in value], dtype=np.float32)
 
 
 def load_pairs(embeddings_uri: str, aggregator: str = "mean", seed: int = 0, val_fraction: float = 0.1):
@@ -34,7 +30,7 @@ def load_pairs(embeddings_uri: str, aggregator: str = "mean", seed: int = 0, val
         val, train = train.iloc[order[:n_val]].reset_index(drop=True), train.iloc[order[n_val:]].reset_index(drop=True)
 
     def arrays(part):
-        clip = np.stack([aggregate_frames(_frames(f), aggregator, cid, seed)
+        clip = np.stack([aggregate_frames(frames_array(f), aggregator, cid, seed)
                          for f, cid in zip(part["image_frames"], part["clip_id"])]) if len(part) else None
         clap = np.stack([np.asarray(a, dtype=np.float32) for a in part["audio_emb"]]) if len(part) else None
         return clip, clap

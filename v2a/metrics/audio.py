@@ -10,7 +10,8 @@ from typing import Iterable
 
 import numpy as np
 import torch
-import torchaudio
+
+from v2a.resample import resample as shared_resample
 
 
 def to_mono(wave: np.ndarray) -> np.ndarray:
@@ -30,14 +31,15 @@ def to_mono(wave: np.ndarray) -> np.ndarray:
 
 
 def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    """Band-limited (sinc) resampling with torchaudio's default filter; a no-op when the rates match."""
+    """Band-limited (sinc) resampling with torchaudio's default filter (through `v2a.resample`, the
+    decoders' resampler too); a no-op when the rates match."""
     wave = np.asarray(wave, dtype=np.float32)
     sr_from, sr_to = int(sr_from), int(sr_to)
     if sr_from <= 0 or sr_to <= 0:
         raise ValueError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
     if sr_from == sr_to:
         return wave
-    out = torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(wave)), sr_from, sr_to)
+    out = shared_resample(torch.from_numpy(np.ascontiguousarray(wave)), sr_from, sr_to)
     return out.numpy().astype(np.float32, copy=False)
 
 

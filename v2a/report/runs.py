@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from storage_schemas import clips as clips_schema
 from v2a import storage, tables
+from v2a.aggregate import frames_array
+from v2a.embed import read_embeddings
 
 
 @dataclass
@@ -152,15 +153,11 @@ def read_clip_rows(runs_root: str) -> dict[str, dict]:
 
 def read_frames(runs_root: str, clip_ids) -> dict[str, np.ndarray]:
     """Per-frame CLIP embeddings of the given clips only: the full table can be large."""
-    wanted = sorted(set(clip_ids))
-    out: dict[str, np.ndarray] = {}
-    for uri in storage.list_files(storage.join(runs_root, "embeddings"), ".parquet"):
-        fs, path = storage.filesystem(uri)
-        with fs.open(path, "rb") as handle:
-            t = pq.read_table(handle, columns=["clip_id", "image_frames"], filters=[("clip_id", "in", wanted)])
-        for cid, frames in zip(t.column("clip_id").to_pylist(), t.column("image_frames").to_pylist()):
-            out[cid] = np.asarray(frames, dtype=np.float32)
-    return out
+    uri = storage.join(runs_root, "embeddings")
+    if not storage.list_files(uri, ".parquet"):
+        return {}
+    df = read_embeddings(uri, clip_ids=clip_ids)
+    return {cid: frames_array(frames) for cid, frames in zip(df["clip_id"], df["image_frames"])}
 
 
 def stratified_sample(labels: dict[str, str | None], n: int, seed: int = 0) -> list[str]:
