@@ -59,3 +59,13 @@ def test_interpolation_between_an_image_and_a_text_writes_n_files(synth_dir, mod
     waves = [sf.read(p)[0] for p in paths]
     assert len(waves) == 3 and all(len(w) == 16000 for w in waves)
     assert not np.array_equal(waves[0], waves[2])
+
+
+def test_inputs_sharing_a_file_name_get_separate_outputs(synth_dir, models, tmp_path):
+    clip, gen, neg = models
+    images = sorted((synth_dir / "images").rglob("0.png"))[:2]
+    assert images[0].name == images[1].name
+    written = generate_for_inputs([str(i) for i in images], str(tmp_path), clip, gen, neg,
+                                  conditioning="no-mapper", steps=2, seconds=0.5)
+    assert len({w["wav"] for w in written}) == 2
+    assert len(list(tmp_path.glob("*.wav"))) == 2

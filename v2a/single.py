@@ -20,6 +20,21 @@ def _stem(uri: str) -> str:
     return re.sub(r"[^\w\-.]", "_", Path(str(uri)).stem) or "input"
 
 
+def output_stems(inputs) -> list[str]:
+    """One output name per input; inputs sharing a file name (e.g. `dog/0.png`, `cat/0.png`) get
+    their folder's name in front, so no input's audio overwrites another's."""
+    stems = [_stem(u) for u in inputs]
+    for i, uri in enumerate(inputs):
+        if stems.count(stems[i]) > 1:
+            stems[i] = _stem(f"{Path(str(uri)).parent.name}__{Path(str(uri)).stem}")
+    seen: dict[str, int] = {}
+    for i, stem in enumerate(stems):
+        seen[stem] = seen.get(stem, 0) + 1
+        if seen[stem] > 1:
+            stems[i] = f"{stem}_{seen[stem] - 1}"
+    return stems
+
+
 def clip_embedding(uri: str, clip_encoder, aggregator: str = "mean", num_frames: int = 10, seed: int = 0):
     """(aggregated CLIP vector, seconds of sound the input calls for)."""
     clip = read_clip(uri, num_frames=num_frames, max_seconds=MAX_SECONDS)
@@ -35,8 +50,7 @@ def generate_for_inputs(inputs, out_dir: str, clip_encoder, generator, negative,
     """For each input: `samples` wav files, and for a video a copy with each soundtrack muxed in."""
     written = []
     aggregator = (mapper.config.get("aggregator") or "mean") if mapper is not None else "mean"
-    for uri in inputs:
-        stem = _stem(uri)
+    for uri, stem in zip(inputs, output_stems(inputs)):
         vec, natural = clip_embedding(uri, clip_encoder, aggregator, seed=seed)
         length = seconds or natural
         if conditioning == "mapper":
