@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from storage_schemas import embeddings as embeddings_schema
 from storage_schemas import errors as errors_schema
-from v2a import storage, tables
+from v2a import storage
 from v2a.decoders import resolve_backend
+from v2a.io import embeddings as embeddings_io
+from v2a.io import parquet
 from v2a.media import MediaError, read_clip
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,9 @@ def shard_key(clip_ids, clip_model_id: str, clap_model_id: str, settings: dict) 
 
 def plan_shards(clip_ids, out_uri: str, errors_uri: str, shard_size: int, clip_model_id: str,
                 clap_model_id: str, settings: dict) -> list[ShardPlan]:
-    ids = list(clip_ids)
+    # Sorted, so each shard holds one contiguous range of ids: a reader that wants a few clips opens
+    # only the shard (and the row group) whose footer range holds them.
+    ids = sorted(clip_ids)
     plans = []
     for index, start in enumerate(range(0, len(ids), shard_size)):
         chunk = tuple(ids[start:start + shard_size])
@@ -87,8 +90,8 @@ def _remove_unplanned(folder: str, prefix: str, keep: set[str]) -> list[str]:
 
 def count_errors(plans: list[ShardPlan]) -> int:
     """Error rows recorded for these shards, whether they were embedded now or by an earlier run."""
-    return sum(tables.read_table(p.errors_uri, errors_schema.SCHEMA, "errors").num_rows
-               for p in plans if storage.exists(p.errors_uri))
+    files = set(parquet.table_files(plans[0].errors_uri.rsplit("/", 1)[0])) if plans else set()
+    return sum(parquet.count_rows(p.errors_uri)[0] for p in plans if p.errors_uri in files)
 
 
 @dataclass
@@ -231,8 +234,8 @@ def resolve_workers(workers: int | None) -> int:
 def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int = 10, max_seconds: float = 10.0,
                 batch_size: int = 64, progress: bool = False, *, frame_rate: float | None = None,
                 decoder: str = "auto", workers: int | None = 1, pool: str = "auto",
-                audio_batch_size: int = 16) -> tuple[list[dict], list[dict]]:
-    """Embed a list of clip rows; return (embedding rows, error rows). Bad media never raises.
+                audio_batch_size: int = 16) -> tuple[embeddings_io.EmbeddingBlock, list, list[dict]]:
+    """Embed a list of clip rows; return (an EmbeddingBlock, frame times per row, error rows). Bad media never raises.
 
     ``workers`` threads or processes (``pool``; auto: processes from 4 workers) decode and preprocess clips (frames for
     CLIP, 48 kHz audio for CLAP) while this thread runs the encoders on batches gathered across
@@ -291,17 +294,23 @@ def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int =
         flush_audio()
     bar.close()
 
-    rows = []
-    for position in sorted(done):
-        clip, audio = done[position].clip, audio_embs.get(position)
-        rows.append({
-            "clip_id": clip["clip_id"], "split": clip["split"], "label": clip.get("label"), "kind": clip["kind"],
-            "image_frames": [f.astype(np.float32).tolist() for f in frame_embs[position]],
-            "frame_times": np.asarray(done[position].frame_times, np.float32).tolist(),
-            "audio_emb": audio.astype(np.float32).tolist() if audio is not None else None,
-            "clip_model_id": clip_encoder.model_id, "clap_model_id": clap_encoder.model_id,
-        })
-    return rows, errors
+    order = sorted(done)
+    n = len(order)
+    frames = (np.concatenate([frame_embs[p] for p in order]).astype(np.float32, copy=False) if n
+              else np.zeros((0, 0), np.float32))
+    offsets = np.concatenate([[0], np.cumsum([len(frame_embs[p]) for p in order])]).astype(np.int64)
+    dim = frames.shape[1] if n else 0
+    audio = np.zeros((n, dim), np.float32)
+    has_audio = np.zeros(n, bool)
+    for i, p in enumerate(order):
+        if p in audio_embs:
+            audio[i], has_audio[i] = audio_embs[p], True
+    clips_done = [done[p].clip for p in order]
+    block = embeddings_io.EmbeddingBlock(
+        [c["clip_id"] for c in clips_done], [c["kind"] for c in clips_done], frames, offsets, audio, has_audio,
+        [clip_encoder.model_id] * n, [clap_encoder.model_id] * n)
+    times = [np.asarray(done[p].frame_times, np.float32).tolist() for p in order]
+    return block, times, errors
 
 
 def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_encoder, num_frames: int,
@@ -311,22 +320,14 @@ def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_
     so a shard file on disk always means its errors are recorded too."""
     if storage.exists(plan.uri):
         return {"shard": plan.index, "skipped": True, "rows": None, "errors": None}
-    rows, errors = embed_clips([clips_by_id[c] for c in plan.clip_ids], clip_encoder, clap_encoder,
-                               num_frames, max_seconds, batch_size, progress, frame_rate=frame_rate,
-                               decoder=decoder, workers=workers, pool=pool)
+    missing = [c for c in plan.clip_ids if c not in clips_by_id]
+    if missing:
+        raise ValueError(f"shard {plan.index}: {len(missing)} clip(s) of the plan are not in the clips table "
+                         f"(first: {missing[0]!r}); the table changed since planning: run the stage again")
+    block, times, errors = embed_clips([clips_by_id[c] for c in plan.clip_ids], clip_encoder, clap_encoder,
+                                       num_frames, max_seconds, batch_size, progress, frame_rate=frame_rate,
+                                       decoder=decoder, workers=workers, pool=pool)
     if errors:
-        tables.write_table(errors, plan.errors_uri, errors_schema.SCHEMA, "errors")
-    tables.write_table(rows, plan.uri, embeddings_schema.SCHEMA, "embeddings")
-    return {"shard": plan.index, "skipped": False, "rows": len(rows), "errors": len(errors)}
-
-
-def read_embeddings(uri: str, split: str | None = None, clip_ids=None):
-    """The embeddings table (one file or a folder of shards) as a pandas DataFrame, optionally only `clip_ids`."""
-    if not storage.list_files(uri, ".parquet"):
-        raise FileNotFoundError(f"no embeddings table at {uri} (a Parquet file or a folder of shards)")
-    filters = [("clip_id", "in", sorted(set(clip_ids)))] if clip_ids is not None else None
-    table = tables.read_table(uri, embeddings_schema.SCHEMA, "embeddings", filters=filters)
-    df = table.to_pandas()
-    if split is not None:
-        df = df[df["split"] == split].reset_index(drop=True)
-    return df
+        parquet.write_table(errors, plan.errors_uri, errors_schema.SCHEMA, "errors")
+    embeddings_io.write_embeddings(block, plan.uri, frame_times=times)
+    return {"shard": plan.index, "skipped": False, "rows": len(block), "errors": len(errors)}

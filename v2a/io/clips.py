@@ -1,0 +1,37 @@
+"""The clips table: the manifest every stage walks, and the one source of each clip's split and label."""
+
+from __future__ import annotations
+
+from storage_schemas import clips as clips_schema
+from v2a.io import parquet
+
+
+def read_clips(uri: str, columns: list[str] | None = None, ids=None, split: str | None = None):
+    """The clips table (a pyarrow Table), projected to `columns`, only `ids` / only `split` when given."""
+    filters = [("split", "==", split)] if split is not None else None
+    return parquet.read_table(uri, clips_schema.SCHEMA, "clips", columns=columns, ids=ids, filters=filters)
+
+
+def clip_rows(uri: str, ids, columns: list[str] | None = None) -> dict[str, dict]:
+    """{clip_id: row} for the given ids (row-group pruning: a shard reads only its own clips)."""
+    table = read_clips(uri, columns=columns, ids=ids)
+    return {r["clip_id"]: r for r in table.to_pylist()}
+
+
+def splits(uri: str, ids=None) -> dict[str, str]:
+    table = read_clips(uri, columns=["clip_id", "split"], ids=ids)
+    return dict(zip(table.column("clip_id").to_pylist(), table.column("split").to_pylist()))
+
+
+def labels(uri: str, ids=None) -> dict[str, str | None]:
+    table = read_clips(uri, columns=["clip_id", "label"], ids=ids)
+    return dict(zip(table.column("clip_id").to_pylist(), table.column("label").to_pylist()))
+
+
+def ids_in_split(uri: str, split: str) -> list[str]:
+    return sorted(read_clips(uri, columns=["clip_id"], split=split).column("clip_id").to_pylist())
+
+
+def write_clips(rows, uri: str):
+    """Sorted by clip id in row groups, so a shard's read of its own clips decodes one or two groups."""
+    return parquet.write_table(rows, uri, clips_schema.SCHEMA, "clips", row_group_rows=1024, sort_by="clip_id")

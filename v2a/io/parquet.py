@@ -1,0 +1,226 @@
+"""Parquet files and folders of shards: schema-checked writes, projected and pushed-down reads.
+
+Every table is one file or a folder of part files. Reads go file by file (`iter_tables`), so a
+stage holds one shard at a time; `ids=` prunes whole files by the `clip_id` range in their footers
+(cached per process, keyed by each file's size and change token, so a listing is the only cost of
+a repeated read) and row groups by pyarrow's own statistics, so a task that needs 64 clips of a
+200k-clip table decodes only the row groups that hold them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from storage_schemas import conform, validate
+from v2a import storage
+
+# Rows per row group: small enough that a read of a few clips decodes little, large enough that the
+# footer stays small. An embeddings row is ~22 KB (10 frames x 512 float32 + the audio vector).
+ROW_GROUP_ROWS = 64
+
+
+def _string_columns(schema: pa.Schema) -> list[str]:
+    # Dictionary encoding pays off on repeated strings (model ids, splits) and costs space and time on
+    # float vectors, which never repeat.
+    return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+
+
+def write_table(data, uri: str, schema: pa.Schema, name: str = "table", row_group_rows: int = ROW_GROUP_ROWS,
+                sort_by: str | None = None) -> pa.Table:
+    """Validate `data` against `schema` and write it atomically (readers never see half a file).
+
+    `sort_by` orders the rows by that column first, which makes the footer statistics of each row
+    group a tight range (what `ids=` reads prune on)."""
+    table = conform(data, schema, name)
+    if sort_by and table.num_rows:
+        table = table.sort_by(sort_by)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, row_group_size=max(1, row_group_rows), use_dictionary=_string_columns(schema),
+                   write_statistics=True)
+    with storage.atomic_write(uri) as handle:
+        handle.write(buf.getvalue())
+    return table
+
+
+@dataclass(frozen=True)
+class _Footer:
+    schema: pa.Schema
+    num_rows: int
+    id_ranges: tuple[tuple[str, str] | None, ...]   # per row group (min, max) of clip_id; None: unknown
+
+
+_FOOTERS: OrderedDict = OrderedDict()
+_FOOTERS_LOCK = threading.Lock()
+_FOOTERS_MAX = 100_000
+
+
+def _files(uri: str) -> list[tuple[str, str]]:
+    """(uri, change token) of every Parquet file of a table, in sorted order, from one listing."""
+    fs, path = storage.filesystem(uri)
+    if not fs.exists(path):
+        return []
+    if fs.isfile(path):
+        info = fs.info(path)
+        return [(str(uri), f"{info.get('size')}:{_token(info)}")]
+    out = []
+    for full, info in sorted(fs.find(path, detail=True).items()):
+        base = full.rsplit("/", 1)[-1]
+        if not full.endswith(".parquet") or base.startswith("."):
+            continue
+        out.append((_as_uri(uri, fs, full), f"{info.get('size')}:{_token(info)}"))
+    return out
+
+
+def _as_uri(base: str, fs, path: str) -> str:
+    if "://" not in str(base):
+        return path
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return path if path.startswith(f"{protocol}://") else f"{protocol}://{path}"
+
+
+def _token(info: dict) -> str:
+    for key in ("ETag", "etag", "mtime", "LastModified", "last_modified", "ino", "created"):
+        if info.get(key) is not None:
+            return f"{key}={info[key]}"
+    return ""
+
+
+def _footer(uri: str, token: str) -> _Footer:
+    key = (uri, token)
+    with _FOOTERS_LOCK:
+        hit = _FOOTERS.get(key)
+        if hit is not None:
+            _FOOTERS.move_to_end(key)
+            return hit
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "rb") as handle:
+        meta = pq.ParquetFile(handle).metadata
+        schema = meta.schema.to_arrow_schema()
+    ranges = []
+    col = schema.get_field_index("clip_id")
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(col).statistics if col >= 0 else None
+        ranges.append((stats.min, stats.max) if stats is not None and stats.has_min_max else None)
+    footer = _Footer(schema, meta.num_rows, tuple(ranges))
+    with _FOOTERS_LOCK:
+        _FOOTERS[key] = footer
+        if len(_FOOTERS) > _FOOTERS_MAX:
+            _FOOTERS.popitem(last=False)
+    return footer
+
+
+def _overlaps(ranges, ids: list[str]) -> bool:
+    """Whether any of the sorted `ids` can lie in one of the (min, max) ranges."""
+    for r in ranges:
+        if r is None:
+            return True
+        lo, hi = r
+        i = bisect.bisect_left(ids, lo)
+        if i < len(ids) and ids[i] <= hi:
+            return True
+    return False
+
+
+def count_rows(uri: str) -> tuple[int, int]:
+    """(rows, files) of a table, from the footers."""
+    files = _files(uri)
+    return sum(_footer(u, t).num_rows for u, t in files), len(files)
+
+
+def table_files(uri: str) -> list[str]:
+    return [u for u, _ in _files(uri)]
+
+
+def _check(footer_schema: pa.Schema, schema: pa.Schema | None, columns, where: str) -> None:
+    if schema is None:
+        return
+    wanted = [schema.field(c) for c in columns] if columns else list(schema)
+    validate(footer_schema.empty_table(), pa.schema(wanted), where)
+
+
+def iter_tables(uri: str, schema: pa.Schema | None = None, name: str = "table", columns: list[str] | None = None,
+                ids=None, filters=None, check=None, columns_if_present: list[str] | None = None):
+    """One pyarrow Table per file of `uri` (files that cannot hold a wanted row are not opened).
+
+    columns: projection; ids: only rows whose clip_id is one of these; filters: pyarrow DNF filters
+    applied while reading (row-group pruning); check: a callable(footer schema, where) used instead of
+    the schema check (for tables whose vector width varies, like embeddings)."""
+    wanted = sorted(set(map(str, ids))) if ids is not None else None
+    if wanted is not None and not wanted:
+        return
+    for file_uri, token in _files(uri):
+        footer = _footer(file_uri, token)
+        where = f"{name} ({file_uri})"
+        if check is not None:
+            check(footer.schema, where)
+        else:
+            _check(footer.schema, schema, columns, where)
+        if wanted is not None and not _overlaps(footer.id_ranges, wanted):
+            continue
+        filt = list(filters or [])
+        if wanted is not None:
+            lo, hi = _range_of(footer.id_ranges)
+            local = wanted[bisect.bisect_left(wanted, lo):bisect.bisect_right(wanted, hi)] if lo is not None else wanted
+            filt.append(("clip_id", "in", local))
+        cols = columns
+        if columns_if_present is not None:
+            cols = [c for c in columns_if_present if c in footer.schema.names]
+        fs, path = storage.filesystem(file_uri)
+        with fs.open(path, "rb") as handle:
+            table = pq.read_table(handle, columns=cols, filters=filt or None)
+        if table.num_rows:
+            yield table
+
+
+def _range_of(ranges) -> tuple[str | None, str | None]:
+    if not ranges or any(r is None for r in ranges):
+        return None, None
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table", columns: list[str] | None = None,
+               ids=None, filters=None) -> pa.Table:
+    """The rows of a file or folder of shards as one table; an absent table reads as empty."""
+    if schema is None and not _files(uri):
+        raise FileNotFoundError(f"no Parquet files at {uri}")
+    parts = []
+    for t in iter_tables(uri, schema, name, columns, ids, filters):
+        if schema is not None:
+            t = t.select(columns or schema.names)
+            t = _cast_nulls(t, schema)
+        parts.append(t)
+    if not parts:
+        empty = schema.empty_table() if schema is not None else pa.table({})
+        return empty.select(columns) if columns and schema is not None else empty
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def _cast_nulls(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    # A column written as all-null has type null in that file; give it the schema's type so files concatenate.
+    for i, f in enumerate(table.schema):
+        if pa.types.is_null(f.type):
+            table = table.set_column(i, f.name, pc.cast(table.column(i), schema.field(f.name).type))
+    return table
+
+
+def part_name(*key_parts) -> str:
+    """A part file's name from what it holds (run, stage, shard, inputs): re-running the same work
+    replaces the file instead of adding a second copy of its rows."""
+    digest = hashlib.sha256("\x1f".join(map(str, key_parts)).encode()).hexdigest()[:16]
+    return f"part-{digest}.parquet"
+
+
+def write_part(folder: str, rows, schema: pa.Schema, name: str, *key_parts, sort_by: str | None = None) -> str:
+    """Write rows as the part file named by `key_parts` under folder (replacing an earlier copy)."""
+    uri = storage.join(folder, part_name(*key_parts))
+    write_table(rows, uri, schema, name, sort_by=sort_by)
+    return uri
