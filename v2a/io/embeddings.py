@@ -248,7 +248,7 @@ def sibling_clips(embeddings_uri: str) -> str:
 
 
 def _splits(uri: str, ids, clips_uri: str | None) -> dict[str, str]:
-        clips = clips_uri or sibling_clips(uri)
+    clips = clips_uri or sibling_clips(uri)
     if storage.exists(clips):
         return clips_io.splits(clips, ids=ids)
     legacy = legacy_splits(uri, ids=ids)
@@ -261,7 +261,7 @@ def _splits(uri: str, ids, clips_uri: str | None) -> dict[str, str]:
 
 def split_ids(uri: str, split: str, clips_uri: str | None = None) -> list[str]:
     """Sorted ids of the clips of `split` that have embeddings (split read from the clips table)."""
-        clips = clips_uri or sibling_clips(uri)
+    clips = clips_uri or sibling_clips(uri)
     embedded = embedded_ids(uri)
     if storage.exists(clips):
         in_split = set(clips_io.ids_in_split(clips, split))
