@@ -6,9 +6,9 @@ import sys
 
 from prefect import task
 
-from storage_schemas import clips as clips_schema
 from tasks.caching import stage_cache
-from v2a import embed, storage, tables
+from v2a import embed, storage
+from v2a.io import clips as clips_io
 from v2a.fingerprint import fingerprints
 from v2a.model_cache import get_model, model_lock
 
@@ -26,7 +26,7 @@ def _settings(num_frames: int, max_seconds: float, frame_rate: float | None = No
 def plan_embed_shards(clips_uri: str, out_uri: str, errors_uri: str, profile: str, shard_size: int,
                       num_frames: int, max_seconds: float, device: str,
                       frame_rate: float | None = None) -> list[embed.ShardPlan]:
-    clips = tables.read_table(clips_uri, clips_schema.SCHEMA, "clips")
+    clips = clips_io.read_clips(clips_uri, columns=["clip_id"])
     clip_model = get_model(profile, "clip", device)
     clap_model = get_model(profile, "clap", device)
     plans = embed.plan_shards(clips.column("clip_id").to_pylist(), out_uri, errors_uri, shard_size,
@@ -48,8 +48,7 @@ def embed_shard(plan: embed.ShardPlan, clips_uri: str, profile: str, num_frames:
                 workers: int = 0, pool: str = "auto") -> dict:
     if storage.exists(plan.uri):  # done by an earlier run: no need to build the encoders
         return {"shard": plan.index, "skipped": True, "rows": None, "errors": None, "outputs": fingerprints([plan.uri])}
-    clips = tables.read_table(clips_uri, clips_schema.SCHEMA, "clips").to_pylist()
-    by_id = {c["clip_id"]: c for c in clips if c["clip_id"] in set(plan.clip_ids)}
+    by_id = clips_io.clip_rows(clips_uri, plan.clip_ids)  # only this shard's rows are decoded
     with model_lock(profile, "encoders", device):
         summary = embed.run_shard(plan, by_id, get_model(profile, "clip", device), get_model(profile, "clap", device),
                                   num_frames, max_seconds, batch_size, progress=sys.stderr.isatty(),

@@ -8,15 +8,18 @@ from prefect import task
 
 from tasks.caching import stage_cache
 from v2a import generate
-from v2a.embed import read_embeddings
 from v2a.fingerprint import fingerprints
 from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
 
 
-@task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri",)), persist_result=True)
-def plan_generation(embeddings_uri: str, split: str, shard_size: int, max_clips: int | None) -> list[list[str]]:
-    df = read_embeddings(embeddings_uri, split=split).sort_values("clip_id")
-    ids = df["clip_id"].tolist()[:max_clips] if max_clips else df["clip_id"].tolist()
+@task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), persist_result=True)
+def plan_generation(embeddings_uri: str, split: str, shard_size: int, max_clips: int | None,
+                    clips_uri: str | None = None) -> list[list[str]]:
+    from v2a.io.embeddings import split_ids
+
+    # Split from the clips table, ids from one column of the embeddings: no vector is read here.
+    ids = split_ids(embeddings_uri, split, clips_uri)
+    ids = ids[:max_clips] if max_clips else ids
     if not ids:
         raise ValueError(f"{embeddings_uri}: no clips in split {split!r} to generate for")
     return [ids[i:i + shard_size] for i in range(0, len(ids), shard_size)]
@@ -25,25 +28,20 @@ def plan_generation(embeddings_uri: str, split: str, shard_size: int, max_clips:
 def _shard_done(gen_dir: str, clip_ids: list[str], samples: int) -> bool:
     """Every (clip, sample) of the shard has a table row and a valid file; only the shard's own files are opened."""
     want = {(c, s) for c in clip_ids for s in range(samples)}
-    df = generate.read_generations(gen_dir)
-    df = df[df["clip_id"].isin(clip_ids)]
-    have = {(c, int(s)) for c, s, u, sec, sr in zip(df["clip_id"], df["sample"], df["uri"], df["seconds"],
-                                                   df["sample_rate"])
-            if (c, int(s)) in want and generate.is_valid_audio(u, float(sec), int(sr))}
-    return want <= have
+    return want <= generate.done_samples(gen_dir, clip_ids)
 
 
 @task(name="generate-shard", tags=["gpu"], retries=1, persist_result=True,
-      cache_policy=stage_cache(reads=("embeddings_uri", "checkpoint"), profile="profile"))
+      cache_policy=stage_cache(reads=("embeddings_uri", "checkpoint", "clips_uri"), profile="profile"))
 def generate_shard(clip_ids: list[str], embeddings_uri: str, gen_dir: str, run_id: str, profile: str,
                    checkpoint: str | None, conditioning: str, samples: int, seconds: float, steps: int,
                    guidance_scale: float, scheduler: str, mapper_guidance: float, mapper_steps: int,
-                   batch_size: int, seed: int, device: str) -> dict:
+                   batch_size: int, seed: int, device: str, clips_uri: str | None = None) -> dict:
     wanted_files = [generate.audio_uri(gen_dir, c, s) for c in clip_ids for s in range(samples)]
     if _shard_done(gen_dir, clip_ids, samples):
         # Done by an earlier run: no need to build the generator or the mapper.
         return {"generated": 0, "skipped": len(wanted_files), "outputs": fingerprints(wanted_files)}
-    rows = read_embeddings(embeddings_uri, clip_ids=clip_ids).to_dict("records")
+    rows = generate.conditioning_rows(embeddings_uri, clip_ids, clips_uri)
     generator = get_model(profile, "generator", device)
     mapper = get_mapper(checkpoint, device) if conditioning == "mapper" else None
     conditioner = generate.Conditioner(conditioning, generator, mapper, mapper_guidance=mapper_guidance,

@@ -14,10 +14,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from storage_schemas import generations as generations_schema
-from v2a import storage, tables
+from v2a import storage
 from v2a.aggregate import aggregate_frames, frames_array
 from v2a.ingest import check_clip_id
+from v2a.io import generations as generations_io
 
 
 def derive_seed(run_seed: int, clip_id: str, sample: int = 0, purpose: str = "audio") -> int:
@@ -29,10 +29,6 @@ def audio_uri(gen_dir: str, clip_id: str, sample: int) -> str:
     return storage.join(gen_dir, "audio", f"{check_clip_id(clip_id)}__s{int(sample)}.wav")
 
 
-def table_uri(gen_dir: str) -> str:
-    return storage.join(gen_dir, "table")
-
-
 def write_wav(uri: str, wave: np.ndarray, sample_rate: int) -> None:
     buf = io.BytesIO()
     sf.write(buf, np.clip(wave, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
@@ -40,10 +36,9 @@ def write_wav(uri: str, wave: np.ndarray, sample_rate: int) -> None:
         handle.write(buf.getvalue())
 
 
-def read_generations(gen_dir: str):
-    """The generations table; where a damaged file was generated again, the newer row wins."""
-    df = tables.read_table(table_uri(gen_dir), generations_schema.SCHEMA, "generations").to_pandas()
-    return df.drop_duplicates(["clip_id", "sample"], keep="last").reset_index(drop=True)
+def read_generations(gen_dir: str, ids=None):
+    """The generations table (only `ids` when given); where a damaged file was generated again, one row per file."""
+    return generations_io.read_generations(gen_dir, ids=ids)
 
 
 def is_valid_audio(uri: str, seconds: float, sample_rate: int) -> bool:
@@ -57,11 +52,25 @@ def is_valid_audio(uri: str, seconds: float, sample_rate: int) -> bool:
     return info.samplerate == sample_rate and info.frames == int(round(seconds * sample_rate))
 
 
-def done_samples(gen_dir: str) -> set[tuple[str, int]]:
-    """(clip_id, sample) pairs with a table row and a valid file: skipped on a re-run, so nothing is written twice."""
-    df = read_generations(gen_dir)
+def done_samples(gen_dir: str, clip_ids) -> set[tuple[str, int]]:
+    """(clip_id, sample) pairs of these clips with a table row and a valid file: skipped on a re-run, so
+    nothing is written twice. Only these clips' rows are read and only their files opened."""
+    df = read_generations(gen_dir, ids=clip_ids)
     return {(c, int(s)) for c, s, u, sec, sr in zip(df["clip_id"], df["sample"], df["uri"], df["seconds"],
                                                    df["sample_rate"]) if is_valid_audio(u, float(sec), int(sr))}
+
+
+def conditioning_rows(embeddings_uri: str, clip_ids, clips_uri: str | None = None) -> list[dict]:
+    """The embedding rows of these clips (frames as arrays) with their label from the clips table."""
+    from v2a.io import clips as clips_io
+    from v2a.io import embeddings as embeddings_io
+
+    rows = embeddings_io.read_block(embeddings_uri, ids=clip_ids, with_audio=False).rows()
+    clips = clips_uri or embeddings_io.sibling_clips(embeddings_uri)
+    labels = clips_io.labels(clips, ids=clip_ids) if storage.exists(clips) else {}
+    for r in rows:
+        r["label"] = labels.get(r["clip_id"])
+    return rows
 
 
 class Conditioner:
@@ -95,12 +104,16 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
                    samples: int = 1, seconds: float = 10.0, steps: int = 200, guidance_scale: float = 2.5,
                    scheduler: str = "ddim", batch_size: int = 8, run_seed: int = 0, progress: bool = False,
                    mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None) -> dict:
-    """Generate audio for embedding rows not yet done; append one table part per finished batch."""
-    done = done_samples(gen_dir)
+    """Generate audio for embedding rows not yet done: one table part per finished batch while it runs,
+    merged into one part for these rows at the end."""
+    clip_ids = [r["clip_id"] for r in rows]
+    key = generations_io.shard_key(run_id, clip_ids, samples)
+    done = done_samples(gen_dir, clip_ids)
     jobs = [(r, s) for r in rows for s in range(samples) if (r["clip_id"], s) not in done]
     written = 0
     bar = tqdm(total=len(jobs), desc="generate", disable=not progress, leave=False)
     cond_cache: dict[str, np.ndarray] = {}
+    parts: list[str] = []
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
         t0 = time.perf_counter()
@@ -127,8 +140,10 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
                 "scheduler": scheduler, "seconds": seconds, "sample_rate": generator.sample_rate,
                 "gen_time_s": per_item,
             })
-        tables.append_rows(table_uri(gen_dir), out_rows, generations_schema.SCHEMA, "generations")
+        parts.append(generations_io.write_batch(gen_dir, out_rows, key, start // batch_size))
         written += len(out_rows)
         bar.update(len(batch))
     bar.close()
+    if parts:
+        generations_io.merge_shard(gen_dir, key, read_generations(gen_dir, ids=clip_ids), parts)
     return {"generated": written, "skipped": len(rows) * samples - len(jobs)}

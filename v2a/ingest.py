@@ -7,7 +7,8 @@ import io
 import re
 
 from storage_schemas import clips as clips_schema
-from v2a import storage, tables
+from v2a import storage
+from v2a.io import clips as clips_io
 from v2a.media import IMAGE_EXTENSIONS
 
 SPLITS = ("train", "test", "val")
@@ -113,7 +114,7 @@ def ingest(out_uri: str, csv: str | None = None, videos: str | None = None, imag
         rows += read_image_folder(images)
     if not rows:
         raise IngestError("no clips found: check the CSV and folders given")
-    tables.write_table(rows, out_uri, clips_schema.SCHEMA, "clips")
+    clips_io.write_clips(rows, out_uri)
     if errors and errors_uri:
         from storage_schemas import errors as errors_schema
         tables.append_rows(errors_uri, errors, errors_schema.SCHEMA, "errors")

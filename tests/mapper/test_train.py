@@ -19,7 +19,7 @@ def tiny_pairs():
 
 def _config(**kw):
     base = dict(mapper="diff-mlp", depth=1, expansion=1, epochs=4, batch_size=64, lr=1e-3, num_timesteps=100,
-                sampling_steps=10, val_sampling_steps=5)
+                sampling_steps=10, val_sampling_steps=5, checkpoint_every=1)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -58,7 +58,7 @@ def test_writes_checkpoint_history_curve_and_no_pickle(tmp_path, tiny_pairs):
     for key in ("train_loss", "val_loss", "val_mse", "val_cosine", "val_r1", "val_r10"):
         assert all(np.isfinite(h[key]) for h in history), key
     assert (tmp_path / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch_0003", "epoch_0004"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["best", "epoch_0003", "epoch_0004"]
     suffixes = {p.suffix for p in tmp_path.rglob("*") if p.is_file()}
     assert suffixes <= {".json", ".safetensors", ".png"}
     assert result["trainable_params"] > 0 and result["epochs_completed"] == 4
@@ -121,3 +121,37 @@ def test_mismatched_arrays_are_refused(tmp_path, tiny_pairs):
     tc, ta, vc, va = tiny_pairs
     with pytest.raises(ValueError, match="256 CLIP rows but 255 CLAP rows"):
         train_mapper(tc, ta[:-1], vc, va, _config(), tmp_path, progress=False)
+
+
+def test_select_best_saves_the_weights_of_the_best_validation_epoch(tiny_pairs, tmp_path):
+    from v2a.mapper.checkpoint import read_safetensors
+
+    result = train_mapper(*tiny_pairs, _config(mapper="reg-mlp", epochs=6, lr=3e-2, select="best"), tmp_path,
+                          progress=False)
+    history = json.loads((tmp_path / "history.json").read_text())
+    best_epoch = min(history, key=lambda h: h["val_loss"])["epoch"]
+    assert result["best_epoch"] == best_epoch and result["selected"].startswith(f"best (epoch {best_epoch}")
+    best = read_safetensors(tmp_path / "checkpoints" / "best" / "model.safetensors")
+    final = read_safetensors(tmp_path / "model.safetensors")
+    assert all(np.array_equal(best[k].numpy(), final[k].numpy()) for k in best)
+
+
+def test_early_stopping_ends_training_after_the_patience_runs_out(tiny_pairs, tmp_path):
+    # A learning rate this large makes validation worse after the first epochs.
+    result = train_mapper(*tiny_pairs, _config(mapper="reg-mlp", epochs=50, lr=5.0, early_stopping_patience=2),
+                          tmp_path, progress=False)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert result["epochs_completed"] < 50 and history[-1].get("early_stop") is True
+    losses = [h["val_loss"] for h in history]
+    assert min(losses[-2:]) >= min(losses[:-2])
+
+
+def test_resumable_checkpoints_are_written_every_n_epochs_and_at_the_end(tiny_pairs, tmp_path, monkeypatch):
+    import v2a.mapper.train as train_module
+
+    saved = []
+    real = train_module._save_epoch_checkpoint
+    monkeypatch.setattr(train_module, "_save_epoch_checkpoint",
+                        lambda out_dir, epoch, *a, **k: (saved.append(epoch), real(out_dir, epoch, *a, **k)))
+    train_mapper(*tiny_pairs, _config(mapper="reg-mlp", epochs=7, checkpoint_every=3), tmp_path, progress=False)
+    assert saved == [3, 6, 7]

@@ -39,6 +39,9 @@ CHECKPOINTS_DIR = "checkpoints"
 HISTORY_NAME = "history.json"
 CURVE_NAME = "training_curve.png"
 PLOT_EVERY_S = 60.0
+BEST_DIR = "best"
+SELECTIONS = ("last", "best")
+MONITORS = {"val_loss": -1.0, "val_cosine": 1.0}  # sign: +1 when higher is better
 
 
 @dataclass
@@ -78,12 +81,21 @@ class TrainConfig:
     val_guidance_scale: float = 0.9
     val_batch_size: int = 16384
     keep_checkpoints: int = 1  # epoch checkpoints kept on disk (the newest ones)
+    # A resumable checkpoint (weights + optimizer: 585 MB for the paper's Transformer) every this many
+    # epochs and at the end, instead of every epoch (58 GB of writes over 100 epochs).
+    checkpoint_every: int = 5
+    # Which weights become model.safetensors: "last" (the final epoch's) or "best" (the epoch with the
+    # best `monitor` on the validation pairs; those weights are also kept in checkpoints/best/).
+    select: str = "last"
+    monitor: str = "val_loss"  # val_loss (lower is better) | val_cosine (higher is better)
+    early_stopping_patience: int | None = None  # stop after this many validations without improvement
 
     # Fields that may change between a run and its resumption; every other field shapes the
     # trajectory and must match the checkpoint.
     RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "bf16", "compile", "cuda_graphs", "sampling_steps",
                          "guidance_scale", "eta", "sampling_clamp_l2norm", "val_every", "val_sampling_steps",
-                         "val_guidance_scale", "val_batch_size", "keep_checkpoints")
+                         "val_guidance_scale", "val_batch_size", "keep_checkpoints", "checkpoint_every", "select",
+                         "early_stopping_patience")
 
     def __post_init__(self):
         try:
@@ -97,9 +109,13 @@ class TrainConfig:
                      "None (paper default) or an integer >= 1")
         self.depth, self.expansion = resolve_depth_expansion(kind, arch, self.depth, self.expansion)
         for name in ("heads", "head_dim", "epochs", "batch_size", "num_timesteps", "sampling_steps",
-                     "val_every", "val_sampling_steps", "val_batch_size", "keep_checkpoints"):
+                     "val_every", "val_sampling_steps", "val_batch_size", "keep_checkpoints", "checkpoint_every"):
             _require(name, getattr(self, name), lambda v: _is_int(v) and v >= 1, "an integer >= 1")
         _require("max_steps", self.max_steps, lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1")
+        _require("select", self.select, lambda v: v in SELECTIONS, " or ".join(map(repr, SELECTIONS)))
+        _require("monitor", self.monitor, lambda v: v in MONITORS, " or ".join(map(repr, MONITORS)))
+        _require("early_stopping_patience", self.early_stopping_patience,
+                 lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1")
         _require("seed", self.seed, lambda v: _is_int(v) and v >= 0, "an integer >= 0")
         _require("lr", self.lr, lambda v: _is_num(v) and v > 0, "a number > 0")
         _require("weight_decay", self.weight_decay, lambda v: _is_num(v) and v >= 0, "a number >= 0")
@@ -413,6 +429,13 @@ def _save_epoch_checkpoint(out_dir: Path, epoch: int, state: dict, net: nn.Modul
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _save_best(out_dir: Path, state: dict) -> None:
+    """The best validation weights so far (weights only: no optimizer), replaced atomically."""
+    where = out_dir / CHECKPOINTS_DIR / BEST_DIR
+    where.mkdir(parents=True, exist_ok=True)
+    save_safetensors({k: v.contiguous() for k, v in state.items()}, where / WEIGHTS_NAME)
+
+
 def _check_resumable(saved: dict, config: TrainConfig, fingerprint: str, where: Path) -> None:
     saved_cfg = saved["config"]
     current = config.to_dict()
@@ -502,6 +525,8 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
 
     history: list[dict] = []
     start_epoch, global_step, resumed_from = 0, 0, None
+    best, best_state, best_dirty, stale_validations = None, None, False, 0
+    sign = MONITORS[config.monitor]
     epoch_dirs = _epoch_dirs(out_dir)
     if epoch_dirs:
         last_epoch, where = epoch_dirs[-1]
@@ -515,6 +540,11 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
             ema_net.load_state_dict(read_safetensors(where / "ema.safetensors"))
         history = saved["history"]
         start_epoch, global_step, resumed_from = last_epoch, saved["global_step"], last_epoch
+        best = saved.get("best")
+        best_file = out_dir / CHECKPOINTS_DIR / BEST_DIR / WEIGHTS_NAME
+        if best is not None and best_file.exists():
+            best_state = read_safetensors(best_file)
+        stale_validations = int(saved.get("stale_validations", 0))
 
     step = TrainStep(net, objective, optimizer, config, device, ema_net)
     clip_t = torch.from_numpy(train_clip).to(device)
@@ -538,7 +568,8 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
     net.train()
     epoch = start_epoch
     last_plot = time.monotonic()
-    while epoch < config.epochs and not max_steps_reached():
+    stop_early = False
+    while epoch < config.epochs and not max_steps_reached() and not stop_early:
         t0 = time.perf_counter()
         gen = torch.Generator(device=device).manual_seed(_stream_seed(config.seed, 0, epoch))
         perm = torch.randperm(n, generator=gen, device=device)
@@ -561,14 +592,28 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
             t_val = time.perf_counter()
             record.update(validate(eval_net, objective, val_clip_t, val_clap_t, config, device))
             record["val_seconds"] = round(time.perf_counter() - t_val, 3)
+            value = record.get(config.monitor)
+            if value is not None and (best is None or sign * value > sign * best["value"]):
+                best = {"epoch": epoch, "value": float(value), "monitor": config.monitor}
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in eval_net.state_dict().items()}
+                best_dirty, stale_validations = True, 0
+            else:
+                stale_validations += 1
+            if config.early_stopping_patience and stale_validations >= config.early_stopping_patience:
+                stop_early = record["early_stop"] = True
         if not complete:
             record["partial_epoch"] = True
         history.append(record)
-        if complete:
+        finishing = epoch >= config.epochs or max_steps_reached() or stop_early
+        if complete and (epoch % config.checkpoint_every == 0 or finishing):
             # A partial epoch (max_steps) is not a resumable point: its permutation is half used.
+            if best_dirty:  # before the epoch checkpoint that refers to it
+                _save_best(out_dir, best_state)
+                best_dirty = False
             _save_epoch_checkpoint(out_dir, epoch, {**state_base, "epoch": epoch, "global_step": global_step,
-                                                    "history": history}, net, optimizer, ema_net,
-                                   config.keep_checkpoints)
+                                                    "history": history, "best": best,
+                                                    "stale_validations": stale_validations},
+                                   net, optimizer, ema_net, config.keep_checkpoints)
         # Drawing the curve costs about half a second: every epoch would dominate short epochs.
         plot_now = time.monotonic() - last_plot > PLOT_EVERY_S
         _write_history(out_dir, history, plot=plot_now)
@@ -580,14 +625,24 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
             on_epoch_end(dict(record))
     epoch_bar.close()
 
+    if best_dirty:
+        _save_best(out_dir, best_state)
+    selected = "last"
+    if config.select == "best" and best_state is not None:
+        eval_net.load_state_dict({k: v.to(device) for k, v in best_state.items()})
+        selected = f"best (epoch {best['epoch']}, {best['monitor']} {best['value']:.6g})"
+    elif config.select == "best":
+        warnings.warn("select='best' needs validation pairs; the last epoch's weights are saved", stacklevel=2)
     training = {**config.to_dict(), "epochs_completed": epoch, "global_step": global_step,
                 "train_pairs": n, "val_pairs": int(val_clip.shape[0]) if has_val else 0,
-                "val_fingerprint": val_fp, "weights": "ema" if ema_net is not None else "raw"}
+                "val_fingerprint": val_fp, "weights": "ema" if ema_net is not None else "raw",
+                "selected": selected, "best": best, "stopped_early": stop_early}
     save_mapper(out_dir, eval_net, objective, metadata=metadata, training=training, data_fingerprint=train_fp)
     if history:
         _write_history(out_dir, history)
     final = dict(history[-1]) if history else {}
-    final.update({"trainable_params": count_trainable_params(net), "epochs_completed": epoch,
+    final.update({"selected": selected, "best_epoch": best["epoch"] if best else None,
+                  "trainable_params": count_trainable_params(net), "epochs_completed": epoch,
                   "global_step": global_step, "resumed_from_epoch": resumed_from, "out_dir": str(out_dir),
                   "checkpoint_id": sha256_file(out_dir / WEIGHTS_NAME)[:12], "mapper": config.mapper})
     return final

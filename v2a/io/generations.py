@@ -1,0 +1,56 @@
+"""The `generations` table of one run: one row per generated file, in content-keyed part files.
+
+While a shard generates, each finished batch is written as its own part (a kill loses at most one
+batch); when the shard ends its rows are merged into one part named by the run and the shard's clip
+ids, and the batch parts are removed, so a run of N clips holds about N / shard-size files. A re-run
+rewrites the same names instead of adding copies. Reads that name clip ids open only the parts whose
+footer range holds them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from storage_schemas import generations as generations_schema
+from v2a import storage
+from v2a.io import parquet
+from v2a.io.layout import GenerationLayout
+
+
+def _layout(gen_dir) -> GenerationLayout:
+    return gen_dir if isinstance(gen_dir, GenerationLayout) else GenerationLayout(str(gen_dir))
+
+
+def read_generations(gen_dir, ids=None, columns: list[str] | None = None) -> pd.DataFrame:
+    """The run's rows (only those of `ids` when given); a (clip, sample) written twice keeps its last row."""
+    table = parquet.read_table(_layout(gen_dir).table, generations_schema.SCHEMA, "generations", columns=columns,
+                               ids=ids)
+    df = table.to_pandas()
+    if {"clip_id", "sample"} <= set(df.columns):
+        df = df.drop_duplicates(["clip_id", "sample"], keep="last").reset_index(drop=True)
+    return df
+
+
+def write_batch(gen_dir, rows: list[dict], shard_key: str, batch: int) -> str:
+    return parquet.write_part(_layout(gen_dir).table, rows, generations_schema.SCHEMA, "generations",
+                              "generate-batch", shard_key, batch, sort_by="clip_id")
+
+
+def merge_shard(gen_dir, shard_key: str, rows: pd.DataFrame | list[dict], batch_parts: list[str]) -> str | None:
+    """Write the shard's rows as one part, then drop its batch parts (the merged part first: a kill
+    in between leaves duplicate rows, which reads collapse, never a lost one)."""
+    uri = None
+    if len(rows):
+        uri = parquet.write_part(_layout(gen_dir).table, rows, generations_schema.SCHEMA, "generations",
+                                 "generate-shard", shard_key, sort_by="clip_id")
+    for part in batch_parts:
+        if part != uri:
+            storage.remove(part)
+    return uri
+
+
+def shard_key(run_id: str, clip_ids, samples: int) -> str:
+    import hashlib
+
+    payload = "\n".join([run_id, str(samples), *sorted(map(str, clip_ids))])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
