@@ -7,15 +7,16 @@ from prefect import flow
 from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
 from tasks.embed import embed_shard, plan_embed_shards, remove_stale_shards
-from v2a import embed, storage
+from v2a import embed
+from v2a.io.layout import RunLayout
 
 
 @flow(name="embed", log_prints=True)
 def embed_flow(out: str, profile: str = "paper", num_frames: int = 10, max_seconds: float = 10.0,
                shard_size: int = 256, batch_size: int = 64, device: str = "cpu", frame_rate: float | None = None,
                decoder: str = "auto", workers: int = 0, pool: str = "auto") -> dict:
-    clips_uri = storage.join(out, "clips.parquet")
-    emb_uri, err_uri = storage.join(out, "embeddings"), storage.join(out, "errors")
+    layout = RunLayout(out)
+    clips_uri, emb_uri, err_uri = layout.clips, layout.embeddings, layout.errors
     plans = plan_embed_shards(clips_uri, emb_uri, err_uri, profile, shard_size, num_frames, max_seconds, device,
                               frame_rate=frame_rate)
     remove_stale_shards(emb_uri, plans)
@@ -29,5 +30,5 @@ def embed_flow(out: str, profile: str = "paper", num_frames: int = 10, max_secon
     print(f"embed: {summary['shards']} shards ({summary['skipped']} already done), "
           f"{summary['rows']} new rows, {summary['errors']} new clips in the errors table "
           f"({summary['errors_total']} in all, see {err_uri})")
-    summary["domain_gap"] = call(domain_gap_report, emb_uri, storage.join(out, "reports"))
+    summary["domain_gap"] = call(domain_gap_report, emb_uri, layout.reports)
     return summary

@@ -8,6 +8,7 @@ from prefect.artifacts import create_table_artifact
 from tasks.caching import call
 from tasks.evaluate import evaluate_folder_task, evaluate_task
 from v2a import storage
+from v2a.io.layout import GenerationLayout, RunLayout
 
 
 @flow(name="evaluate", log_prints=True)
@@ -15,12 +16,13 @@ def evaluate_flow(generations: str, out: str, profile: str = "paper", split: str
                   metrics: list[str] | None = None, reference: str | None = None, device: str = "cpu",
                   run_id: str | None = None) -> list[dict]:
     metrics = metrics or ["fd", "fad", "cs", "kl", "is"]
-    if storage.exists(storage.join(generations, "table")) and reference is None:
+    layout = RunLayout(out)
+    if storage.exists(GenerationLayout(generations).table) and reference is None:
         rows = call(evaluate_task, generations, out, profile, split, dataset, metrics, device)["rows"]
     else:
         # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
-        run_dir = out if storage.exists(storage.join(out, "clips.parquet")) else None
-        rows = evaluate_folder_task(generations, storage.join(out, "results"), profile, reference, run_dir, split,
+        run_dir = out if storage.exists(layout.clips) else None
+        rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
                                     dataset, metrics, device, run_id=run_id)
     create_table_artifact(key="evaluation", table=_report_rows(rows),
                           description=f"Metrics of {generations} on split {split}, next to the paper's Table 1 "

@@ -6,13 +6,13 @@ from prefect import flow
 
 from tasks.caching import call
 from tasks.ingest import ingest_task
-from v2a import storage
+from v2a.io.layout import RunLayout
 
 
 @flow(name="ingest", log_prints=True)
 def ingest_flow(out: str, csv: str | None = None, videos: str | None = None, images: str | None = None,
                 dataset: str = "vggsound") -> dict:
-    summary = call(ingest_task, storage.join(out, "clips.parquet"), csv, videos, images, dataset,
-                   storage.join(out, "errors"))
+    layout = RunLayout(out)
+    summary = call(ingest_task, layout.clips, csv, videos, images, dataset, layout.errors)
     print(f"ingest: {summary['n_clips']} clips {summary['by_split']}, {summary['n_errors']} bad CSV rows")
     return summary

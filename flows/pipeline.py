@@ -34,11 +34,11 @@ def pipeline_flow(config: str | dict) -> dict:
                           frame_rate=e.frame_rate, decoder=e.decoder, workers=e.workers, pool=e.pool)
         checkpoint = None
         if g.conditioning == "mapper":
-            stage(train_flow)(cfg.embeddings_uri, cfg.mapper_dir, mapper=t.mapper, aggregator=t.aggregator,
-                              options=t.options, restart_incompatible=True)
+            stage(train_flow)(cfg.layout.embeddings, cfg.mapper_dir, mapper=t.mapper, aggregator=t.aggregator,
+                              options=t.options, restart_incompatible=True, clips=cfg.layout.clips)
             checkpoint = cfg.mapper_dir
         gen = stage(generate_flow)(
-            cfg.embeddings_uri, cfg.out, run_id, profile=cfg.profile, checkpoint=checkpoint, split=g.split,
+            cfg.layout.embeddings, cfg.out, run_id, profile=cfg.profile, checkpoint=checkpoint, split=g.split,
             conditioning=g.conditioning, samples=g.samples, seconds=g.seconds, steps=g.steps,
             guidance_scale=g.guidance_scale, scheduler=g.scheduler, mapper_guidance=g.mapper_guidance,
             mapper_steps=g.mapper_steps, batch_size=g.batch_size, seed=g.seed, max_clips=g.max_clips,
@@ -56,7 +56,7 @@ def summarise_run(cfg: PipelineConfig, run_id: str, gen_dir: str, report_index: 
 
     from v2a.status import run_summary_markdown
 
-    links = {"listening report": report_index, "results table": cfg.results_uri, "generated audio": gen_dir,
+    links = {"listening report": report_index, "results table": cfg.layout.results, "generated audio": gen_dir,
              "mapper checkpoint": cfg.mapper_dir if cfg.generate.conditioning == "mapper" else None}
     create_markdown_artifact(key="pipeline-summary", markdown=run_summary_markdown(cfg.out, run_id, links),
                              description=f"Outputs of pipeline run {run_id} in {cfg.out}")

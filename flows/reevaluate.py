@@ -8,13 +8,13 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.evaluate import evaluate_flow
-from storage_schemas import clips as clips_schema
-from v2a import storage, tables
+from v2a.io import clips as clips_io
+from v2a.io.layout import RunLayout
 from v2a.reevaluate import pending_evaluation
 
 
 def _dataset(out: str, default: str = "vggsound") -> str:
-    clips = tables.read_table(storage.join(out, "clips.parquet"), clips_schema.SCHEMA, "clips")
+    clips = clips_io.read_clips(RunLayout(out).clips, columns=["dataset"])
     names = clips.column("dataset").to_pylist()
     return names[0] if names else default
 

@@ -19,10 +19,12 @@ MAX_INLINE_BYTES = 512 * 1024
 
 @flow(name="train", log_prints=True)
 def train_flow(embeddings: str, out_dir: str, mapper: str = "diff-transformer", aggregator: str = "mean",
-               options: dict | None = None, restart_incompatible: bool = False) -> dict:
+               options: dict | None = None, restart_incompatible: bool = False, clips: str | None = None) -> dict:
     """restart_incompatible: epoch checkpoints in out_dir from another configuration are discarded
-    (the pipeline owns its mapper folder) instead of stopping the run."""
-    metrics = call(train_task, embeddings, out_dir, mapper, aggregator, options or {}, restart_incompatible)
+    (the pipeline owns its mapper folder) instead of stopping the run. clips: the clips table the
+    splits are read from (default: the one beside the embeddings folder)."""
+    metrics = call(train_task, embeddings, out_dir, mapper, aggregator, options or {}, restart_incompatible,
+                   clips_uri=clips)
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     create_table_artifact(key="mapper-training", table=[{"field": k, "value": str(v)} for k, v in shown.items()],
                           description=f"Final metrics of mapper {mapper} in {out_dir}")

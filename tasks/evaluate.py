@@ -9,6 +9,7 @@ from prefect import task
 from tasks.caching import stage_cache
 from v2a import evaluate, storage
 from v2a.fingerprint import fingerprints
+from v2a.io.layout import RunLayout
 from v2a.model_cache import get_model
 
 EXTRACTORS = {"fd": "panns", "kl": "panns", "is": "panns", "fad": "vggish", "cs": "wav2clip"}
@@ -19,13 +20,14 @@ EXTRACTORS = {"fd": "panns", "kl": "panns", "is": "panns", "fad": "vggish", "cs"
 def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str, metrics: list[str],
                   device: str) -> dict:
     """{"rows": the rows appended to OUT/results, "outputs": the part file holding them}."""
-    results = storage.join(out, "results")
-    before = set(storage.list_files(results, ".parquet"))
+    results = RunLayout(out).results
+    before = fingerprints(storage.list_files(results, ".parquet"))
     names = sorted({EXTRACTORS[m] for m in metrics})
     extractors = {n: get_model(profile, f"extractor:{n}", device) for n in names}
     rows = evaluate.evaluate_run(gen_dir, out, extractors, split=split, dataset=dataset, metrics=metrics,
                                  progress=sys.stderr.isatty())
-    written = sorted(set(storage.list_files(results, ".parquet")) - before)
+    # Parts are named by what they hold, so a re-run replaces its own file: changed files count as written.
+    written = sorted(u for u, fp in fingerprints(storage.list_files(results, ".parquet")).items() if before.get(u) != fp)
     return {"rows": rows, "outputs": fingerprints(written)}
 
 

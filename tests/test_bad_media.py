@@ -21,8 +21,9 @@ def outcome(folder):
     clips = [{"clip_id": name.replace(".", "_"), "split": "test", "label": None,
               "kind": "image" if path.suffix == ".png" or path.suffix == ".jpg" else "video", "uri": str(path)}
              for name, path in folder.items()]
-    rows, errors = embed.embed_clips(clips, get_model("tiny", "clip"), get_model("tiny", "clap"),
-                                     num_frames=4, max_seconds=10.0, batch_size=16)
+    block, errors = embed.embed_clips(clips, get_model("tiny", "clip"), get_model("tiny", "clap"),
+                                      num_frames=4, max_seconds=10.0, batch_size=16)
+    rows = block.rows()
     return {r["clip_id"]: r for r in rows}, {e["clip_id"]: e for e in errors}
 
 

@@ -9,6 +9,7 @@ from storage_schemas import embeddings as embeddings_schema
 from storage_schemas import generations as generations_schema
 from storage_schemas.validate import SchemaError
 from v2a import embed, generate, ingest
+from v2a.io.embeddings import read_embeddings
 
 
 def _broken(schema: pa.Schema, path, drop: str | None = None, retype: str | None = None):
@@ -26,7 +27,7 @@ def _broken(schema: pa.Schema, path, drop: str | None = None, retype: str | None
 def test_an_embeddings_shard_with_a_missing_or_mistyped_column_is_refused_by_name(tmp_path, how):
     _broken(embeddings_schema.SCHEMA, tmp_path / "emb" / "shard-00000-x.parquet", **how)
     with pytest.raises(SchemaError, match=next(iter(how.values()))):
-        embed.read_embeddings(str(tmp_path / "emb"))
+        read_embeddings(str(tmp_path / "emb"))
 
 
 @pytest.mark.parametrize("how", [{"drop": "seed"}, {"retype": "sample"}])

@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from storage_schemas import embeddings as embeddings_schema
-from v2a import domain_gap, tables
+from v2a import domain_gap
+from v2a.io import parquet
 
 
 def unit_rows(n, dim=16, seed=0):
@@ -59,7 +60,7 @@ def test_the_report_reads_the_embeddings_table(tmp_path):
              "audio_emb": audio[i].tolist() if i < 7 else None, "clip_model_id": "m", "clap_model_id": "n"}
             for i in range(8)]
     uri = str(tmp_path / "embeddings" / "shard-00000.parquet")
-    tables.write_table(rows, uri, embeddings_schema.SCHEMA, "embeddings")
+    parquet.write_table(rows, uri, embeddings_schema.LEGACY_SCHEMA, "embeddings")
     report = domain_gap.domain_gap_report(str(tmp_path / "embeddings"), str(tmp_path / "reports"), method="pca")
     assert report.n == 7  # the clip without sound has no pair
     assert (tmp_path / "reports" / "domain-gap-cosine.png").exists()

@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from storage_schemas import conform
 from storage_schemas import clips as clips_schema
 from storage_schemas import embeddings as embeddings_schema
 from storage_schemas import errors as errors_schema
-from v2a import embed, ingest, tables
+from v2a import embed, ingest
+from v2a.io import embeddings as embeddings_io
+from v2a.io.embeddings import read_embeddings
+from v2a.io import parquet
 from v2a.model_cache import get_model
 
 
@@ -19,7 +23,7 @@ from v2a.model_cache import get_model
 def clips(synth_dir, tmp_path_factory):
     uri = str(tmp_path_factory.mktemp("ingest") / "clips.parquet")
     ingest.ingest(uri, csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"))
-    return tables.read_table(uri, clips_schema.SCHEMA).to_pylist()
+    return parquet.read_table(uri, clips_schema.SCHEMA).to_pylist()
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +32,10 @@ def encoders():
 
 
 def test_rows_hold_one_clip_vector_per_frame_and_one_clap_vector(clips, encoders):
-    rows, errors = embed.embed_clips(clips[:3], *encoders, num_frames=4, max_seconds=2.0)
+    block, errors = embed.embed_clips(clips[:3], *encoders, num_frames=4, max_seconds=2.0)
+    rows = block.rows()
     assert errors == []
-    table = tables.conform(rows, embeddings_schema.SCHEMA)
+    table = embeddings_io.block_to_table(block)
     assert table.num_rows == 3
     for row in rows:
         frames = np.asarray(row["image_frames"])
@@ -42,7 +47,8 @@ def test_rows_hold_one_clip_vector_per_frame_and_one_clap_vector(clips, encoders
 
 def test_an_image_gets_one_frame_and_no_audio(synth_dir, encoders):
     images = ingest.read_image_folder(str(synth_dir / "images"))
-    rows, errors = embed.embed_clips(images[:1], *encoders)
+    block, errors = embed.embed_clips(images[:1], *encoders)
+    rows = block.rows()
     assert len(rows[0]["image_frames"]) == 1 and rows[0]["audio_emb"] is None
 
 
@@ -50,7 +56,8 @@ def test_a_bad_file_becomes_an_error_row_and_the_rest_completes(clips, encoders,
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"")
     broken = {**clips[0], "clip_id": "broken", "uri": str(bad)}
-    rows, errors = embed.embed_clips([broken, clips[1]], *encoders, num_frames=2)
+    block, errors = embed.embed_clips([broken, clips[1]], *encoders, num_frames=2)
+    rows = block.rows()
     assert [r["clip_id"] for r in rows] == [clips[1]["clip_id"]]
     assert errors[0]["clip_id"] == "broken" and "empty" in errors[0]["reason"]
 
@@ -64,7 +71,7 @@ def test_a_finished_shard_is_skipped_and_a_changed_setting_re_embeds(clips, enco
     first = [embed.run_shard(p, by_id, *encoders, 2, 2.0, 8) for p in plans]
     again = [embed.run_shard(p, by_id, *encoders, 2, 2.0, 8) for p in plans]
     assert [r["skipped"] for r in first] == [False, False] and [r["skipped"] for r in again] == [True, True]
-    df = embed.read_embeddings(out)
+    df = read_embeddings(out)
     assert sorted(df["clip_id"]) == sorted(ids)
 
     changed = embed.plan_shards(ids, out, err, 2, encoders[0].model_id, encoders[1].model_id, {"num_frames": 3})
@@ -78,7 +85,7 @@ def test_errors_of_a_shard_are_written_with_it(clips, encoders, tmp_path):
     by_id = {"broken": {**clips[0], "clip_id": "broken", "uri": str(bad)}, clips[1]["clip_id"]: clips[1]}
     plan = embed.plan_shards(list(by_id), str(tmp_path / "emb"), str(tmp_path / "err"), 8, "a", "b", {})[0]
     embed.run_shard(plan, by_id, *encoders, 2, 2.0, 8)
-    errors = tables.read_table(str(tmp_path / "err"), errors_schema.SCHEMA).to_pylist()
+    errors = parquet.read_table(str(tmp_path / "err"), errors_schema.SCHEMA).to_pylist()
     assert [e["clip_id"] for e in errors] == ["broken"]
 
 
@@ -101,7 +108,8 @@ def test_bad_inputs_become_error_rows_and_usable_ones_rows(clips, encoders, dama
              _as(clips[0], "audio-only", damaged["audio_only"]),
              _as(clips[0], "no-audio", damaged["no_audio"]),
              clips[1]]
-    rows, errors = embed.embed_clips(batch, *encoders, num_frames=3, max_seconds=10.0)  # the clips last 2 s
+    block, errors = embed.embed_clips(batch, *encoders, num_frames=3, max_seconds=10.0)  # the clips last 2 s
+    rows = block.rows()
     reasons = {e["clip_id"]: e["reason"] for e in errors}
     assert set(reasons) == {"truncated", "truncated-faststart", "audio-only"}
     assert "truncated" in reasons["truncated"] and "truncated" in reasons["truncated-faststart"]
@@ -116,9 +124,9 @@ def test_bad_inputs_become_error_rows_and_usable_ones_rows(clips, encoders, dama
 
 @pytest.mark.parametrize("pool", ["thread", "process"])
 def test_parallel_decode_gives_the_same_rows_in_the_same_order(clips, encoders, pool):
-    one, _ = embed.embed_clips(clips[:5], *encoders, num_frames=3, batch_size=4, workers=1)
-    many, _ = embed.embed_clips(clips[:5], *encoders, num_frames=3, batch_size=4, workers=2, pool=pool,
-                                audio_batch_size=2)
+    one = embed.embed_clips(clips[:5], *encoders, num_frames=3, batch_size=4, workers=1)[0].rows()
+    many = embed.embed_clips(clips[:5], *encoders, num_frames=3, batch_size=4, workers=2, pool=pool,
+                             audio_batch_size=2)[0].rows()
     assert [r["clip_id"] for r in many] == [c["clip_id"] for c in clips[:5]]
     for a, b in zip(one, many):
         np.testing.assert_allclose(a["image_frames"], b["image_frames"], atol=1e-5)
@@ -126,7 +134,7 @@ def test_parallel_decode_gives_the_same_rows_in_the_same_order(clips, encoders, 
 
 
 def test_a_frame_rate_sets_the_frames_per_clip(clips, encoders):
-    rows, _ = embed.embed_clips(clips[:2], *encoders, frame_rate=2.0, max_seconds=10.0)
+    rows = embed.embed_clips(clips[:2], *encoders, frame_rate=2.0, max_seconds=10.0)[0].rows()
     assert [len(r["image_frames"]) for r in rows] == [4, 4]  # 2-s clips at 2 frames per second
 
 
@@ -148,11 +156,12 @@ def test_the_errors_of_every_shard_are_counted_done_now_or_before(clips, encoder
 _STAGE = """
 import sys, time
 from storage_schemas import clips as clips_schema
-from v2a import embed, tables
+from v2a import embed
+from v2a.io import parquet
 from v2a.model_cache import get_model
 
 clips_uri, out, err, pause = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-by_id = {c["clip_id"]: c for c in tables.read_table(clips_uri, clips_schema.SCHEMA).to_pylist()[:6]}
+by_id = {c["clip_id"]: c for c in parquet.read_table(clips_uri, clips_schema.SCHEMA).to_pylist()[:6]}
 encoders = get_model("tiny", "clip"), get_model("tiny", "clap")
 plans = embed.plan_shards(list(by_id), out, err, 2, encoders[0].model_id, encoders[1].model_id, {"num_frames": 2})
 embed.remove_stale_shards(out, plans)
@@ -170,7 +179,7 @@ def _stage(clips_uri, out, err, pause):
 
 def test_a_killed_run_restarted_embeds_each_clip_exactly_once(clips, tmp_path):
     clips_uri = str(tmp_path / "clips.parquet")
-    tables.write_table(clips[:6], clips_uri, clips_schema.SCHEMA, "clips")
+    parquet.write_table(clips[:6], clips_uri, clips_schema.SCHEMA, "clips")
     out, err = tmp_path / "emb", tmp_path / "err"
     first = _stage(clips_uri, out, err, pause=30.0)
     deadline = time.monotonic() + 120
@@ -188,7 +197,7 @@ def test_a_killed_run_restarted_embeds_each_clip_exactly_once(clips, tmp_path):
 
     second = _stage(clips_uri, out, err, pause=0.0)
     assert second.wait(timeout=180) == 0, second.stderr.read().decode()[-2000:]
-    df = embed.read_embeddings(str(out))
+    df = read_embeddings(str(out))
     assert sorted(df["clip_id"]) == sorted(c["clip_id"] for c in clips[:6])  # none missing, none twice
     assert len(list(out.glob("shard-*.parquet"))) == 3
     leftovers = [p.name for p in (*out.iterdir(), *err.iterdir()) if ".tmp-" in p.name]
@@ -202,4 +211,4 @@ def test_reading_embeddings_for_some_clips_returns_only_those(clips, encoders, t
     for plan in embed.plan_shards(ids, out, err, 2, encoders[0].model_id, encoders[1].model_id, {}):
         embed.run_shard(plan, by_id, *encoders, 2, 2.0, 8)
     wanted = [ids[0], ids[3]]
-    assert sorted(embed.read_embeddings(out, clip_ids=wanted)["clip_id"]) == sorted(wanted)
+    assert sorted(read_embeddings(out, clip_ids=wanted)["clip_id"]) == sorted(wanted)

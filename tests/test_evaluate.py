@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from storage_schemas import conform
 from storage_schemas import results as results_schema
-from v2a import tables
+from v2a.io import parquet
 from v2a.evaluate import evaluate_folder
 from v2a.model_cache import get_model
 
@@ -29,7 +30,7 @@ def test_any_folder_is_scored_against_a_reference_folder(tmp_path, extractors):
                            reference_dir=str(tmp_path / "ref"), clip_seconds=1.0, run_id="other-system")
     assert {r["metric"] for r in rows} == {"fd", "fad", "kl", "is"}
     df = pd.read_parquet(tmp_path / "results")
-    tables.conform(df, results_schema.SCHEMA)
+    conform(df, results_schema.SCHEMA)
     fd = duckdb.sql(f"select value from '{tmp_path}/results/*.parquet' where metric='fd' and run_id='other-system'")
     assert fd.fetchall()[0][0] > 0
 

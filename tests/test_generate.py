@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from storage_schemas import conform
 from storage_schemas import generations as generations_schema
-from v2a import generate, tables
+from v2a import generate
+from v2a.io import parquet
 from v2a.model_cache import empty_text_embedding, get_model
 
 
@@ -46,7 +48,7 @@ def test_a_resumed_run_writes_nothing_twice(generator, tmp_path):
     assert first["generated"] == 2 and second == {"generated": 1, "skipped": 2}
     df = generate.read_generations(str(tmp_path))
     assert sorted(df["clip_id"]) == ["clip0", "clip1", "clip2"]
-    tables.conform(df, generations_schema.SCHEMA)
+    conform(df, generations_schema.SCHEMA)
 
 
 def test_text_baseline_conditions_on_the_label(generator, tmp_path):

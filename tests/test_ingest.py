@@ -1,13 +1,14 @@
 import pytest
 
 from storage_schemas import clips as clips_schema
-from v2a import ingest, tables
+from v2a import ingest
+from v2a.io import parquet
 
 
 def test_vggsound_csv_becomes_the_clips_table(synth_dir, tmp_path):
     out = str(tmp_path / "clips.parquet")
     summary = ingest.ingest(out, csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"))
-    table = tables.read_table(out, clips_schema.SCHEMA)
+    table = parquet.read_table(out, clips_schema.SCHEMA)
     assert summary["n_clips"] == table.num_rows == 12
     assert set(table.column("split").to_pylist()) == {"train", "test"}
     for uri in table.column("uri").to_pylist():

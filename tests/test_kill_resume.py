@@ -87,9 +87,9 @@ def test_a_killed_generation_resumed_matches_an_uninterrupted_one(tmp_path):
     _finish(_start(_GENERATE, killed, 0))
 
     a, b = generate.read_generations(str(straight)), generate.read_generations(str(killed))
-    from v2a import tables
+    from v2a.io import parquet
     from storage_schemas import generations as schema
-    raw = tables.read_table(str(killed / "table"), schema.SCHEMA).to_pandas()
+    raw = parquet.read_table(str(killed / "table"), schema.SCHEMA).to_pandas()
     assert not raw.duplicated(["clip_id", "sample"]).any()  # nothing written twice
     assert sorted(zip(a["clip_id"], a["sample"])) == sorted(zip(b["clip_id"], b["sample"]))
     for clip_id, sample in zip(a["clip_id"], a["sample"]):
@@ -167,7 +167,7 @@ def _tone_folder(folder: Path, freqs) -> Path:
 
 
 def test_a_killed_evaluation_resumed_appends_the_uninterrupted_rows_once(tmp_path):
-    from v2a import tables
+    from v2a.io import parquet
     from storage_schemas import results as schema
 
     gen = _tone_folder(tmp_path / "gen", [300, 500, 700, 900])
@@ -182,8 +182,8 @@ def test_a_killed_evaluation_resumed_appends_the_uninterrupted_rows_once(tmp_pat
     _finish(_start(_EVALUATE, gen, ref, killed / "results", killed / "stats", 0))
 
     columns = ["run_id", "metric", "extractor", "sample_rate", "clip_seconds", "n_clips", "id_list_sha256"]
-    a = tables.read_table(str(straight / "results"), schema.SCHEMA).to_pandas()
-    b = tables.read_table(str(killed / "results"), schema.SCHEMA).to_pandas()
+    a = parquet.read_table(str(straight / "results"), schema.SCHEMA).to_pandas()
+    b = parquet.read_table(str(killed / "results"), schema.SCHEMA).to_pandas()
     assert len(list((killed / "results").glob("*.parquet"))) == 1 and not b.duplicated("metric").any()
     a, b = a.sort_values("metric").reset_index(drop=True), b.sort_values("metric").reset_index(drop=True)
     assert a[columns].equals(b[columns])
@@ -193,14 +193,15 @@ def test_a_killed_evaluation_resumed_appends_the_uninterrupted_rows_once(tmp_pat
 
 def test_a_kill_mid_write_leaves_only_a_hidden_temporary_that_readers_skip(tmp_path):
     """What atomic_write leaves if killed between writing and renaming: a dot-file no table read sees."""
-    from v2a import storage, tables
+    from v2a import storage
+    from v2a.io import parquet
     from storage_schemas import errors as schema
 
-    tables.write_table([{"clip_id": "a", "stage": "embed", "uri": "x", "reason": "r"}],
+    parquet.write_table([{"clip_id": "a", "stage": "embed", "uri": "x", "reason": "r"}],
                        str(tmp_path / "part-1.parquet"), schema.SCHEMA, "errors")
     (tmp_path / ".part-2.parquet.tmp-deadbeef").write_bytes(b"PAR1 half a file")
     assert storage.list_files(str(tmp_path), ".parquet") == [str(tmp_path / "part-1.parquet")]
-    assert tables.read_table(str(tmp_path), schema.SCHEMA).num_rows == 1
+    assert parquet.read_table(str(tmp_path), schema.SCHEMA).num_rows == 1
 
 
 @pytest.mark.parametrize("clip_id", ["../escape", "a/b", "..", "a\\b"])

@@ -14,14 +14,16 @@ from PIL import Image
 
 from storage_schemas import clips as clips_schema
 from tests.browser import HeadlessChromium, find_chromium
-from v2a import embed, evaluate, generate, ingest, report, tables, train
+from v2a import embed, evaluate, generate, ingest, report, train
+from v2a.io import parquet
+from v2a.io.embeddings import read_embeddings
 from v2a.model_cache import empty_text_embedding, get_mapper, get_model
 
 MAPPED, PLAIN = "mapped", "no-mapper"
 
 
 def _generate(root: Path, run_id: str, conditioning: str, samples: int, checkpoint: Path | None) -> None:
-    rows = embed.read_embeddings(str(root / "embeddings"), split="test").to_dict("records")
+    rows = read_embeddings(str(root / "embeddings"), split="test").to_dict("records")
     generator = get_model("tiny", "generator")
     mapper = get_mapper(str(checkpoint)) if checkpoint else None
     conditioner = generate.Conditioner(conditioning, generator, mapper, mapper_steps=5)
@@ -37,7 +39,7 @@ def run_root(synth_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("report-run")
     ingest.ingest(str(root / "clips.parquet"), csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"),
                   dataset="synthetic")
-    clips = tables.read_table(str(root / "clips.parquet"), clips_schema.SCHEMA).to_pylist()
+    clips = parquet.read_table(str(root / "clips.parquet"), clips_schema.SCHEMA).to_pylist()
     clip_model, clap_model = get_model("tiny", "clip"), get_model("tiny", "clap")
     plans = embed.plan_shards([c["clip_id"] for c in clips], str(root / "embeddings"), str(root / "errors"), 16,
                               clip_model.model_id, clap_model.model_id, {"num_frames": 3})

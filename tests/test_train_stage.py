@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from storage_schemas import embeddings as embeddings_schema
-from v2a import storage, tables
+from v2a import storage
+from v2a.io import parquet
 from v2a.train import train_stage
 
 OPTIONS = {"epochs": 2, "batch_size": 4, "val_sampling_steps": 2, "num_timesteps": 10, "sampling_steps": 2}
@@ -18,7 +19,7 @@ def embeddings(tmp_path):
              "audio_emb": rng.normal(size=8).astype(np.float32).tolist(), "clip_model_id": "clip-test",
              "clap_model_id": "clap-test"} for i in range(15)]
     uri = str(tmp_path / "embeddings" / "shard-00000.parquet")
-    tables.write_table(rows, uri, embeddings_schema.SCHEMA, "embeddings")
+    parquet.write_table(rows, uri, embeddings_schema.LEGACY_SCHEMA, "embeddings")
     return str(tmp_path / "embeddings")
 
 

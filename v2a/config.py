@@ -191,32 +191,19 @@ class PipelineConfig:
         return self
 
     @property
+    def layout(self):
+        """Where each table lives under `out`: the stages meet only at these files."""
+        from v2a.io.layout import RunLayout
+
+        return RunLayout(self.out)
+
+    @property
     def cache_location(self) -> str:
-        return self.cache.location or storage.join(self.out, ".prefect-results")
-
-    # Where each table lives under `out`: the stages meet only at these files.
-    @property
-    def clips_uri(self) -> str:
-        return storage.join(self.out, "clips.parquet")
-
-    @property
-    def embeddings_uri(self) -> str:
-        return storage.join(self.out, "embeddings")
-
-    @property
-    def errors_uri(self) -> str:
-        return storage.join(self.out, "errors")
+        return self.cache.location or self.layout.prefect_results
 
     @property
     def mapper_dir(self) -> str:
-        return storage.join(self.out, "mappers", self.train.mapper)
-
-    @property
-    def results_uri(self) -> str:
-        return storage.join(self.out, "results")
-
-    def generations_dir(self, run_id: str) -> str:
-        return storage.join(self.out, "generations", run_id)
+        return self.layout.mapper(self.train.mapper)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

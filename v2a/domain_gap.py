@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from v2a import storage
-from v2a.aggregate import aggregate_many
 
 log = logging.getLogger(__name__)
 
@@ -205,15 +204,12 @@ def gap_report(a, b, out_dir: str, name: str, title: str, names: tuple[str, str]
 def domain_gap_report(embeddings_uri: str, out_dir: str, aggregator: str = "mean", split: str | None = None,
                       method: str = "auto", seed: int = 0) -> GapReport:
     """Paper Fig. 3 from the embeddings table: aggregated CLIP vs CLAP audio of the same clips."""
-    from v2a.embed import read_embeddings
+    from v2a.io.pairs import load_pairs
 
-    df = read_embeddings(embeddings_uri, split=split)
-    df = df[df["audio_emb"].notna()].reset_index(drop=True)
-    if df.empty:
+    pairs = load_pairs(embeddings_uri, aggregator, seed=seed, split=split, audio_only=True)
+    if not len(pairs.clip_ids):
         raise ValueError(f"no clips with both frames and audio in {embeddings_uri}")
-    clip_vecs = aggregate_many(list(df["image_frames"]), aggregator, list(df["clip_id"]), seed)
-    clap_vecs = np.stack([np.asarray(v, np.float32) for v in df["audio_emb"]])
-    return gap_report(clip_vecs, clap_vecs, out_dir, "domain-gap",
+    return gap_report(pairs.clip, pairs.clap, out_dir, "domain-gap",
                       f"CLIP ({aggregator} of frames) vs CLAP audio", ("CLIP image", "CLAP audio"),
                       method=method, seed=seed)
 

@@ -234,8 +234,8 @@ def resolve_workers(workers: int | None) -> int:
 def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int = 10, max_seconds: float = 10.0,
                 batch_size: int = 64, progress: bool = False, *, frame_rate: float | None = None,
                 decoder: str = "auto", workers: int | None = 1, pool: str = "auto",
-                audio_batch_size: int = 16) -> tuple[embeddings_io.EmbeddingBlock, list, list[dict]]:
-    """Embed a list of clip rows; return (an EmbeddingBlock, frame times per row, error rows). Bad media never raises.
+                audio_batch_size: int = 16) -> tuple[embeddings_io.EmbeddingBlock, list[dict]]:
+    """Embed a list of clip rows; return (an EmbeddingBlock of the usable clips, error rows). Bad media never raises.
 
     ``workers`` threads or processes (``pool``; auto: processes from 4 workers) decode and preprocess clips (frames for
     CLIP, 48 kHz audio for CLAP) while this thread runs the encoders on batches gathered across
@@ -296,21 +296,21 @@ def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int =
 
     order = sorted(done)
     n = len(order)
+    dim = int(clip_encoder.embed_dim)  # known even when every clip of a shard failed
     frames = (np.concatenate([frame_embs[p] for p in order]).astype(np.float32, copy=False) if n
-              else np.zeros((0, 0), np.float32))
+              else np.zeros((0, dim), np.float32))
     offsets = np.concatenate([[0], np.cumsum([len(frame_embs[p]) for p in order])]).astype(np.int64)
-    dim = frames.shape[1] if n else 0
     audio = np.zeros((n, dim), np.float32)
     has_audio = np.zeros(n, bool)
     for i, p in enumerate(order):
         if p in audio_embs:
             audio[i], has_audio[i] = audio_embs[p], True
     clips_done = [done[p].clip for p in order]
+    times = [np.asarray(done[p].frame_times, np.float32).tolist() for p in order]
     block = embeddings_io.EmbeddingBlock(
         [c["clip_id"] for c in clips_done], [c["kind"] for c in clips_done], frames, offsets, audio, has_audio,
-        [clip_encoder.model_id] * n, [clap_encoder.model_id] * n)
-    times = [np.asarray(done[p].frame_times, np.float32).tolist() for p in order]
-    return block, times, errors
+        [clip_encoder.model_id] * n, [clap_encoder.model_id] * n, times)
+    return block, errors
 
 
 def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_encoder, num_frames: int,
@@ -324,10 +324,10 @@ def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_
     if missing:
         raise ValueError(f"shard {plan.index}: {len(missing)} clip(s) of the plan are not in the clips table "
                          f"(first: {missing[0]!r}); the table changed since planning: run the stage again")
-    block, times, errors = embed_clips([clips_by_id[c] for c in plan.clip_ids], clip_encoder, clap_encoder,
+    block, errors = embed_clips([clips_by_id[c] for c in plan.clip_ids], clip_encoder, clap_encoder,
                                        num_frames, max_seconds, batch_size, progress, frame_rate=frame_rate,
                                        decoder=decoder, workers=workers, pool=pool)
     if errors:
         parquet.write_table(errors, plan.errors_uri, errors_schema.SCHEMA, "errors")
-    embeddings_io.write_embeddings(block, plan.uri, frame_times=times)
+    embeddings_io.write_embeddings(block, plan.uri)
     return {"shard": plan.index, "skipped": False, "rows": len(block), "errors": len(errors)}

@@ -6,16 +6,18 @@ The maths and the extractors live in v2a.metrics; this module gathers the inputs
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime, timezone
 
 import numpy as np
 import soundfile as sf
 
-from storage_schemas import clips as clips_schema
 from storage_schemas import results as results_schema
-from v2a import __version__, storage, tables
-from v2a.embed import read_embeddings
-from v2a.aggregate import frames_array
+from v2a import __version__, storage
+from v2a.io import clips as clips_io
+from v2a.io import embeddings as embeddings_io
+from v2a.io import parquet
+from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.reference_stats import id_list_sha256
 
@@ -27,21 +29,63 @@ def read_wave(uri: str) -> tuple[np.ndarray, int]:
     return wave.mean(axis=1), sr
 
 
-def reference_audio(clips_uri: str, clip_ids, seconds: float, sample_rate: int = 16000) -> dict[str, np.ndarray]:
-    """The real audio of the clips (16 kHz mono, the first `seconds`); clips without sound are left out."""
-    clips = {r["clip_id"]: r for r in tables.read_table(clips_uri, clips_schema.SCHEMA, "clips").to_pylist()}
-    out = {}
-    for cid in clip_ids:
-        row = clips.get(cid)
-        if row is None or row["kind"] != "video":
-            continue
+class ReferenceAudio(Mapping):
+    """The real audio of video clips (mono at `sample_rate`, the first `seconds`), decoded only when a
+    value is read: with the extractor statistics of the set already stored, nothing is decoded.
+
+    The keys are the clips whose embedding row has a CLAP audio embedding (they had sound when they
+    were embedded); a clip that fails to decode now raises, naming it, instead of silently changing
+    the reference set that the stored statistics were computed on."""
+
+    def __init__(self, uris: dict[str, str], seconds: float, sample_rate: int = 16000):
+        self._uris, self.seconds, self.sample_rate = dict(sorted(uris.items())), seconds, sample_rate
+
+    def __getitem__(self, clip_id: str) -> np.ndarray:
+        uri = self._uris[clip_id]
         try:
-            clip = read_clip(row["uri"], num_frames=1, sample_rate=sample_rate, max_seconds=seconds)
+            clip = read_clip(uri, num_frames=1, sample_rate=self.sample_rate, max_seconds=self.seconds)
+        except MediaError as err:
+            raise MediaError(f"reference audio of {clip_id} ({uri}): {err}") from err
+        if clip.audio is None or not clip.audio.size:
+            raise MediaError(f"reference audio of {clip_id} ({uri}): the file has no sound now")
+        return clip.audio
+
+    def __iter__(self):
+        return iter(self._uris)
+
+    def __len__(self) -> int:
+        return len(self._uris)
+
+
+def reference_audio(clips_uri: str, clip_ids, seconds: float, sample_rate: int = 16000,
+                    embeddings_uri: str | None = None) -> ReferenceAudio:
+    """The real audio of the given video clips that have sound (lazily decoded, see ReferenceAudio).
+
+    Which clips have sound comes from the embeddings table when given (its audio embeddings), else
+    from decoding each clip once."""
+    rows = clips_io.clip_rows(clips_uri, clip_ids, columns=["clip_id", "kind", "uri"])
+    videos = {c: r["uri"] for c, r in rows.items() if r["kind"] == "video"}
+    if embeddings_uri is not None and embeddings_io.exists(embeddings_uri):
+        with_sound = set()
+        for table in parquet.iter_tables(embeddings_uri, None, "embeddings", columns=["clip_id", "audio_emb"],
+                                         ids=list(videos), check=embeddings_io.check_schema):
+            valid = table.column("audio_emb").is_valid().to_pylist()
+            with_sound.update(c for c, v in zip(table.column("clip_id").to_pylist(), valid) if v)
+        return ReferenceAudio({c: u for c, u in videos.items() if c in with_sound}, seconds, sample_rate)
+    found = {}
+    for cid, uri in videos.items():
+        try:
+            clip = read_clip(uri, num_frames=1, sample_rate=sample_rate, max_seconds=seconds)
         except MediaError:
             continue
         if clip.audio is not None and clip.audio.size:
-            out[cid] = clip.audio
-    return out
+            found[cid] = uri
+    return ReferenceAudio(found, seconds, sample_rate)
+
+
+def _image_frames(embeddings_uri: str, clip_ids) -> dict[str, np.ndarray]:
+    block = embeddings_io.read_block(embeddings_uri, ids=clip_ids, with_audio=False)
+    return {cid: block.frames_of(i) for i, cid in enumerate(block.clip_ids)}
 
 
 def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", dataset: str = "vggsound",
@@ -50,28 +94,30 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     from v2a.generate import read_generations
     from v2a.metrics.evaluate import evaluate_audio
 
+    layout = RunLayout(out)
     gens = read_generations(gen_dir)
     if gens.empty:
         raise ValueError(f"{gen_dir}: no generations to evaluate")
-    emb = read_embeddings(storage.join(out, "embeddings"), split=split).set_index("clip_id")
-    gens = gens[gens["clip_id"].isin(emb.index)]
+    # The split comes from the clips table: a clip moved to another split since generation is not scored here.
+    in_split = set(clips_io.read_clips(layout.clips, columns=["clip_id"], ids=set(gens["clip_id"]),
+                                       split=split).column("clip_id").to_pylist())
+    gens = gens[gens["clip_id"].isin(in_split)]
     if gens.empty:
         raise ValueError(f"{gen_dir}: none of the generated clips is in split {split!r}")
     first = gens.iloc[0]
     sample_rate, seconds = int(first["sample_rate"]), float(first["seconds"])
-    generated, images = {}, {}
-    for cid, sample, uri in zip(gens["clip_id"], gens["sample"], gens["uri"]):
-        key = f"{cid}__s{sample}"
-        wave, sr = read_wave(uri)
-        generated[key] = wave
-        images[cid] = frames_array(emb.loc[cid, "image_frames"])
     clip_ids = sorted(set(gens["clip_id"]))
-    reference = reference_audio(storage.join(out, "clips.parquet"), clip_ids, seconds, sample_rate)
+    images = _image_frames(layout.embeddings, clip_ids)
+    gens = gens[gens["clip_id"].isin(images)]
+    generated = {f"{cid}__s{sample}": read_wave(uri)[0]
+                 for cid, sample, uri in zip(gens["clip_id"], gens["sample"], gens["uri"])}
+    clip_ids = sorted(set(gens["clip_id"]))
+    reference = reference_audio(layout.clips, clip_ids, seconds, sample_rate, embeddings_uri=layout.embeddings)
     if not reference:
         # Images and silent videos have no real audio: only the reference-free metrics apply.
         metrics = [m for m in metrics if m in ("cs", "is")]
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
-                          stats_dir=storage.join(out, "reference_stats"), metrics=list(metrics),
+                          stats_dir=layout.reference_stats, metrics=list(metrics),
                           progress=progress)
     gen_time = float(gens["gen_time_s"].mean())
     rows.append({"metric": "gen_time_s", "value": gen_time, "extractor": None, "sample_rate": sample_rate,
@@ -89,8 +135,14 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
         "aggregator": first["aggregator"], "v2a_version": __version__,
     }
     full = [_row(protocol, r, len(clip_ids)) for r in rows]
-    tables.append_rows(storage.join(out, "results"), full, results_schema.SCHEMA, "results")
+    write_results(layout.results, full, "evaluate-run", protocol["run_id"], split, dataset, sorted(metrics),
+                  protocol["id_list_sha256"], sorted(getattr(e, "model_id", str(e)) for e in extractors.values()))
     return full
+
+
+def write_results(results_uri: str, rows: list[dict], *key) -> str:
+    """The rows as one part named by what was evaluated: re-running the same evaluation replaces it."""
+    return parquet.write_part(results_uri, rows, results_schema.SCHEMA, "results", *key)
 
 
 def _trainable_params_m(out: str, checkpoint_id) -> float | None:
@@ -132,12 +184,14 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     if reference_dir:
         reference = {k: w for k, (w, _) in load_audio_folder(reference_dir, target_sample_rate=sample_rate).items()}
     elif run_dir:
-        reference = reference_audio(storage.join(run_dir, "clips.parquet"), clip_ids, clip_seconds, sample_rate)
+        run = RunLayout(run_dir)
+        in_split = set(clips_io.read_clips(run.clips, columns=["clip_id"], ids=clip_ids, split=split)
+                       .column("clip_id").to_pylist())
+        reference = reference_audio(run.clips, sorted(in_split), clip_seconds, sample_rate,
+                                    embeddings_uri=run.embeddings)
     images = None
-    if run_dir and storage.list_files(storage.join(run_dir, "embeddings"), ".parquet"):
-        emb = read_embeddings(storage.join(run_dir, "embeddings"))
-        images = {cid: frames_array(frames)
-                  for cid, frames in zip(emb["clip_id"], emb["image_frames"]) if cid in set(clip_ids)} or None
+    if run_dir and embeddings_io.exists(RunLayout(run_dir).embeddings):
+        images = _image_frames(RunLayout(run_dir).embeddings, clip_ids) or None
     metrics = [m for m in metrics if (reference or m not in ("fd", "fad", "kl")) and (images or m != "cs")]
     if not metrics:
         raise ValueError("nothing to compute: give --reference (FD, FAD, KL) and/or a run folder with embeddings (CS)")
@@ -151,5 +205,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
         "generator_steps": None, "aggregator": None, "v2a_version": __version__,
     }
     full = [_row(protocol, r, len(clip_ids)) for r in rows]
-    tables.append_rows(results_uri, full, results_schema.SCHEMA, "results")
+    write_results(results_uri, full, "evaluate-folder", protocol["run_id"], split, dataset, sorted(metrics),
+                  protocol["id_list_sha256"], str(reference_dir), str(run_dir),
+                  sorted(getattr(e, "model_id", str(e)) for e in extractors.values()))
     return full

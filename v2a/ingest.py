@@ -100,6 +100,18 @@ def _err(clip_id: str, uri: str, reason: str) -> dict:
     return {"clip_id": clip_id, "stage": "ingest", "uri": uri, "reason": reason}
 
 
+def _write_errors(errors_uri: str, errors: list[dict]) -> None:
+    """This ingest's error rows replace the previous ingest's (one part under a fixed key)."""
+    from storage_schemas import errors as errors_schema
+    from v2a.io import parquet
+
+    uri = storage.join(errors_uri, parquet.part_name("ingest"))
+    if errors:
+        parquet.write_table(errors, uri, errors_schema.SCHEMA, "errors")
+    else:
+        storage.remove(uri)
+
+
 def ingest(out_uri: str, csv: str | None = None, videos: str | None = None, images: str | None = None,
            dataset: str = "vggsound", errors_uri: str | None = None) -> dict:
     """Write the clips table; return a summary {n_clips, n_errors, by_split}."""
@@ -115,9 +127,8 @@ def ingest(out_uri: str, csv: str | None = None, videos: str | None = None, imag
     if not rows:
         raise IngestError("no clips found: check the CSV and folders given")
     clips_io.write_clips(rows, out_uri)
-    if errors and errors_uri:
-        from storage_schemas import errors as errors_schema
-        tables.append_rows(errors_uri, errors, errors_schema.SCHEMA, "errors")
+    if errors_uri:
+        _write_errors(errors_uri, errors)
     by_split: dict[str, int] = {}
     for r in rows:
         by_split[r["split"]] = by_split.get(r["split"], 0) + 1

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from storage_schemas import mapped as mapped_schema
-from v2a import tables
-from v2a.aggregate import aggregate_frames, frames_array
-from v2a.embed import read_embeddings
+from v2a.io import parquet
+from v2a.io.pairs import load_pairs
 
 
 def map_embeddings(checkpoint: str, embeddings_uri: str, out_uri: str, samples: int = 1,
@@ -16,12 +15,10 @@ def map_embeddings(checkpoint: str, embeddings_uri: str, out_uri: str, samples: 
     from v2a.mapper.checkpoint import load_mapper
 
     mapper = load_mapper(checkpoint, device=device)
-    df = read_embeddings(embeddings_uri)
     aggregator = (mapper.config.get("aggregator") or "mean")
-    clip = np.stack([aggregate_frames(frames_array(frames), aggregator, cid, seed)
-                     for frames, cid in zip(df["image_frames"], df["clip_id"])])
-    out = mapper.map(clip, samples=samples, seed=seed, guidance_scale=guidance_scale, steps=steps)
+    pairs = load_pairs(embeddings_uri, aggregator, seed=seed)
+    out = mapper.map(pairs.clip, samples=samples, seed=seed, guidance_scale=guidance_scale, steps=steps)
     rows = [{"clip_id": cid, "sample": s, "audio_emb": out[i, s].tolist()}
-            for i, cid in enumerate(df["clip_id"]) for s in range(out.shape[1])]
-    tables.write_table(rows, out_uri, mapped_schema.SCHEMA, "mapped")
+            for i, cid in enumerate(pairs.clip_ids) for s in range(out.shape[1])]
+    parquet.write_table(rows, out_uri, mapped_schema.SCHEMA, "mapped", sort_by="clip_id")
     return len(rows)

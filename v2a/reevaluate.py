@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage_schemas import results as results_schema
-from v2a import __version__, storage, tables
+from v2a import __version__, storage
+from v2a.io import parquet
+from v2a.io.layout import RunLayout
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,8 @@ def generation_sets(location: str) -> list[GenerationSet]:
 
 
 def evaluated_run_ids(out: str, version: str = __version__) -> set[str]:
-    results = tables.read_table(storage.join(out, "results"), results_schema.SCHEMA, "results")
+    results = parquet.read_table(RunLayout(out).results, results_schema.SCHEMA, "results",
+                                 columns=["run_id", "v2a_version"])
     runs, versions = results.column("run_id").to_pylist(), results.column("v2a_version").to_pylist()
     return {r for r, v in zip(runs, versions) if v == version}
 

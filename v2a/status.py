@@ -10,23 +10,18 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from storage_schemas import errors as errors_schema
 from storage_schemas import results as results_schema
-from v2a import __version__, storage, tables
+from v2a import __version__, storage
+from v2a.io import parquet
+from v2a.io.layout import GenerationLayout, RunLayout
 from v2a.reevaluate import generation_sets
 
 
 def count_rows(uri: str) -> tuple[int, int]:
     """(rows, files) of a Parquet file or folder, from the file footers."""
-    files = storage.list_files(uri, ".parquet")
-    rows = 0
-    for f in files:
-        fs, path = storage.filesystem(f)
-        with fs.open(path, "rb") as handle:
-            rows += pq.ParquetFile(handle).metadata.num_rows
-    return rows, len(files)
+    return parquet.count_rows(uri)
 
 
 def _mappers(out: str) -> list[dict]:
@@ -44,36 +39,38 @@ def _mappers(out: str) -> list[dict]:
 
 def out_status(out: str) -> dict:
     """{"out", "stages": [{stage, done, rows, errors, location, detail}], "runs": [...]} for one output."""
-    errors = tables.read_table(storage.join(out, "errors"), errors_schema.SCHEMA, "errors").to_pandas()
+    layout = RunLayout(out)
+    errors = parquet.read_table(layout.errors, errors_schema.SCHEMA, "errors", columns=["stage"]).to_pandas()
     errors_by_stage = errors.groupby("stage").size().to_dict() if not errors.empty else {}
-    results = tables.read_table(storage.join(out, "results"), results_schema.SCHEMA, "results").to_pandas()
+    results = parquet.read_table(layout.results, results_schema.SCHEMA, "results",
+                                 columns=["run_id", "v2a_version", "metric"]).to_pandas()
     sets = [s for s in generation_sets(out) if s.out.rstrip("/") == _absolute(out)]
 
     stages = []
-    clips_uri = storage.join(out, "clips.parquet")
+    clips_uri = layout.clips
     n_clips, _ = count_rows(clips_uri)
     by_split = ""
     if n_clips:
-        clips = tables.read_table(clips_uri).select(["split"]).to_pandas()
+        clips = parquet.read_table(clips_uri, columns=["split"]).to_pandas()
         by_split = ", ".join(f"{k} {v}" for k, v in clips["split"].value_counts().sort_index().items())
     stages.append(_stage("ingest", n_clips > 0, n_clips, errors_by_stage, clips_uri, by_split))
-    emb_uri = storage.join(out, "embeddings")
+    emb_uri = layout.embeddings
     n_emb, n_shards = count_rows(emb_uri)
     stages.append(_stage("embed", n_shards > 0, n_emb, errors_by_stage, emb_uri, f"{n_shards} shard(s)"))
     mappers = _mappers(out)
-    stages.append(_stage("train", bool(mappers), len(mappers), errors_by_stage, storage.join(out, "mappers"),
+    stages.append(_stage("train", bool(mappers), len(mappers), errors_by_stage, layout.mappers,
                          ", ".join(f"{m['name']}: {m['epochs']} epochs" for m in mappers)))
     runs = []
     for s in sets:
-        n_gen, _ = count_rows(storage.join(s.gen_dir, "table"))
+        n_gen, _ = count_rows(GenerationLayout(s.gen_dir).table)
         mine = results[results["run_id"] == s.run_id]
         current = mine[mine["v2a_version"] == __version__]
         runs.append({"run_id": s.run_id, "generated": n_gen, "results": len(mine),
                      "evaluated": not current.empty, "metrics": " ".join(sorted(set(current["metric"]))),
                      "location": s.gen_dir})
     stages.append(_stage("generate", bool(runs), sum(r["generated"] for r in runs), errors_by_stage,
-                         storage.join(out, "generations"), f"{len(runs)} run(s)"))
-    stages.append(_stage("evaluate", not results.empty, len(results), errors_by_stage, storage.join(out, "results"),
+                         layout.generations_root, f"{len(runs)} run(s)"))
+    stages.append(_stage("evaluate", not results.empty, len(results), errors_by_stage, layout.results,
                          f"{sum(r['evaluated'] for r in runs)} of {len(runs)} run(s) scored by v{__version__}"))
     return {"out": str(out), "stages": stages, "runs": runs}
 
@@ -113,7 +110,7 @@ def run_summary_markdown(out: str, run_id: str, links: dict[str, str | None]) ->
     for s in status["stages"]:
         lines.append(f"| {s['stage']} | {'yes' if s['done'] else 'no'} | {s['rows']} | {s['errors']} | "
                      f"`{s['location']}` {s['detail']} |")
-    results = tables.read_table(storage.join(out, "results"), results_schema.SCHEMA, "results").to_pandas()
+    results = parquet.read_table(RunLayout(out).results, results_schema.SCHEMA, "results").to_pandas()
     mine = results[(results["run_id"] == run_id) & (results["v2a_version"] == __version__)]
     if not mine.empty:
         latest = mine.sort_values("created_at").groupby("metric").tail(1).sort_values("metric")

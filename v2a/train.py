@@ -7,43 +7,45 @@ import hashlib
 import numpy as np
 
 from v2a import storage
-from v2a.aggregate import aggregate_frames, frames_array
-from v2a.embed import read_embeddings
+from v2a.io.pairs import compact
+from v2a.io.pairs import load_pairs as load_aggregated
 
 
-def load_pairs(embeddings_uri: str, aggregator: str = "mean", seed: int = 0, val_fraction: float = 0.1):
+def load_pairs(embeddings_uri: str, aggregator: str = "mean", seed: int = 0, val_fraction: float = 0.1,
+               clips_uri: str | None = None, progress: bool = False):
     """Training and validation pairs: split `val` where present, else a seeded hold-out of `train`.
 
-    Returns (train_clip, train_clap, val_clip, val_clap, info) with float32 (N, D) arrays.
+    Streams the table shard by shard into contiguous arrays (peak: the arrays plus one shard); the
+    split of each clip is read from the clips table. Returns (train_clip, train_clap, val_clip,
+    val_clap, info) with float32 (N, D) arrays, rows in clip-id order.
     """
-    df = read_embeddings(embeddings_uri)
-    df = df[df["audio_emb"].notna()]
-    if df.empty:
+    pairs = load_aggregated(embeddings_uri, aggregator, seed=seed, audio_only=True, clips_uri=clips_uri,
+                            progress=progress)
+    if not len(pairs.clip_ids):
         raise ValueError(f"{embeddings_uri}: no rows with an audio embedding to train on")
-    train = df[df["split"] == "train"].sort_values("clip_id").reset_index(drop=True)
-    val = df[df["split"] == "val"].sort_values("clip_id").reset_index(drop=True)
-    if train.empty:
+    is_train, is_val = pairs.splits == "train", pairs.splits == "val"
+    if not is_train.any():
         raise ValueError(f"{embeddings_uri}: no rows in split 'train'")
-    if val.empty:
-        order = np.random.default_rng(seed).permutation(len(train))
-        n_val = max(1, int(round(len(train) * val_fraction))) if len(train) > 1 else 0
-        val, train = train.iloc[order[:n_val]].reset_index(drop=True), train.iloc[order[n_val:]].reset_index(drop=True)
-
-    def arrays(part):
-        clip = np.stack([aggregate_frames(frames_array(f), aggregator, cid, seed)
-                         for f, cid in zip(part["image_frames"], part["clip_id"])]) if len(part) else None
-        clap = np.stack([np.asarray(a, dtype=np.float32) for a in part["audio_emb"]]) if len(part) else None
-        return clip, clap
-
-    tc, ta = arrays(train)
-    vc, va = arrays(val)
-    ids = sorted(train["clip_id"]) + sorted(val["clip_id"])
-    models = sorted(set(df["clip_model_id"]) | set(df["clap_model_id"]))
-    fingerprint = hashlib.sha256("\n".join(ids + models + [aggregator]).encode()).hexdigest()[:16]
-    info = {"aggregator": aggregator, "data_fingerprint": fingerprint, "n_train": len(train), "n_val": len(val),
-            "clip_model_id": str(df["clip_model_id"].iloc[0]), "clap_model_id": str(df["clap_model_id"].iloc[0]),
+    ids = np.asarray(pairs.clip_ids, dtype=object)
+    if not is_val.any():
+        train_rows = np.flatnonzero(is_train)
+        order = np.random.default_rng(seed).permutation(len(train_rows))
+        n_val = max(1, int(round(len(train_rows) * val_fraction))) if len(train_rows) > 1 else 0
+        is_val = np.zeros(len(ids), bool)
+        is_val[train_rows[order[:n_val]]] = True
+        is_train &= ~is_val
+    # The validation rows are copied out (a tenth); the training rows are packed in place, so the
+    # peak stays near one copy of the arrays however large the table.
+    val_clip, val_clap, val_ids = pairs.clip[is_val], pairs.clap[is_val], ids[is_val]
+    train_clip, train_clap = compact(pairs.clip, is_train), compact(pairs.clap, is_train)
+    train_ids = ids[is_train]
+    models = sorted(pairs.model_ids)
+    fingerprint = hashlib.sha256("\n".join(list(train_ids) + list(val_ids) + models + [aggregator])
+                                 .encode()).hexdigest()[:16]
+    info = {"aggregator": aggregator, "data_fingerprint": fingerprint, "n_train": len(train_ids),
+            "n_val": len(val_ids), "clip_model_id": pairs.clip_model_id, "clap_model_id": pairs.clap_model_id,
             "embeddings": str(embeddings_uri)}
-    return tc, ta, vc, va, info
+    return train_clip, train_clap, (val_clip if len(val_ids) else None), (val_clap if len(val_ids) else None), info
 
 
 def discard_incompatible_checkpoints(out_dir: str, config, train_clip: np.ndarray, train_clap: np.ndarray) -> bool:
@@ -69,7 +71,8 @@ def discard_incompatible_checkpoints(out_dir: str, config, train_clip: np.ndarra
 
 
 def train_stage(embeddings_uri: str, out_dir: str, mapper: str = "diff-transformer", aggregator: str = "mean",
-                options: dict | None = None, progress: bool = True, restart_incompatible: bool = False) -> dict:
+                options: dict | None = None, progress: bool = True, restart_incompatible: bool = False,
+                clips_uri: str | None = None) -> dict:
     """Train a mapper into out_dir, a local folder or any URI.
 
     A remote out_dir is trained in a local temporary folder, seeded with what out_dir already holds
@@ -85,7 +88,8 @@ def train_stage(embeddings_uri: str, out_dir: str, mapper: str = "diff-transform
 
     options = dict(options or {})
     config = TrainConfig(mapper=mapper, **options)
-    tc, ta, vc, va, info = load_pairs(embeddings_uri, aggregator, seed=config.seed)
+    tc, ta, vc, va, info = load_pairs(embeddings_uri, aggregator, seed=config.seed, clips_uri=clips_uri,
+                                      progress=progress)
     with tempfile.TemporaryDirectory(prefix="v2a-train-") as tmp:
         remote = not storage.is_local(out_dir)
         work = tmp if remote else storage.local_path(out_dir)

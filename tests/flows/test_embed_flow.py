@@ -3,7 +3,8 @@
 from prefect.artifacts import Artifact
 
 from storage_schemas import clips as clips_schema
-from v2a import ingest, tables
+from v2a import ingest
+from v2a.io import parquet
 
 
 def test_embed_flow_counts_errors_and_attaches_the_domain_gap_report(synth_dir, tmp_path, prefect_harness):
@@ -12,11 +13,11 @@ def test_embed_flow_counts_errors_and_attaches_the_domain_gap_report(synth_dir, 
     out = tmp_path / "run"
     clips_uri = str(out / "clips.parquet")
     ingest.ingest(clips_uri, csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"))
-    clips = tables.read_table(clips_uri, clips_schema.SCHEMA).to_pylist()[:5]
+    clips = parquet.read_table(clips_uri, clips_schema.SCHEMA).to_pylist()[:5]
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video" * 50)
     clips.append({**clips[0], "clip_id": "broken", "uri": str(broken)})
-    tables.write_table(clips, clips_uri, clips_schema.SCHEMA, "clips")
+    parquet.write_table(clips, clips_uri, clips_schema.SCHEMA, "clips")
 
     summary = embed_flow(str(out), profile="tiny", num_frames=2, max_seconds=2.0, shard_size=3, workers=2)
     assert summary["rows"] == 5 and summary["errors_total"] == 1

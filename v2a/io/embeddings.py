@@ -59,7 +59,8 @@ class EmbeddingBlock:
         """Per-clip dicts (clip_id, kind, image_frames as an (F, D) view, audio_emb or None) for small batches."""
         return [{"clip_id": c, "kind": k, "image_frames": self.frames_of(i),
                  "audio_emb": self.audio[i] if self.has_audio[i] else None,
-                 "clip_model_id": self.clip_model_ids[i], "clap_model_id": self.clap_model_ids[i]}
+                 "clip_model_id": self.clip_model_ids[i], "clap_model_id": self.clap_model_ids[i],
+                 "frame_times": self.frame_times[i] if self.frame_times is not None else None}
                 for i, (c, k) in enumerate(zip(self.clip_ids, self.kinds))]
 
 
@@ -233,9 +234,10 @@ def read_embeddings(uri: str, split: str | None = None, clip_ids=None, clips_uri
                        "frame_times": block.frame_times or [None] * len(block),
                        "audio_emb": [block.audio[i] if block.has_audio[i] else None for i in range(len(block))],
                        "clip_model_id": block.clip_model_ids, "clap_model_id": block.clap_model_ids})
-    sp = _splits(uri, block.clip_ids, clips_uri)
-    df.insert(1, "split", [sp.get(c) for c in block.clip_ids])
     clips = clips_uri or sibling_clips(uri)
+    sp = _splits(uri, block.clip_ids, clips_uri) if split is not None or storage.exists(clips) else \
+        legacy_splits(uri, ids=block.clip_ids)
+    df.insert(1, "split", [sp.get(c) for c in block.clip_ids])
     labels = clips_io.labels(clips, ids=block.clip_ids) if storage.exists(clips) else {}
     df.insert(2, "label", [labels.get(c) for c in block.clip_ids])
     return df

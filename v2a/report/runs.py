@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from storage_schemas import clips as clips_schema
-from v2a import storage, tables
-from v2a.aggregate import frames_array
-from v2a.embed import read_embeddings
+from v2a import storage
+from v2a.io import clips as clips_io
+from v2a.io import embeddings as embeddings_io
+from v2a.io.layout import RunLayout
 
 
 @dataclass
@@ -125,7 +125,7 @@ def load_run(runs_root: str, run_id: str) -> RunData:
     from v2a.generate import read_generations
     from v2a.results import read_results
 
-    gen_dir = storage.join(runs_root, "generations", run_id)
+    gen_dir = RunLayout(runs_root).generations(run_id).root
     gens = read_generations(gen_dir)
     if gens.empty:
         runs = available_runs(runs_root)
@@ -145,19 +145,19 @@ def load_run(runs_root: str, run_id: str) -> RunData:
 
 
 def read_clip_rows(runs_root: str) -> dict[str, dict]:
-    uri = storage.join(runs_root, "clips.parquet")
-    if not storage.list_files(uri, ".parquet"):
+    uri = RunLayout(runs_root).clips
+    if not storage.exists(uri):
         return {}
-    return {r["clip_id"]: r for r in tables.read_table(uri, clips_schema.SCHEMA, "clips").to_pylist()}
+    return {r["clip_id"]: r for r in clips_io.read_clips(uri).to_pylist()}
 
 
 def read_frames(runs_root: str, clip_ids) -> dict[str, np.ndarray]:
     """Per-frame CLIP embeddings of the given clips only: the full table can be large."""
-    uri = storage.join(runs_root, "embeddings")
-    if not storage.list_files(uri, ".parquet"):
+    uri = RunLayout(runs_root).embeddings
+    if not embeddings_io.exists(uri):
         return {}
-    df = read_embeddings(uri, clip_ids=clip_ids)
-    return {cid: frames_array(frames) for cid, frames in zip(df["clip_id"], df["image_frames"])}
+    block = embeddings_io.read_block(uri, ids=clip_ids, with_audio=False)
+    return {cid: block.frames_of(i) for i, cid in enumerate(block.clip_ids)}
 
 
 def stratified_sample(labels: dict[str, str | None], n: int, seed: int = 0) -> list[str]:

@@ -1,0 +1,83 @@
+import os
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from storage_schemas import SchemaError, errors, mapped
+from v2a.io import parquet
+
+
+def test_written_table_reads_back_with_pandas_and_pyarrow(tmp_path):
+    uri = str(tmp_path / "m.parquet")
+    parquet.write_table([{"clip_id": "a", "sample": 0, "audio_emb": [0.5, 0.25]}], uri, mapped.SCHEMA)
+    assert pq.read_table(uri).schema.equals(mapped.SCHEMA)
+    assert pd.read_parquet(uri)["clip_id"].tolist() == ["a"]
+
+
+def test_a_part_named_by_its_content_key_is_replaced_not_duplicated(tmp_path):
+    folder = str(tmp_path / "errors")
+    row = {"clip_id": "a", "stage": "s", "uri": None, "reason": "r"}
+    first = parquet.write_part(folder, [row], errors.SCHEMA, "errors", "stage", "shard-1")
+    again = parquet.write_part(folder, [{**row, "reason": "r2"}], errors.SCHEMA, "errors", "stage", "shard-1")
+    other = parquet.write_part(folder, [{**row, "clip_id": "b"}], errors.SCHEMA, "errors", "stage", "shard-2")
+    assert first == again != other
+    table = parquet.read_table(folder, errors.SCHEMA)
+    assert sorted(zip(table.column("clip_id").to_pylist(), table.column("reason").to_pylist())) == [
+        ("a", "r2"), ("b", "r")]
+
+
+def _clips_rows(ids):
+    return [{"clip_id": c, "stage": "s", "uri": None, "reason": "r"} for c in ids]
+
+
+def test_a_read_by_ids_opens_only_the_files_whose_footer_range_holds_them(tmp_path, monkeypatch):
+    folder = tmp_path / "t"
+    for k in range(4):
+        parquet.write_table(_clips_rows([f"c{k}{i:03d}" for i in range(100)]), str(folder / f"p{k}.parquet"),
+                            errors.SCHEMA, sort_by="clip_id")
+    parquet.read_table(str(folder), errors.SCHEMA, ids=["c0000"])  # footers cached from here on
+    opened = []
+    real = pq.read_table
+    monkeypatch.setattr(parquet.pq, "read_table", lambda src, **kw: (opened.append(src.name), real(src, **kw))[1])
+    table = parquet.read_table(str(folder), errors.SCHEMA, ids=["c2005", "c2099", "zz"])
+    assert sorted(table.column("clip_id").to_pylist()) == ["c2005", "c2099"]
+    assert [os.path.basename(n) for n in opened] == ["p2.parquet"]
+
+
+def test_row_groups_outside_the_wanted_ids_are_not_decoded(tmp_path):
+    uri = str(tmp_path / "one.parquet")
+    parquet.write_table(_clips_rows([f"c{i:04d}" for i in range(1000)]), uri, errors.SCHEMA, row_group_rows=100,
+                        sort_by="clip_id")
+    meta = pq.ParquetFile(uri).metadata
+    assert meta.num_row_groups == 10
+    footer = parquet._footer(uri, "t")
+    assert parquet._overlaps(footer.id_ranges[3:4], ["c0350"]) and not parquet._overlaps(footer.id_ranges[:3],
+                                                                                           ["c0350"])
+
+
+def test_float_vectors_are_not_dictionary_encoded(tmp_path):
+    uri = str(tmp_path / "m.parquet")
+    parquet.write_table([{"clip_id": "a", "sample": 0, "audio_emb": [0.5, 0.25]}], uri, mapped.SCHEMA)
+    col = {pq.ParquetFile(uri).metadata.row_group(0).column(i).path_in_schema:
+           pq.ParquetFile(uri).metadata.row_group(0).column(i).encodings for i in range(3)}
+    assert not any("DICT" in e for e in col["audio_emb.list.element"])
+    assert any("DICT" in e for e in col["clip_id"])
+
+
+def test_a_failed_write_leaves_no_file_behind(tmp_path):
+    uri = str(tmp_path / "m.parquet")
+    with pytest.raises(SchemaError):
+        parquet.write_table([{"clip_id": "a", "sample": 0}], uri, mapped.SCHEMA)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_a_file_with_a_wrong_schema_is_refused(tmp_path):
+    uri = str(tmp_path / "e.parquet")
+    pd.DataFrame({"clip_id": ["a"]}).to_parquet(uri)
+    with pytest.raises(SchemaError, match="missing"):
+        parquet.read_table(uri, errors.SCHEMA)
+
+
+def test_an_absent_folder_reads_as_an_empty_table(tmp_path):
+    assert parquet.read_table(str(tmp_path / "none"), errors.SCHEMA).num_rows == 0
