@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
@@ -90,9 +91,53 @@ def _image_frames(embeddings_uri: str, clip_ids) -> dict[str, np.ndarray]:
 
 def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", dataset: str = "vggsound",
                  metrics=("fd", "fad", "cs", "kl", "is"), progress: bool = False) -> list[dict]:
-    """Evaluate one generation run of the pipeline; append and return its rows of the results table."""
-    from v2a.generate import read_generations
+    """Evaluate one generation run of the pipeline; write and return its rows of the results table."""
     from v2a.metrics.evaluate import evaluate_audio
+
+    inputs = evaluation_inputs(gen_dir, out, split)
+    gens, clip_ids, generated, images, reference = (inputs.gens, inputs.clip_ids, inputs.generated, inputs.images,
+                                                    inputs.reference)
+    sample_rate, seconds, first = inputs.sample_rate, inputs.seconds, gens.iloc[0]
+    if not reference:
+        # Images and silent videos have no real audio: only the reference-free metrics apply.
+        metrics = [m for m in metrics if m in ("cs", "is")]
+    rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
+                          stats_dir=RunLayout(out).reference_stats, metrics=list(metrics),
+                          progress=progress)
+    return _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds)
+
+
+@dataclass
+class RunInputs:
+    gens: object                 # the generations rows of the split (pandas)
+    clip_ids: list[str]
+    generated: Mapping           # sample id -> waveform, read on access
+    images: dict                 # clip id -> (F, D) CLIP frames
+    reference: Mapping           # clip id -> real audio, decoded on access
+    sample_rate: int
+    seconds: float
+
+
+class GeneratedAudio(Mapping):
+    """sample id (`clip__sK`) -> generated waveform, read from its file when accessed (a test split's
+    audio is GBs; the metrics read it a chunk at a time)."""
+
+    def __init__(self, uris: dict[str, str]):
+        self._uris = dict(sorted(uris.items()))
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return read_wave(self._uris[key])[0]
+
+    def __iter__(self):
+        return iter(self._uris)
+
+    def __len__(self) -> int:
+        return len(self._uris)
+
+
+def evaluation_inputs(gen_dir: str, out: str, split: str = "test") -> RunInputs:
+    """What evaluating a run needs, gathered from the tables: nothing is decoded here."""
+    from v2a.generate import read_generations
 
     layout = RunLayout(out)
     gens = read_generations(gen_dir)
@@ -109,16 +154,15 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     clip_ids = sorted(set(gens["clip_id"]))
     images = _image_frames(layout.embeddings, clip_ids)
     gens = gens[gens["clip_id"].isin(images)]
-    generated = {f"{cid}__s{sample}": read_wave(uri)[0]
-                 for cid, sample, uri in zip(gens["clip_id"], gens["sample"], gens["uri"])}
+    generated = GeneratedAudio({f"{cid}__s{sample}": uri
+                                for cid, sample, uri in zip(gens["clip_id"], gens["sample"], gens["uri"])})
     clip_ids = sorted(set(gens["clip_id"]))
     reference = reference_audio(layout.clips, clip_ids, seconds, sample_rate, embeddings_uri=layout.embeddings)
-    if not reference:
-        # Images and silent videos have no real audio: only the reference-free metrics apply.
-        metrics = [m for m in metrics if m in ("cs", "is")]
-    rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
-                          stats_dir=layout.reference_stats, metrics=list(metrics),
-                          progress=progress)
+    return RunInputs(gens, clip_ids, generated, images, reference, sample_rate, seconds)
+
+
+def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds):
+    layout = RunLayout(out)
     gen_time = float(gens["gen_time_s"].mean())
     rows.append({"metric": "gen_time_s", "value": gen_time, "extractor": None, "sample_rate": sample_rate,
                  "clip_seconds": seconds, "n_clips": len(clip_ids)})

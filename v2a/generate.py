@@ -113,7 +113,6 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
     written = 0
     bar = tqdm(total=len(jobs), desc="generate", disable=not progress, leave=False)
     cond_cache: dict[str, np.ndarray] = {}
-    parts: list[str] = []
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start:start + batch_size]
         t0 = time.perf_counter()
@@ -140,10 +139,10 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
                 "scheduler": scheduler, "seconds": seconds, "sample_rate": generator.sample_rate,
                 "gen_time_s": per_item,
             })
-        parts.append(generations_io.write_batch(gen_dir, out_rows, key, start // batch_size))
+        generations_io.write_batch(gen_dir, out_rows, key)
         written += len(out_rows)
         bar.update(len(batch))
     bar.close()
-    if parts:
-        generations_io.merge_shard(gen_dir, key, read_generations(gen_dir, ids=clip_ids), parts)
+    if written or generations_io.batch_parts(gen_dir, key):
+        generations_io.merge_shard(gen_dir, key, read_generations(gen_dir, ids=clip_ids))
     return {"generated": written, "skipped": len(rows) * samples - len(jobs)}

@@ -31,19 +31,34 @@ def read_generations(gen_dir, ids=None, columns: list[str] | None = None) -> pd.
     return df
 
 
-def write_batch(gen_dir, rows: list[dict], shard_key: str, batch: int) -> str:
-    return parquet.write_part(_layout(gen_dir).table, rows, generations_schema.SCHEMA, "generations",
-                              "generate-batch", shard_key, batch, sort_by="clip_id")
+def _batch_prefix(shard_key: str) -> str:
+    return f"batch-{shard_key}-"
 
 
-def merge_shard(gen_dir, shard_key: str, rows: pd.DataFrame | list[dict], batch_parts: list[str]) -> str | None:
+def write_batch(gen_dir, rows: list[dict], shard_key: str) -> str:
+    """One finished batch of a shard, named by the shard and the (clip, sample) pairs it holds."""
+    pairs = sorted((r["clip_id"], int(r["sample"])) for r in rows)
+    name = _batch_prefix(shard_key) + parquet.part_name(*pairs).removeprefix("part-")
+    uri = storage.join(_layout(gen_dir).table, name)
+    parquet.write_table(rows, uri, generations_schema.SCHEMA, "generations", sort_by="clip_id")
+    return uri
+
+
+def batch_parts(gen_dir, shard_key: str) -> list[str]:
+    """The batch parts of a shard still waiting to be merged (this run's or a killed run's)."""
+    prefix = _batch_prefix(shard_key)
+    return [u for u in parquet.table_files(_layout(gen_dir).table) if u.rsplit("/", 1)[-1].startswith(prefix)]
+
+
+def merge_shard(gen_dir, shard_key: str, rows: pd.DataFrame | list[dict]) -> str | None:
     """Write the shard's rows as one part, then drop its batch parts (the merged part first: a kill
     in between leaves duplicate rows, which reads collapse, never a lost one)."""
     uri = None
+    parts = batch_parts(gen_dir, shard_key)
     if len(rows):
         uri = parquet.write_part(_layout(gen_dir).table, rows, generations_schema.SCHEMA, "generations",
                                  "generate-shard", shard_key, sort_by="clip_id")
-    for part in batch_parts:
+    for part in parts:
         if part != uri:
             storage.remove(part)
     return uri

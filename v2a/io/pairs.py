@@ -50,8 +50,8 @@ def load_pairs(embeddings_uri: str, aggregator: str = "mean", seed: int = 0, spl
     """Every clip of the table (or of `split`; with `audio_only`, only clips with an audio embedding)."""
     from tqdm.auto import tqdm
 
-    total, _ = parquet.count_rows(embeddings_uri)
-    if not total:
+    total, files = parquet.count_rows(embeddings_uri)
+    if not files:
         raise FileNotFoundError(f"no embeddings table at {embeddings_uri} (a Parquet file or a folder of shards)")
     index, split_values = _split_lookup(embeddings_uri, clips_uri)
     clip = clap = None

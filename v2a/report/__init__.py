@@ -93,8 +93,8 @@ def _build(runs_root: str, runs: list[RunData], work: Path, n_clips: int, seed: 
     from v2a.media import MediaError, read_clip
     from v2a.mux import mux_soundtrack
 
-    clip_rows = read_clip_rows(runs_root)
     common = set.intersection(*(set(r.generations["clip_id"]) for r in runs))
+    clip_rows = read_clip_rows(runs_root, common)
     if not common:
         raise ValueError(f"runs {', '.join(r.run_id for r in runs)} share no generated clip to compare")
     chosen = stratified_sample({c: (clip_rows.get(c) or {}).get("label") for c in common}, n_clips, seed)

@@ -144,11 +144,12 @@ def load_run(runs_root: str, run_id: str) -> RunData:
     return RunData(run_id, gens, latest_metrics(results), mapper_dir, mapper_config, exact)
 
 
-def read_clip_rows(runs_root: str) -> dict[str, dict]:
+def read_clip_rows(runs_root: str, clip_ids=None) -> dict[str, dict]:
+    """Rows of the clips table (only `clip_ids` when given: a run's clips, not the whole data set)."""
     uri = RunLayout(runs_root).clips
     if not storage.exists(uri):
         return {}
-    return {r["clip_id"]: r for r in clips_io.read_clips(uri).to_pylist()}
+    return {r["clip_id"]: r for r in clips_io.read_clips(uri, ids=clip_ids).to_pylist()}
 
 
 def read_frames(runs_root: str, clip_ids) -> dict[str, np.ndarray]:
