@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.runners import bounded_thread_runner
 from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
 from tasks.embed import embed_shard, plan_embed_shards, remove_stale_shards
@@ -11,7 +12,7 @@ from v2a import embed
 from v2a.io.layout import RunLayout
 
 
-@flow(name="embed", log_prints=True)
+@flow(name="embed", log_prints=True, task_runner=bounded_thread_runner())
 def embed_flow(out: str, profile: str = "paper", num_frames: int = 10, max_seconds: float = 10.0,
                shard_size: int = 256, batch_size: int = 64, device: str = "cpu", frame_rate: float | None = None,
                decoder: str = "auto", workers: int = 0, pool: str = "auto") -> dict:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from prefect import flow
+
+from flows.runners import bounded_thread_runner
 from prefect.artifacts import create_table_artifact
 
 from tasks.caching import call
@@ -11,7 +13,7 @@ from v2a import storage
 from v2a.io.layout import GenerationLayout, RunLayout
 
 
-@flow(name="evaluate", log_prints=True)
+@flow(name="evaluate", log_prints=True, task_runner=bounded_thread_runner())
 def evaluate_flow(generations: str, out: str, profile: str = "paper", split: str = "test", dataset: str = "vggsound",
                   metrics: list[str] | None = None, reference: str | None = None, device: str = "cpu",
                   run_id: str | None = None) -> list[dict]:

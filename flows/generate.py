@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.runners import bounded_thread_runner
 from tasks.caching import map_calls
 from tasks.generate import generate_shard, plan_generation
 from v2a.io.layout import RunLayout
 
 
-@flow(name="generate", log_prints=True)
+@flow(name="generate", log_prints=True, task_runner=bounded_thread_runner())
 def generate_flow(embeddings: str, out: str, run_id: str, profile: str = "paper", checkpoint: str | None = None,
                   split: str = "test", conditioning: str = "mapper", samples: int = 1, seconds: float = 10.0,
                   steps: int = 200, guidance_scale: float = 2.5, scheduler: str = "ddim", mapper_guidance: float = 0.9,

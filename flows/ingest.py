@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.ingest import ingest_task
 from v2a.io.layout import RunLayout
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, task_runner=bounded_thread_runner())
 def ingest_flow(out: str, csv: str | None = None, videos: str | None = None, images: str | None = None,
                 dataset: str = "vggsound") -> dict:
     layout = RunLayout(out)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.runners import bounded_thread_runner
 from flows.evaluate import evaluate_flow
 from v2a.io import clips as clips_io
 from v2a.io.layout import RunLayout
@@ -19,7 +20,7 @@ def _dataset(out: str, default: str = "vggsound") -> str:
     return names[0] if names else default
 
 
-@flow(name="reevaluate", log_prints=True)
+@flow(name="reevaluate", log_prints=True, task_runner=bounded_thread_runner())
 def reevaluate_flow(out: str, profile: str = "paper", split: str = "test", metrics: list[str] | None = None,
                     device: str = "cpu") -> list[dict]:
     pending = pending_evaluation(out)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from prefect import flow
+
+from flows.runners import bounded_thread_runner
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.caching import call
@@ -10,7 +12,7 @@ from tasks.report import report_task
 from v2a.report import DEFAULT_CLIPS, markdown_summary
 
 
-@flow(name="report", log_prints=True)
+@flow(name="report", log_prints=True, task_runner=bounded_thread_runner())
 def report_flow(runs_root: str, run_ids: list[str], out: str | None = None, profile: str | None = None,
                 clips: int = DEFAULT_CLIPS, seed: int = 0, device: str = "cpu") -> dict:
     summary = call(report_task, runs_root, list(run_ids), out, profile, clips, seed, device)

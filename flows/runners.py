@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from v2a.config import ConfigError, PipelineConfig, RunnerConfig
+from v2a.config import DEFAULT_THREAD_WORKERS, ConfigError, PipelineConfig, RunnerConfig
+
+
+def bounded_thread_runner(max_workers: int | None = None):
+    """The stage flows' default runner: a thread pool of DEFAULT_THREAD_WORKERS, not Prefect's unbounded one."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=max_workers or DEFAULT_THREAD_WORKERS)
 
 
 def make_task_runner(cfg: RunnerConfig, address: str | None = None):
     if cfg.kind == "thread":
-        from prefect.task_runners import ThreadPoolTaskRunner
-
-        return ThreadPoolTaskRunner(max_workers=cfg.max_workers)
+        return bounded_thread_runner(cfg.max_workers)
     if cfg.kind == "dask":
         from prefect_dask import DaskTaskRunner
 

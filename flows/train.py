@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 from prefect import flow
+
+from flows.runners import bounded_thread_runner
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks.caching import call
@@ -17,7 +19,7 @@ from v2a.mapper.train import CURVE_NAME
 MAX_INLINE_BYTES = 512 * 1024
 
 
-@flow(name="train", log_prints=True)
+@flow(name="train", log_prints=True, task_runner=bounded_thread_runner())
 def train_flow(embeddings: str, out_dir: str, mapper: str = "diff-transformer", aggregator: str = "mean",
                options: dict | None = None, restart_incompatible: bool = False, clips: str | None = None) -> dict:
     """restart_incompatible: epoch checkpoints in out_dir from another configuration are discarded

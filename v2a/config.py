@@ -131,6 +131,11 @@ class EvaluateConfig:
 
 
 RUNNER_KINDS = ("thread", "dask", "ray")
+# Shard tasks running at once on the thread runner. Model work is serialised by a lock per model,
+# so more threads only hold more shards in memory; a few let the next shard's reads and cache
+# checks overlap the current one's encoding, which keeps the GPU fed. (Prefect's own default is
+# unbounded: ~779 VGGSound shards at once.)
+DEFAULT_THREAD_WORKERS = 4
 
 
 @dataclass
@@ -138,7 +143,7 @@ class RunnerConfig:
     """Where the stage tasks run: threads of this process (default), a Dask cluster, or Ray."""
 
     kind: str = "thread"
-    max_workers: int | None = None     # thread: pool size (None: Prefect's default)
+    max_workers: int | None = None     # thread: pool size (None: DEFAULT_THREAD_WORKERS)
     address: str | None = None         # dask: scheduler address (tcp://host:8786); ray: cluster address
     cluster_kwargs: dict[str, Any] = field(default_factory=dict)  # dask without address: LocalCluster kwargs
     init_kwargs: dict[str, Any] = field(default_factory=dict)     # ray: ray.init kwargs

@@ -87,3 +87,13 @@ def test_embedding_on_a_two_worker_dask_cluster_gives_the_rows_of_the_thread_poo
         for a, b in zip(dask[column], threads[column]):
             # Worker processes may use other BLAS thread counts: equal up to float reduction order.
             np.testing.assert_allclose(np.stack(a).astype(np.float32), np.stack(b).astype(np.float32), atol=1e-5)
+
+
+def test_the_thread_runner_is_bounded_by_default():
+    from flows.embed import embed_flow
+    from flows.generate import generate_flow
+    from v2a.config import DEFAULT_THREAD_WORKERS
+
+    assert make_task_runner(RunnerConfig())._max_workers == DEFAULT_THREAD_WORKERS
+    for f in (embed_flow, generate_flow):
+        assert f.task_runner._max_workers == DEFAULT_THREAD_WORKERS
