@@ -163,9 +163,22 @@ def run_stage(stage: str, root: Path) -> dict:
             shutil.rmtree(work.out)
         os.makedirs(work.out)
         shutil.copy(out.clips, work.clips)
+        import flows.embed
+
+        phase = {}
+        real_map = flows.embed.map_calls
+
+        def timed_map(*a, **k):  # the shard phase alone, as the flow runs it
+            t = time.perf_counter()
+            try:
+                return real_map(*a, **k)
+            finally:
+                phase["s"] = round(time.perf_counter() - t, 2)
+
+        flows.embed.map_calls = timed_map
         t0, c0 = time.perf_counter(), time.process_time()
         summary = embed_flow(work.out, profile="tiny", shard_size=256, decoder="pyav", workers=1)
-        extra = {"shards": summary["shards"], "errors": summary["errors_total"]}
+        extra = {"shards": summary["shards"], "errors": summary["errors_total"], "shard_phase_s": phase.get("s")}
     elif stage in ("train-load", "train-epoch"):
         from v2a.train import load_pairs
 

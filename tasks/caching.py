@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 
 from prefect.cache_policies import TASK_SOURCE, CachePolicy
@@ -27,7 +28,25 @@ from v2a.fingerprint import changed, fingerprint
 
 
 def profile_digest(profile: str) -> str:
-    """The resolved profile's content: the same name can point at other weights after an edit."""
+    """The resolved profile's content: the same name can point at other weights after an edit.
+
+    Computed once per state of the files and settings it depends on (every shard task asks)."""
+    return _profile_digest(profile, _profile_state(profile))
+
+
+def _profile_state(profile: str) -> tuple:
+    import os
+
+    from v2a.models.profile import PROFILE_DIR
+
+    files = [*PROFILE_DIR.glob("*.yaml"), Path(str(profile).split(":", 1)[0]).expanduser()]
+    stamps = tuple((str(f), f.stat().st_mtime_ns) for f in files if f.is_file())
+    settings = tuple(os.environ.get(k) for k in ("V2A_WEIGHTS_DIR", "V2A_HOME", "HF_HOME", "XDG_CACHE_HOME"))
+    return stamps + settings
+
+
+@lru_cache(maxsize=64)
+def _profile_digest(profile: str, state: tuple) -> str:
     from v2a.models import load_profile
 
     return hashlib.sha256(json.dumps(load_profile(profile), sort_keys=True, default=str).encode()).hexdigest()[:16]

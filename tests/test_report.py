@@ -205,3 +205,23 @@ def test_page_loads_every_medium_and_shows_the_runs_metrics_in_chromium(built, r
             assert seen["cells"][f"{run_id}/{metric}"] == report.format_value(measured[metric])
     assert seen["clipRows"] == built["clips"] and seen["buttons"] > 0
     assert shot.stat().st_size > 10_000 and Image.open(shot).size == (1280, 2000)
+
+
+def test_the_real_audios_cs_comes_from_the_stored_reference_features(built, run_root):
+    from v2a.metrics.reference_stats import stored_per_clip
+    from v2a.report.assets import clip_scores
+    from v2a.report.runs import read_frames
+
+    w2c = get_model("tiny", "extractor:wav2clip")
+    shown = [c for c, v in built["reference_cs"].items() if v is not None]
+    stored = stored_per_clip(str(run_root / "reference_stats"), w2c, shown)
+    assert shown and sorted(stored) == sorted(shown)  # evaluate stored every shown clip's features
+    # and they give what running the extractor on the decoded audio gives
+    from v2a.media import read_clip
+
+    rows = {c: parquet.read_table(str(run_root / "clips.parquet"), clips_schema.SCHEMA, ids=[c]).to_pylist()[0]
+            for c in shown}
+    waves = [read_clip(rows[c]["uri"], num_frames=1, sample_rate=16000, max_seconds=1.0).audio for c in shown]
+    frames = read_frames(str(run_root), shown)
+    direct = clip_scores(w2c, waves, 16000, 1.0, [frames[c] for c in shown])
+    assert np.allclose([built["reference_cs"][c] for c in shown], direct, atol=1e-4)

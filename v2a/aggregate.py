@@ -61,8 +61,10 @@ def aggregate_block(frames: np.ndarray, offsets: np.ndarray, how: str = "mean", 
         return np.zeros((0, frames.shape[1] if frames.ndim == 2 else 0), np.float32)
     if (counts <= 0).any():
         raise ValueError("every clip needs at least one frame embedding")
-    if how == "mean":
-        vec = np.add.reduceat(frames.astype(np.float64), offsets[:-1], axis=0) / counts[:, None]
+    if how == "mean" and (counts == counts[0]).all():  # the usual case: every clip has num_frames frames
+        vec = frames[offsets[0]:offsets[-1]].reshape(n, int(counts[0]), -1).mean(axis=1)
+    elif how == "mean":
+        vec = np.add.reduceat(frames, offsets[:-1], axis=0) / counts[:, None]
     elif how == "middle":
         vec = frames[offsets[:-1] + (counts - 1) // 2]
     elif how == "random":

@@ -185,7 +185,8 @@ def iter_blocks(uri: str, ids=None, with_audio: bool = True, with_times: bool = 
         columns.append("audio_emb")
     if with_times:
         columns.append("frame_times")
-    for table in parquet.iter_tables(uri, None, "embeddings", columns=columns, ids=ids, check=check_schema):
+    tables = parquet.iter_tables(uri, None, "embeddings", columns=columns, ids=ids, check=check_schema)
+    for table in parquet.prefetch(tables):
         yield table_to_block(table, with_times)
 
 

@@ -101,10 +101,13 @@ def _footer(uri: str, token: str) -> _Footer:
         if hit is not None:
             _FOOTERS.move_to_end(key)
             return hit
-    fs, path = storage.filesystem(uri)
-    with fs.open(path, "rb") as handle:
-        meta = pq.ParquetFile(handle).metadata
-        schema = meta.schema.to_arrow_schema()
+    if storage.is_local(uri):  # pyarrow's own file reader: about twice as fast as through fsspec
+        meta = pq.ParquetFile(storage.local_path(uri)).metadata
+    else:
+        fs, path = storage.filesystem(uri)
+        with fs.open(path, "rb") as handle:
+            meta = pq.ParquetFile(handle).metadata
+    schema = meta.schema.to_arrow_schema()
     ranges = []
     col = schema.get_field_index("clip_id")
     for g in range(meta.num_row_groups):
@@ -174,11 +177,55 @@ def iter_tables(uri: str, schema: pa.Schema | None = None, name: str = "table", 
         cols = columns
         if columns_if_present is not None:
             cols = [c for c in columns_if_present if c in footer.schema.names]
-        fs, path = storage.filesystem(file_uri)
-        with fs.open(path, "rb") as handle:
-            table = pq.read_table(handle, columns=cols, filters=filt or None)
+        table = _read_file(file_uri, cols, filt or None)
         if table.num_rows:
             yield table
+
+
+def _read_file(uri: str, columns, filters) -> pa.Table:
+    if storage.is_local(uri):
+        return pq.read_table(storage.local_path(uri), columns=columns, filters=filters)
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "rb") as handle:
+        return pq.read_table(handle, columns=columns, filters=filters)
+
+
+def prefetch(iterator, ahead: int = 1):
+    """The items of `iterator`, produced `ahead` in advance on a background thread: the next shard is
+    read and decoded (pyarrow releases the GIL) while the caller works on the current one."""
+    import queue
+
+    q: queue.Queue = queue.Queue(maxsize=ahead)
+    done = object()
+    stop = threading.Event()
+
+    def work():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as err:  # handed to the consumer, raised there
+            q.put(err)
+
+    thread = threading.Thread(target=work, name="v2a-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _range_of(ranges) -> tuple[str | None, str | None]:

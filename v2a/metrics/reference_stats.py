@@ -167,3 +167,32 @@ def _save(paths: tuple[str, str], stats: ReferenceStats, input_sample_rate: int)
         handle.write(save_safetensors(arrays))
     with storage.atomic_write(meta_uri) as handle:
         handle.write(json.dumps(meta, indent=1).encode("utf-8"))
+
+
+def stored_per_clip(stats_dir: str, extractor, clip_ids, name: str = "embeddings",
+                    clip_seconds: float | None = None) -> dict[str, np.ndarray]:
+    """Per-clip outputs (`name`) of `extractor` for the given clips, from any reference set stored in
+    `stats_dir` that holds them (same extractor weights and rate; same clip length when given), so a
+    reader of a run (the listening report) needs neither the real audio nor the extractor. Clips no
+    stored set holds are left out."""
+    wanted, found = set(map(str, clip_ids)), {}
+    for meta_uri in storage.list_files(str(stats_dir), ".json"):
+        if not wanted - set(found):
+            break
+        fs, path = storage.filesystem(meta_uri)
+        with fs.open(path, "r") as handle:
+            meta = json.load(handle)
+        key = meta.get("key") or {}
+        if key.get("extractor") != extractor.model_id or key.get("sample_rate") != int(extractor.sample_rate):
+            continue
+        if clip_seconds is not None and key.get("clip_seconds") not in (None, float(clip_seconds)):
+            continue
+        index = {c: i for i, c in enumerate(meta["clip_ids"]) if c in wanted and c not in found}
+        if not index:
+            continue
+        loaded = _load((meta_uri[:-len(".json")] + ".safetensors", meta_uri), key)
+        if loaded is None or name not in loaded.per_clip:
+            continue
+        for c, i in index.items():
+            found[c] = loaded.per_clip[name][i]
+    return found

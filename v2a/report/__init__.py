@@ -159,9 +159,21 @@ def _build(runs_root: str, runs: list[RunData], work: Path, n_clips: int, seed: 
                         asset.video = None
 
     if cs_extractor is not None:
-        scored = [a for a in clips if a.clip_id in reference_waves and a.clip_id in frames]
+        # The real audio's Wav2CLIP embeddings are stored by evaluate with the reference statistics:
+        # read them rather than running the extractor again; only clips no stored set holds are embedded.
+        from v2a.io.layout import RunLayout
+        from v2a.metrics.evaluate import clip_score
+        from v2a.metrics.reference_stats import stored_per_clip
+
+        wanted = [a.clip_id for a in clips if a.clip_id in reference_waves and a.clip_id in frames]
+        stored = stored_per_clip(RunLayout(runs_root).reference_stats, cs_extractor, wanted,
+                                 clip_seconds=first.clip_seconds)
+        for a in clips:
+            if a.clip_id in stored:
+                a.reference_cs = clip_score(stored[a.clip_id][None], [frames[a.clip_id]])
+        scored = [a for a in clips if a.clip_id in wanted and a.clip_id not in stored]
         values = clip_scores(cs_extractor, [reference_waves[a.clip_id] for a in scored], first.sample_rate,
-                             first.clip_seconds, [frames[a.clip_id] for a in scored])
+                             first.clip_seconds, [frames[a.clip_id] for a in scored]) if scored else []
         for a, v in zip(scored, values):
             a.reference_cs = v
 
