@@ -101,8 +101,12 @@ def status(entry: Entry, root: Path | None = None) -> Status:
         missing = [n for n in files if not (folder / n).is_file()]
         wrong = [n for n in files if (folder / n).is_file() and (folder / n).stat().st_size != int(files[n]["size"])]
         size = _files_size(folder, files)
+        flagged = [n for n in files if files[n].get("corrupt")]
         if wrong:
             return Status(entry, "corrupt", size, expected, f"wrong size: {', '.join(wrong)}", target)
+        if flagged:
+            return Status(entry, "corrupt", size, expected, f"checksum mismatch at the last verify: "
+                                                            f"{', '.join(flagged)}", target)
         if missing:
             return Status(entry, "missing", size, expected,
                           f"{len(missing)} of {len(files)} file(s) gone: {', '.join(missing[:3])}{partial}", target)

@@ -69,7 +69,7 @@ def fetch_entry(entry: Entry, root: Path | None = None, progress: bool = True, *
                 checks, how = {"sha256": prev["sha256"]}, "recorded at first download"
             elif not checks:
                 how = "recorded at first download"
-            if target.is_file() and prev and target.stat().st_size == prev["size"] \
+            if target.is_file() and prev and not prev.get("corrupt") and target.stat().st_size == prev["size"] \
                     and (rf.size is None or rf.size == prev["size"]) and not compare(checks, {"sha256": prev["sha256"],
                                                                                           **_prev_checks(prev)}):
                 done[rf.path] = prev
@@ -115,7 +115,10 @@ def verify_entry(entry: Entry, root: Path | None = None) -> Status:
             if path.stat().st_size != rec["size"]:
                 problems.insert(0, f"size expected {rec['size']}, got {path.stat().st_size}")
             bad += [f"{name}: {p}" for p in problems]
+            if problems:  # remembered, so that the next fetch replaces it (sizes alone cannot tell)
+                rec["corrupt"] = True
         if bad:
+            write_manifest(entry, manifest, root)
             return Status(entry, "corrupt", st.size, st.expected, "; ".join(bad), st.path)
         return Status(entry, "present", st.size, st.expected, "checksums match", st.path)
     target = st.path

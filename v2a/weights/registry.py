@@ -76,7 +76,8 @@ _FIELDS = {"description", "source", "fills", "licence", "file", "size", "sha256"
            "reference", "note", "aliases"}
 
 
-def _entry(name: str, raw: dict) -> Entry:
+def make_entry(name: str, raw: dict) -> Entry:
+    """One entry from its registry-table form (checked)."""
     if not isinstance(raw, dict):
         raise RegistryError(f"registry entry {name!r}: expected a mapping")
     unknown = sorted(set(raw) - _FIELDS)
@@ -105,7 +106,7 @@ def load_registry(path: str | Path | None = None) -> dict[str, Entry]:
         return dict(_default_registry())
     with open(path, encoding="utf-8") as fh:
         raw = yaml.safe_load(fh) or {}
-    return {name: _entry(name, value) for name, value in raw.items()}
+    return {name: make_entry(name, value) for name, value in raw.items()}
 
 
 @lru_cache(maxsize=1)
