@@ -264,11 +264,13 @@ def weight_fields(profile: dict) -> list[tuple[str, str]]:
     """``(dotted field, value)`` for every field of a profile that names a checkpoint and is set."""
     out = []
     for section, names in WEIGHT_FIELDS.items():
-        for name in names:
-            value = (profile.get(section) or {}).get(name)
+        cfg = profile.get(section)
+        for name in names if isinstance(cfg, dict) else ():  # a malformed section is validate_profile's to refuse
+            value = cfg.get(name)
             if isinstance(value, str) and value and value != "bytes":
                 out.append((f"{section}.{name}", value))
-    for extractor, cfg in (profile.get("extractors") or {}).items():
+    extractors = profile.get("extractors")
+    for extractor, cfg in (extractors.items() if isinstance(extractors, dict) else ()):
         if isinstance(cfg, dict) and isinstance(cfg.get("checkpoint"), str) and cfg["checkpoint"]:
             out.append((f"extractors.{extractor}.checkpoint", cfg["checkpoint"]))
     return out
