@@ -8,8 +8,6 @@ import os
 import sys
 import time
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Spinning OpenMP threads starve each other when processes share the cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -331,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the clip sample")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=_report)
+
+    from v2a.weights.cli import add_parser as add_weights_parser
+
+    add_weights_parser(sub)
 
     s = sub.add_parser("pipeline", help="run every stage from one config file")
     s.add_argument("--config", required=True)

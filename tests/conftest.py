@@ -1,7 +1,11 @@
 import os
 
+import tempfile
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# The suite neither reads nor fills the user's weights cache (v2a/weights/cache.py).
+os.environ["V2A_WEIGHTS_DIR"] = tempfile.mkdtemp(prefix="v2a-test-weights-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Spinning OpenMP threads starve each other when processes share the 2 cores (15 ms calls took 2 s).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

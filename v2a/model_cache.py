@@ -11,9 +11,15 @@ _GUARD = threading.Lock()
 
 @lru_cache(maxsize=16)
 def get_model(profile: str, component: str, device: str = "cpu"):
-    from v2a.models import build_clap, build_clip, build_generator, load_profile
+    from v2a.models.profile import load_profile
+    from v2a.weights import ensure_weights
 
     prof = load_profile(profile)
+    # registry weights this component needs: fetched now when online; offline, a one-line error naming
+    # the field, before the model libraries are even imported
+    ensure_weights(prof, [component.replace("extractor:", "extractors.")], profile_name=profile)
+    from v2a.models import build_clap, build_clip, build_generator
+
     builders = {"clip": build_clip, "clap": build_clap, "generator": build_generator}
     if component in builders:
         return builders[component](prof[component], device=device)

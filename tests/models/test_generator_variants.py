@@ -20,8 +20,11 @@ def test_variant_unet_has_the_paper_size(profile, millions):
 
 
 def test_paper_variant_points_at_its_checkpoint():
-    gen = load_profile("paper:audioldm-l")["generator"]
-    assert gen["weights"] == "cvssp/audioldm-l-full"
+    gen = load_profile("paper:audioldm-l", resolve_weights=False)["generator"]
+    assert gen["weights"] == "audioldm-l-full" and gen["model_id"] == "cvssp/audioldm-l-full"
+    from v2a.weights import get_entry
+
+    assert get_entry("audioldm-l-full").source["hf"] == "cvssp/audioldm-l-full"  # the weights registry entry
 
 
 def test_unknown_variant_names_the_accepted_ones():

@@ -103,7 +103,13 @@ def provenance_id(model_id: str, weights: str | None, seed: int) -> str:
     """The id recorded with every embedding / waveform: architecture plus where its weights came from."""
     if weights is None:
         return f"{model_id}@random-seed{seed}"
-    ref = Path(weights).name if looks_like_path(weights) else weights  # a local file: its name, not the path
+    if looks_like_path(weights):
+        from v2a.weights.cache import entry_for_path
+
+        entry = entry_for_path(weights)  # a file from the weights cache: its registry name, the same on every machine
+        ref = entry.name if entry is not None else Path(weights).name  # a local file: its name, not the path
+    else:
+        ref = weights
     return model_id if ref == model_id else f"{model_id}@{ref}"
 
 

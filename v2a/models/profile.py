@@ -8,6 +8,12 @@ plus ``extractors`` (owned by ``v2a.metrics``). Three ship with the package:
   AudioLDM-s), random weights: true shapes and compute cost, no downloads.
 - ``paper``: the real weights (OpenAI CLIP, AudioLDM's own CLAP, ``cvssp/audioldm-s-full-v2``).
 
+A field that names a checkpoint (``clip.weights``, ``clap.weights``, ``clap.tokenizer``,
+``generator.weights``, ``generator.tokenizer``, ``extractors.*.checkpoint``) may hold the name of a
+weights-registry entry (``v2a/weights/registry.yaml``); ``load_profile`` replaces it with that
+entry's place in the weights cache, which ``v2a weights fetch`` fills. A local path, a hub id or an
+open_clip tag is left as it is.
+
 Each model section is validated here, once, into a dataclass; the builders in ``clip.py``,
 ``clap.py`` and ``generator.py`` take the plain dict (as stored in the profile) or the dataclass.
 This module imports no torch so that reading a profile stays cheap.
@@ -37,24 +43,49 @@ class CheckpointNotFoundError(FileNotFoundError):
     """Real weights were asked for but are not available locally and the hub is off limits.
 
     ``field`` is the dotted profile field that names the checkpoint (e.g. ``clip.weights``);
-    point it at a local copy to fix the error.
+    ``fetch`` the command that downloads it (worked out from the weights registry when not given).
     """
 
-    def __init__(self, field: str, checkpoint: str, hint: str = ""):
+    def __init__(self, field: str, checkpoint: str, hint: str = "", fetch: str | None = None):
         self.field = field
         self.checkpoint = checkpoint
-        msg = (f"checkpoint {checkpoint!r} (profile field `{field}`) is not available: "
-               f"{hint or 'no local file and no cached hub copy'}. "
-               f"Download it where the model hub is reachable and set `{field}` to the local path.")
+        entry = _registry_entry(checkpoint)
+        self.fetch = fetch or (f"v2a weights fetch {entry.name}" if entry is not None else None)
+        name = entry.name if entry is not None else checkpoint
+        msg = (f"checkpoint {name!r} (profile field `{field}`) is not available: "
+               f"{hint or 'no local file and no cached hub copy'}. ")
+        by_alias = entry is not None and str(checkpoint) != entry.name and not looks_like_path(str(checkpoint))
+        if self.fetch and by_alias:
+            msg += (f"Fetch it with `{self.fetch}` and set `{field}: {entry.name}` (where the internet is reachable), "
+                    f"or set `{field}` to a local path.")
+        elif self.fetch:
+            msg += (f"Fetch it with `{self.fetch}` (where the internet is reachable; "
+                    f"`v2a weights list` shows the cache), or set `{field}` to a local path.")
+        else:
+            msg += f"Download it where the model hub is reachable and set `{field}` to the local path."
         super().__init__(msg)
+
+
+def _registry_entry(ref: str):
+    """The weights-registry entry behind a checkpoint reference (its name, an alias, or its cache path)."""
+    try:
+        from v2a.weights.cache import entry_for_path
+        from v2a.weights.registry import find_entry
+
+        return find_entry(str(ref)) or (entry_for_path(ref) if looks_like_path(str(ref)) else None)
+    except Exception:  # noqa: BLE001 - an error message must not fail on a broken registry
+        return None
 
 
 # --------------------------------------------------------------------------- helpers
 
 def hub_offline() -> bool:
-    """True when the environment forbids hub access (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE)."""
+    """True when the environment forbids downloads (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, or our V2A_OFFLINE).
+
+    Nothing in v2a sets these: offline is the user's choice (the Makefile and the tests set it for themselves).
+    """
     return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "V2A_OFFLINE"))
 
 
 def looks_like_path(ref: str) -> bool:
@@ -225,11 +256,51 @@ def validate_profile(profile: dict) -> dict:
     return profile
 
 
-def load_profile(name_or_path: str, overrides: dict | None = None) -> dict:
+# The fields that name a checkpoint, per model section; every extractor's `checkpoint` too.
+WEIGHT_FIELDS = {"clip": ("weights",), "clap": ("weights", "tokenizer"), "generator": ("weights", "tokenizer")}
+
+
+def weight_fields(profile: dict) -> list[tuple[str, str]]:
+    """``(dotted field, value)`` for every field of a profile that names a checkpoint and is set."""
+    out = []
+    for section, names in WEIGHT_FIELDS.items():
+        cfg = profile.get(section)
+        for name in names if isinstance(cfg, dict) else ():  # a malformed section is validate_profile's to refuse
+            value = cfg.get(name)
+            if isinstance(value, str) and value and value != "bytes":
+                out.append((f"{section}.{name}", value))
+    extractors = profile.get("extractors")
+    for extractor, cfg in (extractors.items() if isinstance(extractors, dict) else ()):
+        if isinstance(cfg, dict) and isinstance(cfg.get("checkpoint"), str) and cfg["checkpoint"]:
+            out.append((f"extractors.{extractor}.checkpoint", cfg["checkpoint"]))
+    return out
+
+
+def _resolve_registry_names(profile: dict) -> dict:
+    """A copy of ``profile`` whose registry names are replaced by their paths in the weights cache.
+    Only names are looked up (no file is opened): whether the file is there is checked when a model is
+    built (``v2a.weights.ensure_weights``), so a profile loads before its weights are fetched."""
+    from v2a.weights.cache import entry_path
+    from v2a.weights.registry import registry
+
+    entries = registry()
+    out = copy.deepcopy(profile)
+    for dotted, value in weight_fields(profile):
+        if value in entries:
+            *parents, leaf = dotted.split(".")
+            node = out
+            for key in parents:
+                node = node[key]
+            node[leaf] = str(entry_path(entries[value]))
+    return out
+
+
+def load_profile(name_or_path: str, overrides: dict | None = None, resolve_weights: bool = True) -> dict:
     """Load a profile by name ('tiny', 'paper-arch', 'paper') or from a YAML file path.
 
     ``overrides`` is deep-merged before validation, e.g.
     ``load_profile('paper', {'generator': {'weights': '/models/audioldm-s-full-v2'}})``.
+    Registry names in checkpoint fields become weights-cache paths unless ``resolve_weights`` is false.
     """
     ref = str(name_or_path)
     variant = None
@@ -249,6 +320,8 @@ def load_profile(name_or_path: str, overrides: dict | None = None) -> dict:
         profile = deep_merge(profile, {"generator": generator_variant(variant, ref)})
         profile["name"] = f"{ref}:{variant}"
     profile = deep_merge(profile, overrides)
+    if resolve_weights:
+        profile = _resolve_registry_names(profile)
     return validate_profile(profile)
 
 
