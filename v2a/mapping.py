@@ -8,6 +8,7 @@ from storage_schemas import mapped as mapped_schema
 from v2a import tables
 from v2a.aggregate import aggregate_frames, frames_array
 from v2a.embed import read_embeddings
+from v2a.generate import derive_seed
 
 
 def map_embeddings(checkpoint: str, embeddings_uri: str, out_uri: str, samples: int = 1,
@@ -20,7 +21,10 @@ def map_embeddings(checkpoint: str, embeddings_uri: str, out_uri: str, samples: 
     aggregator = (mapper.config.get("aggregator") or "mean")
     clip = np.stack([aggregate_frames(frames_array(frames), aggregator, cid, seed)
                      for frames, cid in zip(df["image_frames"], df["clip_id"])])
-    out = mapper.map(clip, samples=samples, seed=seed, guidance_scale=guidance_scale, steps=steps)
+    # Each clip's noise keyed by its id, as `v2a generate` keys it: a clip's samples do not depend on
+    # the table's order or on which other clips are mapped with it, and match what generate conditions on.
+    keys = [derive_seed(seed, cid, 0, "mapper") for cid in df["clip_id"]]
+    out = mapper.map(clip, samples=samples, seed=seed, guidance_scale=guidance_scale, steps=steps, row_keys=keys)
     rows = [{"clip_id": cid, "sample": s, "audio_emb": out[i, s].tolist()}
             for i, cid in enumerate(df["clip_id"]) for s in range(out.shape[1])]
     tables.write_table(rows, out_uri, mapped_schema.SCHEMA, "mapped")
