@@ -3,7 +3,10 @@
 The maths lives here, apart from the networks, which only map (t, x_t, cond) -> x0:
 - cosine noise schedule (Nichol & Dhariwal), 1000 training steps;
 - the network predicts x0, the clean audio embedding (paper; DALLE2 `predict_x_start`);
-- condition dropout 0.1 to a learned null condition, for classifier-free guidance;
+- condition dropout 0.1 to a learned null condition, for classifier-free guidance; networks with a
+  learned null x_t (``net.null_x``, DALLE2's prior) also drop x_t with ``x_drop_prob`` in training
+  (DALLE2's ``image_cond_drop_prob``) and their unconditional branch replaces x_t too, as DALLE2's
+  ``forward_with_cond_scale`` does;
 - sampling with DDIM (eta) on a respaced schedule, 200 of the 1000 steps by default.
 
 Embeddings live on the sphere of radius sqrt(dim) while diffusing (DALLE2
@@ -62,16 +65,20 @@ class EmbeddingDiffusion:
 
     def __init__(self, dim: int = 512, num_timesteps: int = 1000, schedule: str = "cosine",
                  cond_drop_prob: float = 0.1, embed_scale: float | None = None, sampling_steps: int = 200,
-                 guidance_scale: float = 0.9, eta: float = 1.0, sampling_clamp_l2norm: bool = True):
+                 guidance_scale: float = 0.9, eta: float = 1.0, sampling_clamp_l2norm: bool = True,
+                 x_drop_prob: float = 0.0):
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule={schedule!r} is not accepted; accepted: {', '.join(SCHEDULES)}")
         if not 0.0 <= cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob={cond_drop_prob} is not accepted; accepted: 0 <= p < 1")
+        if not 0.0 <= x_drop_prob < 1.0:
+            raise ValueError(f"x_drop_prob={x_drop_prob} is not accepted; accepted: 0 <= p < 1")
         respaced_timesteps(num_timesteps, sampling_steps)  # validates sampling_steps
         self.dim = dim
         self.num_timesteps = num_timesteps
         self.schedule = schedule
         self.cond_drop_prob = cond_drop_prob
+        self.x_drop_prob = float(x_drop_prob)
         self.embed_scale = float(embed_scale if embed_scale is not None else math.sqrt(dim))
         self.sampling_steps = sampling_steps
         self.guidance_scale = float(guidance_scale)
@@ -85,7 +92,7 @@ class EmbeddingDiffusion:
     def settings(self) -> dict:
         return {
             "num_timesteps": self.num_timesteps, "schedule": self.schedule, "prediction": "x0",
-            "cond_drop_prob": self.cond_drop_prob, "embed_scale": self.embed_scale,
+            "cond_drop_prob": self.cond_drop_prob, "x_drop_prob": self.x_drop_prob, "embed_scale": self.embed_scale,
             "sampling_steps": self.sampling_steps, "guidance_scale": self.guidance_scale, "eta": self.eta,
             "sampling_clamp_l2norm": self.sampling_clamp_l2norm, "sampler": "ddim",
             "guidance_convention": "x0 = uncond + g * (cond - uncond)",
@@ -108,15 +115,20 @@ class EmbeddingDiffusion:
         t = torch.randint(0, self.num_timesteps, (batch,), device=device, generator=generator)
         noise = torch.randn((batch, self.dim), device=device, generator=generator)
         drop = torch.rand(batch, device=device, generator=generator) < p_drop
-        return {"t": t, "noise": noise, "drop": drop}
+        rand = {"t": t, "noise": noise, "drop": drop}
+        if self.x_drop_prob > 0:  # drawn last, so the other draws are those of a run without it
+            rand["drop_x"] = torch.rand(batch, device=device, generator=generator) < self.x_drop_prob
+        return rand
 
     def loss_given(self, net: nn.Module, cond: torch.Tensor, target: torch.Tensor, t: torch.Tensor,
-                   noise: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+                   noise: torch.Tensor, drop: torch.Tensor, drop_x: torch.Tensor | None = None) -> torch.Tensor:
         x0 = l2norm(target) * self.embed_scale
         c = l2norm(cond) * self.embed_scale
         c = torch.where(drop[:, None], net.null_cond.to(c.dtype).expand_as(c), c)
         ab = self._ab(target.device)[t][:, None]
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        if drop_x is not None:
+            x_t = torch.where(drop_x[:, None], net.null_x.to(x_t.dtype).expand_as(x_t), x_t)
         pred = net(t, x_t, c).float()
         return F.mse_loss(pred, x0)
 
@@ -134,7 +146,9 @@ class EmbeddingDiffusion:
         if g == 1.0:
             return net(t, x, c).float()
         null = net.null_cond.to(c.dtype).expand_as(c)
-        both = net(torch.cat([t, t]), torch.cat([x, x]), torch.cat([c, null])).float()
+        null_x = getattr(net, "null_x", None)
+        x_uncond = x if null_x is None else null_x.to(x.dtype).expand_as(x)
+        both = net(torch.cat([t, t]), torch.cat([x, x_uncond]), torch.cat([c, null])).float()
         cond_x0, uncond_x0 = both.chunk(2)
         return uncond_x0 + g * (cond_x0 - uncond_x0)
 
