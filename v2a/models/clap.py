@@ -17,8 +17,8 @@ takes a random 480,000-sample window of the 491,520; ours is the first, so it is
 Silence, where AudioLDM divides 0 by 0 and gets NaN, stays all zeros here: a finite embedding.
 ``padding: repeat`` is laion_clap's ``get_audio_embedding_from_data`` instead: after the same first
 normalisation, resample to 48 kHz and repeat short audio whole times, zero-filling the remainder
-(``repeatpad``), no second normalisation. For a 3-s clip the two give embeddings ~1.3 % apart in
-cosine (docs/deviations.md).
+(``repeatpad``), no second normalisation. For a 3-s clip the two differ about as much as two
+unrelated clips do under random weights (docs/deviations.md has the sizes).
 """
 
 from __future__ import annotations
