@@ -79,3 +79,25 @@ def test_diffusion_schedule_and_ddim_step_are_dalle2s(dalle2):
     sched = dalle2.NoiseScheduler(beta_schedule="cosine", timesteps=1000, loss_type="l2")
     diff = EmbeddingDiffusion(512)
     torch.testing.assert_close(torch.tensor(diff.alphas_cumprod), sched.alphas_cumprod.double(), rtol=1e-6, atol=1e-7)
+
+
+def test_ddim_sampling_equals_dalle2s_p_sample_loop_ddim(dalle2, monkeypatch):
+    from v2a.mapper.keyed_noise import keyed_normal
+
+    torch.manual_seed(4)
+    ours = build_mapper("diffusion", "transformer", dim=DIM, depth=DEPTH, heads=HEADS, head_dim=HEAD_DIM,
+                        num_timesteps=STEPS).eval()
+    prior = dalle2.DiffusionPrior(_peer(dalle2), image_embed_dim=DIM, timesteps=STEPS, cond_drop_prob=0.1,
+                                  condition_on_text_encodings=False, sampling_clamp_l2norm=True).eval()
+    prior.net.load_state_dict(ours.state_dict(), strict=True)
+    diff = EmbeddingDiffusion(DIM, num_timesteps=STEPS, sampling_steps=10, eta=0.0)
+    assert diff.timestep_spacing == "dalle2"
+    cond = torch.nn.functional.normalize(torch.randn(3, DIM), dim=-1)
+    rows, samples = torch.arange(3), torch.zeros(3, dtype=torch.long)
+    got = diff.generate(ours, cond, rows, samples, seed=7, guidance_scale=0.9)
+    start = keyed_normal(7, rows, samples, 0, DIM)  # the same starting noise for DALLE2's loop
+    monkeypatch.setattr(torch, "randn", lambda *a, **k: start.clone())
+    with torch.no_grad():
+        theirs = prior.p_sample_loop_ddim((3, DIM), {"text_embed": cond * diff.embed_scale}, timesteps=10, eta=0.0,
+                                          cond_scale=0.9)
+    torch.testing.assert_close(got, torch.nn.functional.normalize(theirs, dim=-1), rtol=1e-4, atol=1e-5)

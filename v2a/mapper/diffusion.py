@@ -7,7 +7,9 @@ The maths lives here, apart from the networks, which only map (t, x_t, cond) -> 
   learned null x_t (``net.null_x``, DALLE2's prior) also drop x_t with ``x_drop_prob`` in training
   (DALLE2's ``image_cond_drop_prob``) and their unconditional branch replaces x_t too, as DALLE2's
   ``forward_with_cond_scale`` does;
-- sampling with DDIM (eta) on a respaced schedule, 200 of the 1000 steps by default.
+- sampling with DDIM (eta) on 200 of the 1000 steps by default, on DALLE2-pytorch's time grid and
+  step coefficients (``p_sample_loop_ddim``, ``timestep_spacing="dalle2"``) or on evenly spread
+  steps (``"even"``, what checkpoints written before the DALLE2 grid sample with).
 
 Embeddings live on the sphere of radius sqrt(dim) while diffusing (DALLE2
 `image_embed_scale`): a unit CLAP vector has per-element scale 1/sqrt(dim), far below the unit
@@ -27,6 +29,8 @@ from torch import nn
 from v2a.mapper.keyed_noise import keyed_normal
 
 SCHEDULES = ("cosine",)
+# DDIM time grids: "dalle2" is DALLE2-pytorch's p_sample_loop_ddim (the paper's prior), "even" ours before it.
+SPACINGS = ("dalle2", "even")
 
 
 def cosine_alphas_cumprod(num_timesteps: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -48,6 +52,15 @@ def respaced_timesteps(num_timesteps: int, steps: int) -> list[int]:
     return sorted({int(t) for t in ts}, reverse=True)
 
 
+def dalle2_time_pairs(num_timesteps: int, steps: int) -> list[tuple[int, int]]:
+    """DALLE2-pytorch's DDIM grid: (t, t_next) pairs from int(linspace(-1, T, steps + 1)[:-1]), descending;
+    the last pair's t_next is -1 (return the x0 estimate). 200 of 1000: 994, 989, ..., 4."""
+    if not 1 <= steps <= num_timesteps:
+        raise ValueError(f"steps={steps} is not accepted; accepted: 1..{num_timesteps}")
+    times = list(reversed(torch.linspace(-1.0, num_timesteps, steps=steps + 1)[:-1].int().tolist()))
+    return list(zip(times[:-1], times[1:]))
+
+
 def l2norm(x: torch.Tensor) -> torch.Tensor:
     return F.normalize(x, dim=-1)
 
@@ -66,7 +79,7 @@ class EmbeddingDiffusion:
     def __init__(self, dim: int = 512, num_timesteps: int = 1000, schedule: str = "cosine",
                  cond_drop_prob: float = 0.1, embed_scale: float | None = None, sampling_steps: int = 200,
                  guidance_scale: float = 0.9, eta: float = 1.0, sampling_clamp_l2norm: bool = True,
-                 x_drop_prob: float = 0.0):
+                 x_drop_prob: float = 0.0, timestep_spacing: str = "dalle2"):
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule={schedule!r} is not accepted; accepted: {', '.join(SCHEDULES)}")
         if not 0.0 <= cond_drop_prob < 1.0:
@@ -74,6 +87,9 @@ class EmbeddingDiffusion:
         if not 0.0 <= x_drop_prob < 1.0:
             raise ValueError(f"x_drop_prob={x_drop_prob} is not accepted; accepted: 0 <= p < 1")
         respaced_timesteps(num_timesteps, sampling_steps)  # validates sampling_steps
+        if timestep_spacing not in SPACINGS:
+            raise ValueError(f"timestep_spacing={timestep_spacing!r} is not accepted; accepted: {', '.join(SPACINGS)}")
+        self.timestep_spacing = timestep_spacing
         self.dim = dim
         self.num_timesteps = num_timesteps
         self.schedule = schedule
@@ -95,6 +111,7 @@ class EmbeddingDiffusion:
             "cond_drop_prob": self.cond_drop_prob, "x_drop_prob": self.x_drop_prob, "embed_scale": self.embed_scale,
             "sampling_steps": self.sampling_steps, "guidance_scale": self.guidance_scale, "eta": self.eta,
             "sampling_clamp_l2norm": self.sampling_clamp_l2norm, "sampler": "ddim",
+            "timestep_spacing": self.timestep_spacing,
             "guidance_convention": "x0 = uncond + g * (cond - uncond)",
         }
 
@@ -152,6 +169,20 @@ class EmbeddingDiffusion:
         cond_x0, uncond_x0 = both.chunk(2)
         return uncond_x0 + g * (cond_x0 - uncond_x0)
 
+    def _time_pairs(self, steps: int) -> list[tuple[int, int]]:
+        if self.timestep_spacing == "dalle2":
+            return dalle2_time_pairs(self.num_timesteps, steps)
+        ts = respaced_timesteps(self.num_timesteps, steps)
+        return list(zip(ts, [*ts[1:], -1]))
+
+    def _step_alphas(self, t: int, t_next: int) -> tuple[float, float]:
+        """alpha_bar at the two ends of a DDIM step. DALLE2 reads them from alphas_cumprod_prev (the value
+        one step earlier, 1 before step 0) while its noise estimate uses alphas_cumprod[t]; kept as there."""
+        ab = self.alphas_cumprod
+        if self.timestep_spacing == "dalle2":
+            return (1.0 if t == 0 else float(ab[t - 1])), (1.0 if t_next == 0 else float(ab[t_next - 1]))
+        return float(ab[t]), float(ab[t_next])
+
     @torch.no_grad()
     def generate(self, net: nn.Module, cond: torch.Tensor, rows: torch.Tensor, samples: torch.Tensor, seed: int = 0,
                  steps: int | None = None, guidance_scale: float | None = None, eta: float | None = None,
@@ -164,9 +195,7 @@ class EmbeddingDiffusion:
         steps = self.sampling_steps if steps is None else steps
         g = self.guidance_scale if guidance_scale is None else float(guidance_scale)
         eta = self.eta if eta is None else float(eta)
-        timesteps = respaced_timesteps(self.num_timesteps, steps)
         device = cond.device
-        ab_all = self.alphas_cumprod
         c = l2norm(cond.float()) * self.embed_scale
         ctx = autocast if autocast is not None else nullcontext()
 
@@ -174,19 +203,20 @@ class EmbeddingDiffusion:
             return keyed_normal(seed, rows, samples, i, self.dim).to(device)
 
         x = noise(0)
-        for i, t in enumerate(timesteps):
+        for i, (t, t_next) in enumerate(self._time_pairs(steps)):
             t_batch = torch.full((c.shape[0],), t, device=device, dtype=torch.long)
             with ctx:
                 x0 = self._guided_x0(net, t_batch, x, c, g)
             if self.sampling_clamp_l2norm:
                 x0 = l2norm(x0) * self.embed_scale
-            if i == len(timesteps) - 1:
+            if t_next < 0:
                 x = x0
                 break
-            ab, ab_prev = float(ab_all[t]), float(ab_all[timesteps[i + 1]])
+            ab = float(self.alphas_cumprod[t])
             eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
-            sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab)) * math.sqrt(max(0.0, 1 - ab / ab_prev))
-            x = math.sqrt(ab_prev) * x0 + math.sqrt(max(0.0, 1 - ab_prev - sigma**2)) * eps
-            if sigma > 0:
+            a, a_next = self._step_alphas(t, t_next)
+            sigma = eta * math.sqrt(max(0.0, (1 - a / a_next) * (1 - a_next) / (1 - a)))
+            x = math.sqrt(a_next) * x0 + math.sqrt(max(0.0, 1 - a_next - sigma**2)) * eps
+            if sigma > 0 and (t_next > 0 or self.timestep_spacing == "even"):
                 x = x + sigma * noise(i + 1)
         return l2norm(x)

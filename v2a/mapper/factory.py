@@ -136,6 +136,9 @@ def build_objective(kind: str, dim: int, settings: dict | None = None):
         return RegressionObjective(dim, embed_scale=settings.get("embed_scale"))
     if kind == "diffusion":
         known = ("num_timesteps", "schedule", "cond_drop_prob", "x_drop_prob", "embed_scale", "sampling_steps",
-                 "guidance_scale", "eta", "sampling_clamp_l2norm")
-        return EmbeddingDiffusion(dim, **{k: settings[k] for k in known if k in settings})
+                 "guidance_scale", "eta", "sampling_clamp_l2norm", "timestep_spacing")
+        kwargs = {k: settings[k] for k in known if k in settings}
+        if settings and "timestep_spacing" not in settings:
+            kwargs["timestep_spacing"] = "even"  # a checkpoint from before the DALLE2 grid was the default
+        return EmbeddingDiffusion(dim, **kwargs)
     raise ValueError(f"kind={kind!r} is not accepted; accepted: regression, diffusion")

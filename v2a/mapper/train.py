@@ -77,6 +77,7 @@ class TrainConfig:
     guidance_scale: float = 0.9  # stored as the inference default (paper best: 0.9)
     eta: float = 1.0
     sampling_clamp_l2norm: bool = True
+    timestep_spacing: str = "dalle2"  # DDIM grid: "dalle2" (DALLE2-pytorch's p_sample_loop_ddim) or "even"
     # Validation: a monitor of progress, cheaper than the final evaluation, so diffusion mappers
     # are sampled with fewer steps than at inference.
     val_every: int = 1
@@ -88,8 +89,8 @@ class TrainConfig:
     # Fields that may change between a run and its resumption; every other field shapes the
     # trajectory and must match the checkpoint.
     RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "bf16", "compile", "cuda_graphs", "sampling_steps",
-                         "guidance_scale", "eta", "sampling_clamp_l2norm", "val_every", "val_sampling_steps",
-                         "val_guidance_scale", "val_batch_size", "keep_checkpoints")
+                         "guidance_scale", "eta", "sampling_clamp_l2norm", "timestep_spacing", "val_every",
+                         "val_sampling_steps", "val_guidance_scale", "val_batch_size", "keep_checkpoints")
 
     def __post_init__(self):
         try:
@@ -107,6 +108,7 @@ class TrainConfig:
         except ValueError:
             raise ValueError(f"TrainConfig.transformer_block={self.transformer_block!r} is not accepted; "
                              f"accepted: {', '.join(TRANSFORMER_BLOCKS)}") from None
+        _require("timestep_spacing", self.timestep_spacing, lambda v: v in ("dalle2", "even"), "'dalle2' or 'even'")
         _require("x_drop_prob", self.x_drop_prob, lambda v: v is None or (_is_num(v) and 0 <= v < 1),
                  "None or a number in [0, 1)")
         for name in ("heads", "head_dim", "prior_text_len", "epochs", "batch_size", "num_timesteps", "sampling_steps",
@@ -148,7 +150,7 @@ class TrainConfig:
         return {"num_timesteps": self.num_timesteps, "schedule": "cosine", "cond_drop_prob": self.cond_drop_prob,
                 "x_drop_prob": self.resolved_x_drop_prob(), "sampling_steps": self.sampling_steps,
                 "guidance_scale": self.guidance_scale, "eta": self.eta,
-                "sampling_clamp_l2norm": self.sampling_clamp_l2norm}
+                "sampling_clamp_l2norm": self.sampling_clamp_l2norm, "timestep_spacing": self.timestep_spacing}
 
     def resolved_x_drop_prob(self) -> float:
         has_null_x = self.arch == "transformer" and self.transformer_block == "dalle2-prior"
