@@ -60,3 +60,26 @@ def test_repeat_padding_is_laions_repeatpad(pair):
     short48 = resample(torch.from_numpy(w), 16000, 48000).numpy()
     theirs = peer.get_audio_embedding_from_data(_quantised(short48)[None])
     assert float(np.sum(mine * theirs)) > 1 - 1e-6  # only laion's int16 rounding of the input differs
+
+
+def test_a_laion_layout_checkpoint_reads_the_same_in_laion_clap_and_in_our_loader(tmp_path):
+    """630k-audioset-best.pt's nesting: {'epoch', 'name', 'state_dict': {'module.*'}, 'optimizer'}, with the
+    text position_ids that transformers >= 4.31 no longer keeps (small widths: the tiny profile's CLAP)."""
+    factory = pytest.importorskip("laion_clap.clap_module.factory")
+    from v2a.models import build_clap, load_profile
+
+    section = load_profile("tiny")["clap"]
+    source = build_clap(section)
+    state = {f"module.{k}": v for k, v in source.net.state_dict().items()}
+    state["module.text_branch.embeddings.position_ids"] = torch.arange(80)[None]
+    path = tmp_path / "630k-audioset-best.pt"
+    torch.save({"epoch": 45, "name": "fixture", "state_dict": state, "optimizer": {"state": {}, "param_groups": []}},
+               path)
+    theirs = factory.load_state_dict(str(path))
+    loaded = build_clap({**section, "weights": str(path), "seed": 99})
+    ours = loaded.net.state_dict()
+    assert set(theirs) == set(ours)
+    for k, v in theirs.items():
+        torch.testing.assert_close(ours[k], v, rtol=0, atol=0)
+    wave = [(np.random.default_rng(3).standard_normal(16000 * 2) * 0.1).astype(np.float32)]
+    np.testing.assert_allclose(loaded.encode_audio(wave, 16000), source.encode_audio(wave, 16000), atol=1e-6)
