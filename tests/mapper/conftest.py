@@ -58,7 +58,7 @@ def two_mode_pairs():
 # Small versions of the four mappers, fast enough to train on one CPU thread in seconds.
 SMALL = {
     "reg-mlp": dict(depth=1, expansion=2),
-    "reg-transformer": dict(depth=2, heads=4, head_dim=16),
+    "reg-transformer": dict(depth=2, heads=4, head_dim=16, prior_text_len=2),
     "diff-mlp": dict(depth=2, expansion=4),
-    "diff-transformer": dict(depth=2, heads=4, head_dim=16),
+    "diff-transformer": dict(depth=2, heads=4, head_dim=16, prior_text_len=2),
 }

@@ -2,13 +2,21 @@ import numpy as np
 import pytest
 import torch
 
-from v2a.metrics.classification import inception_score, kl_divergence, kl_divergence_sigmoid
+from v2a.metrics.classification import (inception_score, kl_divergence, kl_sigmoid, kl_sigmoid_audioldm_eval,
+                                       kl_softmax, kl_softmax_audioldm_eval)
 
 
-def test_kl_of_identical_logits_is_zero_up_to_the_eps_inside_the_log():
-    # log(q + 1e-6) shifts each class term by about -1e-6, so identical inputs give ~ -classes * 1e-6.
+def test_kl_of_identical_logits_is_zero_for_av_benchmark_and_slightly_negative_for_audioldm_eval():
     logits = np.random.default_rng(0).standard_normal((6, 527)) * 3
-    assert kl_divergence(logits, logits) == pytest.approx(0.0, abs=527 * 1e-6)
+    assert kl_divergence(logits, logits) == 0.0
+    assert kl_sigmoid(logits, logits) == 0.0
+    # log(q + 1e-6) shifts each class term by about -1e-6, so identical inputs give ~ -classes * 1e-6.
+    eps_kl = kl_softmax_audioldm_eval(logits, logits)
+    assert -527 * 1e-6 < eps_kl < 0
+
+
+def test_the_evaluations_kl_is_av_benchmarks_softmax_kl():
+    assert kl_divergence is kl_softmax
 
 
 def test_kl_is_reference_against_generated_on_known_distributions():
@@ -23,10 +31,28 @@ def test_kl_matches_torch_kl_div_as_av_benchmark_calls_it():
     rng = np.random.default_rng(1)
     gen, ref = rng.standard_normal((5, 527)) * 2, rng.standard_normal((5, 527)) * 2
     g, r = torch.from_numpy(gen), torch.from_numpy(ref)
+    F = torch.nn.functional
+    softmax_ref = F.kl_div(F.log_softmax(g, 1), F.log_softmax(r, 1), reduction="sum", log_target=True) / 5
+    sigmoid_ref = F.kl_div(F.logsigmoid(g), F.logsigmoid(r), reduction="sum", log_target=True) / 5
+    assert kl_softmax(gen, ref) == pytest.approx(float(softmax_ref), rel=1e-9)
+    assert kl_sigmoid(gen, ref) == pytest.approx(float(sigmoid_ref), rel=1e-9)
+
+
+def test_audioldm_eval_kl_matches_torch_kl_div_as_audioldm_eval_calls_it():
+    rng = np.random.default_rng(1)
+    gen, ref = rng.standard_normal((5, 527)) * 2, rng.standard_normal((5, 527)) * 2
+    g, r = torch.from_numpy(gen), torch.from_numpy(ref)
     softmax_ref = torch.nn.functional.kl_div((g.softmax(1) + 1e-6).log(), r.softmax(1), reduction="sum") / 5
     sigmoid_ref = torch.nn.functional.kl_div((g.sigmoid() + 1e-6).log(), r.sigmoid(), reduction="sum") / 5
-    assert kl_divergence(gen, ref) == pytest.approx(float(softmax_ref), rel=1e-9)
-    assert kl_divergence_sigmoid(gen, ref) == pytest.approx(float(sigmoid_ref), rel=1e-9)
+    assert kl_softmax_audioldm_eval(gen, ref) == pytest.approx(float(softmax_ref), rel=1e-9)
+    assert kl_sigmoid_audioldm_eval(gen, ref) == pytest.approx(float(sigmoid_ref), rel=1e-9)
+
+
+def test_the_two_kl_families_part_on_peaky_logits():
+    rng = np.random.default_rng(3)
+    gen, ref = rng.standard_normal((8, 527)) * 20, rng.standard_normal((8, 527)) * 20
+    a, b = kl_softmax(gen, ref), kl_softmax_audioldm_eval(gen, ref)
+    assert abs(a - b) / a > 0.01  # the 1e-6 floor caps log q where q underflows
 
 
 def test_kl_rejects_unpaired_shapes():

@@ -27,17 +27,67 @@ def test_preprocessing_is_audioldms_normalisation_at_48k(tiny_clap):
     assert 0.45 < float(prepared.abs().max()) < 0.55  # peak scaled to 0.5 (resampling ripples a little)
 
 
-def test_short_audio_is_repeat_padded_to_10_seconds(tiny_clap):
-    prepared = tiny_clap.prepare_audio(noise(3), 16000)
+def test_short_audio_is_zero_padded_to_10_24_seconds_and_renormalised_as_audioldm_does(tiny_clap):
+    assert tiny_clap.audio_preparer.padding == "audioldm"  # the default, AudioLDM's own path
+    wave = noise(3)
+    prepared = tiny_clap.prepare_audio(wave, 16000)
+    assert prepared.shape == (480000,)
+    # AudioLDM's read_wav_file: normalize_wav, zero-pad to 163,840 samples, 0.5 * x / max|x| again
+    ref = wave - wave.mean()
+    ref = ref / (np.abs(ref).max() + 1e-8) * 0.5
+    ref = np.pad(ref, (0, 163840 - ref.size))
+    ref = 0.5 * ref / np.abs(ref).max()
+    from v2a.resample import resample
+
+    expected = resample(torch.from_numpy(ref.astype(np.float32)), 16000, 48000)[:480000]
+    torch.testing.assert_close(prepared, expected, atol=1e-6, rtol=0)
+    assert float(prepared[3 * 48000 + 200:].abs().max()) < 1e-6  # zeros after the clip, not repeats
+
+
+def test_repeat_padding_is_laion_claps_alternative(tiny_profile):
+    from v2a.models import build_clap
+
+    clap = build_clap({**tiny_profile["clap"], "audio": {**tiny_profile["clap"]["audio"], "padding": "repeat"}})
+    prepared = clap.prepare_audio(noise(3), 16000)
     period = 3 * 48000
     assert prepared.shape == (480000,)
     torch.testing.assert_close(prepared[period:2 * period], prepared[:period])
     torch.testing.assert_close(prepared[2 * period:3 * period], prepared[:period])
     assert torch.count_nonzero(prepared[3 * period:]) == 0  # the remainder is zero-filled (laion 'repeatpad')
+    assert "+pad-repeat" in clap.model_id  # embeddings of the two paths never share a cache key
 
 
-def test_long_audio_is_cut_to_10_seconds(tiny_clap):
-    assert tiny_clap.prepare_audio(noise(13), 16000).shape == (480000,)
+def test_the_two_paddings_give_different_embeddings_for_short_clips(tiny_profile, tiny_clap):
+    from v2a.models import build_clap
+
+    repeat = build_clap({**tiny_profile["clap"], "audio": {**tiny_profile["clap"]["audio"], "padding": "repeat"}})
+    wave = [noise(3, seed=2)]
+    a, b = tiny_clap.encode_audio(wave, 16000), repeat.encode_audio(wave, 16000)
+    assert float(np.sum(a * b)) < 0.9999
+    assert tiny_clap.model_id != repeat.model_id
+
+
+def test_silence_gives_a_finite_embedding(tiny_clap):
+    prepared = tiny_clap.prepare_audio(np.zeros(16000 * 4, dtype=np.float32), 16000)
+    assert torch.count_nonzero(prepared) == 0  # AudioLDM's second normalisation would give 0/0 = NaN
+    emb = tiny_clap.encode_audio([np.zeros(16000 * 4, dtype=np.float32)], 16000)
+    assert np.isfinite(emb).all()
+
+
+def test_first_channel_is_kept_by_default_and_the_mean_on_request(tiny_profile, tiny_clap):
+    from v2a.models import build_clap
+
+    stereo = np.stack([noise(4, seed=1), noise(4, seed=2)])
+    torch.testing.assert_close(tiny_clap.prepare_audio(stereo, 16000), tiny_clap.prepare_audio(stereo[0], 16000))
+    mean = build_clap({**tiny_profile["clap"], "audio": {**tiny_profile["clap"]["audio"], "channel": "mean"}})
+    torch.testing.assert_close(mean.prepare_audio(stereo, 16000), mean.prepare_audio(stereo.mean(0), 16000))
+
+
+def test_unknown_padding_is_refused(tiny_profile):
+    from v2a.models import build_clap
+
+    with pytest.raises(ValueError, match="clap.audio.padding"):
+        build_clap({**tiny_profile["clap"], "audio": {**tiny_profile["clap"]["audio"], "padding": "loop"}})
 
 
 def test_embedding_does_not_depend_on_the_batch(tiny_clap):
@@ -56,7 +106,7 @@ def test_text_embeddings_come_from_the_text_tower(tiny_clap):
 
 def test_bad_waveforms_are_refused(tiny_clap):
     with pytest.raises(ValueError, match="mono"):
-        tiny_clap.encode_audio([np.zeros((2, 100), dtype=np.float32)], 16000)
+        tiny_clap.encode_audio([np.zeros((2, 3, 100), dtype=np.float32)], 16000)
     with pytest.raises(ValueError, match="empty"):
         tiny_clap.encode_audio([np.zeros(0, dtype=np.float32)], 16000)
 

@@ -23,6 +23,27 @@ def test_latents_follow_audioldm_geometry(tiny_generator):
     assert tiny_generator.latent_shape(10.0) == (8, 250, 16)  # 8 channels, 64 mels / 4
 
 
+def test_audioldm_sampler_samples_10_24_seconds_and_cuts(tiny_generator):
+    assert tiny_generator.sampler == "audioldm"  # the default: AudioLDM's generate_sample
+    assert tiny_generator.mel_frames(10.0, "audioldm") == 1024  # int(10 * 25.6) latent frames of 4
+    assert tiny_generator.mel_frames(0.5, "audioldm") == tiny_generator.mel_frames(0.5)  # never too short
+    audio = tiny_generator.generate(conds(1), seeds=[0], steps=2, seconds=2.0)
+    assert audio.shape == (1, 32000)
+
+
+def test_the_two_samplers_differ_and_diffusers_is_deterministic_ddim(tiny_generator):
+    c = conds(1, seed=4)
+    ours = tiny_generator.generate(c, seeds=[1], steps=4, seconds=2.0)
+    pipeline = tiny_generator.generate(c, seeds=[1], steps=4, seconds=2.0, sampler="diffusers")
+    no_eta = tiny_generator.generate(c, seeds=[1], steps=4, seconds=2.0, eta=0.0)
+    assert not np.allclose(ours, pipeline)
+    assert not np.allclose(ours, no_eta)  # eta alone changes the sample
+    with pytest.raises(ValueError, match="sampler"):
+        tiny_generator.generate(c, seeds=[1], steps=2, seconds=1.0, sampler="plms")
+    with pytest.raises(ValueError, match="eta"):
+        tiny_generator.generate(c, seeds=[1], steps=2, seconds=1.0, eta=-1.0)
+
+
 def test_same_seed_gives_the_same_audio(tiny_generator):
     a = tiny_generator.generate(conds(1), seeds=[7], **FAST)
     b = tiny_generator.generate(conds(1), seeds=[7], **FAST)

@@ -2,7 +2,7 @@
 
 Backends: ``pyav`` (always installed; one pass over the file), ``decord`` and ``torchcodec``
 (optional). All return the same frames (the frame played at each target time) and the same
-16 kHz mono audio (FFmpeg's libswresample), so a backend is a speed choice, not a results choice.
+16 kHz mono audio (channels averaged, resampled by ``v2a.resample``), so a backend is a speed choice.
 ``auto`` takes the first installed one of ``PREFERENCE`` (benchmarks/README.md, "Embedding
 stage", has the measurements behind the order).
 """

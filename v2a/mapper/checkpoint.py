@@ -16,7 +16,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import v2a
-from v2a.mapper.factory import architecture_of, build_mapper, build_objective, count_trainable_params, mapper_name
+from v2a.mapper.factory import (LEGACY_BLOCK, architecture_of, build_mapper, build_objective, count_trainable_params,
+                                mapper_name)
 from v2a import storage
 
 CONFIG_NAME = "config.json"
@@ -30,7 +31,15 @@ def sha256_file(path: Path) -> str:
 
 
 def state_dict_to_safetensors(net: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
+    """CPU tensors; a tensor reached under several keys (a module shared by layers) is copied for
+    each further key, as safetensors refuses tensors that share memory."""
+    out, seen = {}, set()
+    for k, v in net.state_dict().items():
+        v = v.detach().to("cpu").contiguous()
+        ptr = v.data_ptr()
+        out[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
+    return out
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -185,8 +194,11 @@ def load_mapper(path: str | Path, device: str | torch.device = "cpu", bf16: bool
     if config.get("format") != FORMAT:
         raise ValueError(f"{config_path} is not a v2a mapper config "
                          f"(format={config.get('format')!r}, expected {FORMAT!r})")
-    arch_keys = ("kind", "arch", "dim", "depth", "expansion", "heads", "head_dim", "num_timesteps")
+    arch_keys = ("kind", "arch", "dim", "depth", "expansion", "heads", "head_dim", "num_timesteps", "block",
+                 "text_len")
     arch = {k: config[k] for k in arch_keys if k in config}
+    if arch.get("arch") == "transformer":
+        arch.setdefault("block", LEGACY_BLOCK)  # written before the block was recorded
     net = build_mapper(**arch)
     tensors = read_safetensors(weights_path)
     check_state_shapes(net, tensors, str(weights_path))

@@ -7,6 +7,8 @@ from torch import nn
 from v2a.mapper.diffusion import EmbeddingDiffusion
 from v2a.mapper.mlp import DiffusionMLP, RegressionMLP
 from v2a.mapper.regression import RegressionObjective
+from v2a.mapper.prior_transformer import MAX_TEXT_LEN as PRIOR_TEXT_LEN
+from v2a.mapper.prior_transformer import DiffusionPriorTransformer, RegressionPriorTransformer
 from v2a.mapper.transformer import DiffusionTransformer, RegressionTransformer
 
 KINDS = ("regression", "diffusion")
@@ -25,12 +27,19 @@ DEFAULT_DEPTH = {
     ("diffusion", "transformer"): 12,
 }
 DEFAULT_EXPANSION = 4
+# Transformer blocks: DALLE2-pytorch's diffusion prior network (the paper's, by its parameter counts)
+# or our earlier query-token block. Checkpoints written before the option existed hold the latter.
+TRANSFORMER_BLOCKS = ("dalle2-prior", "query-slots")
+DEFAULT_BLOCK = "dalle2-prior"
+LEGACY_BLOCK = "query-slots"
 
 _CLASSES = {
     ("regression", "mlp"): RegressionMLP,
-    ("regression", "transformer"): RegressionTransformer,
+    ("regression", "transformer", "query-slots"): RegressionTransformer,
+    ("regression", "transformer", "dalle2-prior"): RegressionPriorTransformer,
     ("diffusion", "mlp"): DiffusionMLP,
-    ("diffusion", "transformer"): DiffusionTransformer,
+    ("diffusion", "transformer", "query-slots"): DiffusionTransformer,
+    ("diffusion", "transformer", "dalle2-prior"): DiffusionPriorTransformer,
 }
 
 
@@ -71,21 +80,34 @@ def resolve_depth_expansion(kind: str, arch: str, depth: int | None, expansion: 
     return depth, expansion
 
 
+def check_block(block: str) -> str:
+    if block not in TRANSFORMER_BLOCKS:
+        raise ValueError(f"block={block!r} is not accepted; accepted: {', '.join(TRANSFORMER_BLOCKS)}")
+    return block
+
+
 def build_mapper(kind: str, arch: str, dim: int = 512, depth: int | None = None, expansion: int | None = None, *,
-                 heads: int = 12, head_dim: int = 64, num_timesteps: int = 1000) -> nn.Module:
+                 heads: int = 12, head_dim: int = 64, num_timesteps: int = 1000,
+                 block: str = DEFAULT_BLOCK, text_len: int = PRIOR_TEXT_LEN) -> nn.Module:
     """Build an untrained mapper network.
 
     kind: "regression" (visual -> audio embedding) or "diffusion" ((t, x_t, visual) -> x0).
     arch: "mlp" (depth D blocks of width dim*expansion) or "transformer" (depth layers,
-    feed-forward multiplier `expansion`). heads/head_dim apply to transformers, num_timesteps
-    (rows of the learned time-embedding table) to diffusion mappers.
+    feed-forward multiplier `expansion`). heads/head_dim/block apply to transformers (block:
+    "dalle2-prior", DALLE2-pytorch's prior network, or "query-slots"; text_len: the dalle2-prior's
+    number of learned null text-encoding tokens, DALLE2's max_text_len), num_timesteps (rows of the
+    learned time-embedding table) to diffusion mappers.
     """
     depth, expansion = resolve_depth_expansion(kind, arch, depth, expansion)
     _positive_int("dim", dim)
-    cls = _CLASSES[(kind, arch)]
     kwargs: dict = {"dim": dim, "depth": depth, "expansion": expansion}
     if arch == "transformer":
+        cls = _CLASSES[(kind, arch, check_block(block))]
         kwargs.update(heads=_positive_int("heads", heads), head_dim=_positive_int("head_dim", head_dim))
+        if block == "dalle2-prior":
+            kwargs["text_len"] = _positive_int("text_len", text_len)
+    else:
+        cls = _CLASSES[(kind, arch)]
     if kind == "diffusion":
         kwargs["num_timesteps"] = _positive_int("num_timesteps", num_timesteps)
     return cls(**kwargs)
@@ -95,7 +117,9 @@ def architecture_of(net: nn.Module) -> dict:
     """The keyword arguments that rebuild `net` with build_mapper (stored in checkpoints)."""
     arch = {"kind": net.kind, "arch": net.arch, "dim": net.dim, "depth": net.depth, "expansion": net.expansion}
     if net.arch == "transformer":
-        arch.update(heads=net.heads, head_dim=net.head_dim)
+        arch.update(heads=net.heads, head_dim=net.head_dim, block=net.block)
+        if net.block == "dalle2-prior":
+            arch["text_len"] = net.text_len
     if net.kind == "diffusion":
         arch["num_timesteps"] = net.num_timesteps
     return arch
@@ -111,7 +135,10 @@ def build_objective(kind: str, dim: int, settings: dict | None = None):
     if kind == "regression":
         return RegressionObjective(dim, embed_scale=settings.get("embed_scale"))
     if kind == "diffusion":
-        known = ("num_timesteps", "schedule", "cond_drop_prob", "embed_scale", "sampling_steps",
-                 "guidance_scale", "eta", "sampling_clamp_l2norm")
-        return EmbeddingDiffusion(dim, **{k: settings[k] for k in known if k in settings})
+        known = ("num_timesteps", "schedule", "cond_drop_prob", "x_drop_prob", "embed_scale", "sampling_steps",
+                 "guidance_scale", "eta", "sampling_clamp_l2norm", "timestep_spacing")
+        kwargs = {k: settings[k] for k in known if k in settings}
+        if settings and "timestep_spacing" not in settings:
+            kwargs["timestep_spacing"] = "even"  # a checkpoint from before the DALLE2 grid was the default
+        return EmbeddingDiffusion(dim, **kwargs)
     raise ValueError(f"kind={kind!r} is not accepted; accepted: regression, diffusion")

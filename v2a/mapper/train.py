@@ -32,8 +32,8 @@ from torch import nn
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
                                    save_mapper, save_safetensors, sha256_file, state_dict_to_safetensors)
 from v2a.mapper.evaluate import embedding_metrics
-from v2a.mapper.factory import (MAPPER_NAMES, build_mapper, build_objective, count_trainable_params,
-                                mapper_name, parse_mapper_name, resolve_depth_expansion)
+from v2a.mapper.factory import (MAPPER_NAMES, TRANSFORMER_BLOCKS, build_mapper, build_objective, check_block,
+                                count_trainable_params, mapper_name, parse_mapper_name, resolve_depth_expansion)
 
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_NAME = "history.json"
@@ -53,6 +53,9 @@ class TrainConfig:
     expansion: int | None = None  # None: 4 (MLP width multiplier / transformer feed-forward multiplier)
     heads: int = 12
     head_dim: int = 64
+    # Transformer block: "dalle2-prior" (DALLE2-pytorch's prior network, the paper's) or "query-slots".
+    transformer_block: str = "dalle2-prior"
+    prior_text_len: int = 77  # dalle2-prior: learned null text-encoding tokens (DALLE2's max_text_len)
     epochs: int = 100
     max_steps: int | None = None  # stop early after this many optimizer steps in total (smoke runs)
     batch_size: int = 448
@@ -70,10 +73,14 @@ class TrainConfig:
     # Diffusion mapper settings (ignored by regression mappers).
     num_timesteps: int = 1000
     cond_drop_prob: float = 0.1
+    # Dropout of the noisy embedding x_t (DALLE2's image_cond_drop_prob) for networks with a learned
+    # null x_t (the dalle2-prior block); None: cond_drop_prob for those (DALLE2's default), 0 otherwise.
+    x_drop_prob: float | None = None
     sampling_steps: int = 200  # stored as the checkpoint's inference default (paper: 200)
     guidance_scale: float = 0.9  # stored as the inference default (paper best: 0.9)
     eta: float = 1.0
     sampling_clamp_l2norm: bool = True
+    timestep_spacing: str = "dalle2"  # DDIM grid: "dalle2" (DALLE2-pytorch's p_sample_loop_ddim) or "even"
     # Validation: a monitor of progress, cheaper than the final evaluation, so diffusion mappers
     # are sampled with fewer steps than at inference.
     val_every: int = 1
@@ -93,9 +100,9 @@ class TrainConfig:
     # Fields that may change between a run and its resumption; every other field shapes the
     # trajectory and must match the checkpoint.
     RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "bf16", "compile", "cuda_graphs", "sampling_steps",
-                         "guidance_scale", "eta", "sampling_clamp_l2norm", "val_every", "val_sampling_steps",
-                         "val_guidance_scale", "val_batch_size", "keep_checkpoints", "checkpoint_every", "select",
-                         "early_stopping_patience")
+                         "guidance_scale", "eta", "sampling_clamp_l2norm", "timestep_spacing", "val_every",
+                         "val_sampling_steps", "val_guidance_scale", "val_batch_size", "keep_checkpoints",
+                         "checkpoint_every", "select", "early_stopping_patience")
 
     def __post_init__(self):
         try:
@@ -108,7 +115,15 @@ class TrainConfig:
             _require(name, getattr(self, name), lambda v: v is None or (_is_int(v) and v >= 1),
                      "None (paper default) or an integer >= 1")
         self.depth, self.expansion = resolve_depth_expansion(kind, arch, self.depth, self.expansion)
-        for name in ("heads", "head_dim", "epochs", "batch_size", "num_timesteps", "sampling_steps",
+        try:
+            check_block(self.transformer_block)
+        except ValueError:
+            raise ValueError(f"TrainConfig.transformer_block={self.transformer_block!r} is not accepted; "
+                             f"accepted: {', '.join(TRANSFORMER_BLOCKS)}") from None
+        _require("timestep_spacing", self.timestep_spacing, lambda v: v in ("dalle2", "even"), "'dalle2' or 'even'")
+        _require("x_drop_prob", self.x_drop_prob, lambda v: v is None or (_is_num(v) and 0 <= v < 1),
+                 "None or a number in [0, 1)")
+        for name in ("heads", "head_dim", "prior_text_len", "epochs", "batch_size", "num_timesteps", "sampling_steps",
                      "val_every", "val_sampling_steps", "val_batch_size", "keep_checkpoints", "checkpoint_every"):
             _require(name, getattr(self, name), lambda v: _is_int(v) and v >= 1, "an integer >= 1")
         _require("max_steps", self.max_steps, lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1")
@@ -149,8 +164,18 @@ class TrainConfig:
         if self.kind == "regression":
             return {}
         return {"num_timesteps": self.num_timesteps, "schedule": "cosine", "cond_drop_prob": self.cond_drop_prob,
-                "sampling_steps": self.sampling_steps, "guidance_scale": self.guidance_scale, "eta": self.eta,
-                "sampling_clamp_l2norm": self.sampling_clamp_l2norm}
+                "x_drop_prob": self.resolved_x_drop_prob(), "sampling_steps": self.sampling_steps,
+                "guidance_scale": self.guidance_scale, "eta": self.eta,
+                "sampling_clamp_l2norm": self.sampling_clamp_l2norm, "timestep_spacing": self.timestep_spacing}
+
+    def resolved_x_drop_prob(self) -> float:
+        has_null_x = self.arch == "transformer" and self.transformer_block == "dalle2-prior"
+        if self.x_drop_prob is None:
+            return float(self.cond_drop_prob) if has_null_x else 0.0
+        if self.x_drop_prob > 0 and not has_null_x:
+            raise ValueError(f"TrainConfig.x_drop_prob={self.x_drop_prob}: only the dalle2-prior transformer has a "
+                             "learned null x_t to drop to")
+        return float(self.x_drop_prob)
 
 
 def _is_int(v) -> bool:
@@ -176,7 +201,8 @@ def make_network(config: TrainConfig, dim: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         return build_mapper(config.kind, config.arch, dim=dim, depth=config.depth, expansion=config.expansion,
-                            heads=config.heads, head_dim=config.head_dim, num_timesteps=config.num_timesteps)
+                            heads=config.heads, head_dim=config.head_dim, num_timesteps=config.num_timesteps,
+                            block=config.transformer_block, text_len=config.prior_text_len)
 
 
 def uses_cuda_graph(config: TrainConfig, device: torch.device) -> bool:

@@ -1,4 +1,6 @@
-"""Transformer mappers: a few 512-d tokens in, the output at a learned query token out.
+"""The ``query-slots`` Transformer block (an option; the default is ``dalle2-prior``, prior_transformer.py).
+
+A few 512-d tokens in, the output at a learned query token out.
 
 The paper gives 12 heads of 64, feed-forward expansion 4 and a learned query token, and reports
 about 4.00 M parameters per layer at width 512. A standard block would have 3.15 M, so the
@@ -9,7 +11,9 @@ regression [visual, query]; diffusion [time embedding, noisy audio x_t, visual, 
 
 Position: DALLE2 tells its tokens apart with a causal mask and rotary embeddings. With only
 2 or 4 tokens a learned per-slot embedding does the same job more simply (1-2 k parameters),
-so attention here is full (bidirectional).
+so attention here is full (bidirectional). Unlike DALLE2, the unconditional branch of guidance
+keeps x_t (only the visual condition is replaced by ``null_cond``). 3.15 + 0.85 M per layer gives
+within 2 % of the paper's counts, not its exact numbers (docs/deviations.md).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class _QueryTransformer(nn.Module):
     """Shared trunk: slot embeddings, blocks, final norm, projection of the query token."""
 
     arch = "transformer"
+    block = "query-slots"
 
     def __init__(self, dim: int, depth: int, num_tokens: int, heads: int, head_dim: int, expansion: int):
         super().__init__()

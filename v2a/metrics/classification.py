@@ -1,22 +1,26 @@
 """Classifier-based metrics: KL divergence (paired) and Inception Score, from PANNs logits.
 
-Definitions follow MMAudio's av-benchmark, which takes them from SpecVQGAN / AudioLDM-eval
-(KL) and torch-fidelity (IS). The inputs are Cnn14's *pre-sigmoid* `logits` (the
-`fc_audioset` output, 527 AudioSet classes), not the sigmoid `clipwise_output`.
+The inputs are Cnn14's *pre-sigmoid* `logits` (the `fc_audioset` output, 527 AudioSet classes),
+not the sigmoid `clipwise_output`. Two families of KL, each under its source's name:
 
-KL (av-benchmark's `KL-PANNS-softmax`, the number MMAudio and Diff-Foley report):
-    p_i = softmax(reference logits of clip i), q_i = softmax(generated logits of clip i)
-    KL = (1/N) * sum_i sum_c p_ic * (log p_ic - log(q_ic + 1e-6))
-i.e. KL(reference || generated) per pair, averaged over pairs. The 1e-6 sits inside the log of
-the generated distribution only, exactly as `torch.nn.functional.kl_div((q + EPS).log(), p)`;
-so identical inputs give a slightly negative value (about -classes x 1e-6), as there.
-With several generated samples per clip, av-benchmark computes this per sample index and
-averages; with the same number of samples for every clip that equals the mean over all
-(reference, sample) pairs, which is what `kl_divergence` computes when a reference row is
-repeated for each sample.
+av-benchmark (hkchengrex/av-benchmark `av_bench/metrics/kl.py`, what MMAudio reports), no epsilon:
+    kl_softmax = kl_div(log_softmax(gen), log_softmax(ref), reduction="sum", log_target=True) / N
+               = (1/N) sum_i sum_c p_ic (log p_ic - log q_ic),  p = softmax(ref), q = softmax(gen)
+    kl_sigmoid = the same with logsigmoid: sum over per-class sigmoid probabilities, without the
+                 (1 - p) terms (not a Bernoulli KL), as there.
+i.e. KL(reference || generated) per pair, averaged over pairs; identical inputs give exactly 0.
+The evaluation's `kl` row is `kl_softmax`.
 
-`kl_divergence_sigmoid` is AudioLDM-eval's variant: the same sum, over per-class sigmoid
-probabilities (not a proper Bernoulli KL: the (1 - p) terms are left out, as there).
+AudioLDM-eval (haoheliu/audioldm_eval `metrics/kl.py`, also SpecVQGAN's), with 1e-6 inside the log:
+    kl_softmax_audioldm_eval = kl_div(log(softmax(gen) + 1e-6), softmax(ref), reduction="sum") / N
+    kl_sigmoid_audioldm_eval = the same over sigmoid probabilities
+so identical inputs give a slightly negative value (about -classes x 1e-6). The two families
+differ by ~0.25 % on moderate logits and by up to ~17 % on peaky ones (docs/deviations.md).
+
+Several samples per clip: av-benchmark's loop over sample lists keeps only the *last* list's
+value (it overwrites its result each iteration). Here a reference row is repeated once per
+sample and the mean runs over all (reference, sample) pairs, i.e. the average of the per-list
+values when every clip has the same number of samples; with one sample per clip the two agree.
 
 Inception Score (torch-fidelity `isc_features_to_metric`, 10 splits, shuffled with
 `np.random.RandomState(2020).permutation`):
@@ -60,23 +64,48 @@ def _paired(generated_logits, reference_logits) -> tuple[np.ndarray, np.ndarray]
     return gen, ref
 
 
-def _kl_rows(p: np.ndarray, q: np.ndarray) -> float:
+def log_sigmoid(x: np.ndarray) -> np.ndarray:
+    return -np.logaddexp(0.0, -x)
+
+
+def _kl_from_logs(log_p: np.ndarray, log_q: np.ndarray) -> float:
+    # kl_div(log_q, log_p, log_target=True, reduction="sum") / N
+    return float((np.exp(log_p) * (log_p - log_q)).sum() / log_p.shape[0])
+
+
+def kl_softmax(generated_logits: np.ndarray, reference_logits: np.ndarray) -> float:
+    """av-benchmark's `kl_softmax`: mean over pairs of KL(softmax(reference) || softmax(generated))."""
+    gen, ref = _paired(generated_logits, reference_logits)
+    return _kl_from_logs(log_softmax(ref), log_softmax(gen))
+
+
+def kl_sigmoid(generated_logits: np.ndarray, reference_logits: np.ndarray) -> float:
+    """av-benchmark's `kl_sigmoid`: the same sum over per-class log-sigmoid probabilities."""
+    gen, ref = _paired(generated_logits, reference_logits)
+    return _kl_from_logs(log_sigmoid(ref), log_sigmoid(gen))
+
+
+def _kl_eps_rows(p: np.ndarray, q: np.ndarray) -> float:
     # xlogy gives 0 for p == 0, as kl_div does for a zero target.
     per_row = (xlogy(p, p) - p * np.log(q + KL_EPS)).sum(axis=1)
     return float(per_row.mean())
 
 
-def kl_divergence(generated_logits: np.ndarray, reference_logits: np.ndarray) -> float:
-    """Mean over pairs of KL(softmax(reference) || softmax(generated)); row i of each is one pair."""
+def kl_softmax_audioldm_eval(generated_logits: np.ndarray, reference_logits: np.ndarray) -> float:
+    """AudioLDM-eval's softmax KL: sum_c p_c (log p_c - log(q_c + 1e-6)), averaged over pairs."""
     gen, ref = _paired(generated_logits, reference_logits)
-    return _kl_rows(softmax(ref), softmax(gen))
+    return _kl_eps_rows(softmax(ref), softmax(gen))
 
 
-def kl_divergence_sigmoid(generated_logits: np.ndarray, reference_logits: np.ndarray) -> float:
-    """AudioLDM-eval's sigmoid KL: sum_c p_c (log p_c - log(q_c + 1e-6)) over sigmoid probabilities."""
+def kl_sigmoid_audioldm_eval(generated_logits: np.ndarray, reference_logits: np.ndarray) -> float:
+    """AudioLDM-eval's sigmoid KL: the same sum over sigmoid probabilities."""
     gen, ref = _paired(generated_logits, reference_logits)
     sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
-    return _kl_rows(sig(ref), sig(gen))
+    return _kl_eps_rows(sig(ref), sig(gen))
+
+
+# The evaluation's `kl` row.
+kl_divergence = kl_softmax
 
 
 def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True,

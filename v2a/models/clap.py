@@ -7,10 +7,18 @@ text branch (transformers ``RobertaModel`` built from a ``RobertaConfig``, so no
 from the hub), two-layer projections into the joint space and the (training-only) MLP
 transforms. Sizes come from the profile, so the ``tiny`` profile is the same family, smaller.
 
-Audio preprocessing follows AudioLDM's CLAP: resample to 16 kHz, remove the mean, divide by
-max |x|, multiply by 0.5, resample to 48 kHz, repeat-pad short clips to 10 s (480,000 samples,
-zero-filling the remainder like laion_clap's ``repeatpad``) and cut long ones to their first
-10 s (laion_clap crops at random; we keep it deterministic).
+Audio preprocessing (``clap.audio.padding``, ``clap.audio.channel``, ``clap.audio.duration`` in a
+profile) is AudioLDM's own audio path by default (``padding: audioldm``; haoheliu/AudioLDM,
+``audioldm/audio/tools.py:read_wav_file`` and ``audioldm/clap/encoders.py``): keep the first
+channel, resample to 16 kHz, remove the mean, scale to 0.5 * x / max|x|, zero-pad to
+``int(duration * 102.4) * 160`` samples (163,840 = 10.24 s for the default 10 s), scale to
+0.5 * x / max|x| again, resample to 48 kHz and take the first 480,000 samples (AudioLDM's CLAP
+takes a random 480,000-sample window of the 491,520; ours is the first, so it is deterministic).
+Silence, where AudioLDM divides 0 by 0 and gets NaN, stays all zeros here: a finite embedding.
+``padding: repeat`` is laion_clap's ``get_audio_embedding_from_data`` instead: after the same first
+normalisation, resample to 48 kHz and repeat short audio whole times, zero-filling the remainder
+(``repeatpad``), no second normalisation. For a 3-s clip the two differ about as much as two
+unrelated clips do under random weights (docs/deviations.md has the sizes).
 """
 
 from __future__ import annotations
@@ -171,7 +179,8 @@ class ClapNetwork(nn.Module):
         a = {**HTSAT_TINY, **audio}
         unknown = sorted(set(a) - set(HTSAT_TINY))
         if unknown:
-            raise ValueError(f"clap.audio: unknown field(s) {unknown}; accepted: {sorted(HTSAT_TINY)}")
+            raise ValueError(f"clap.audio: unknown field(s) {unknown}; "
+                             f"accepted: {sorted([*HTSAT_TINY, *AUDIO_PREPROCESSING])}")
         self.audio_cfg = a
         front_end = AudioCfg(model_type="HTSAT", model_name="tiny", sample_rate=a["sample_rate"],
                              audio_length=1024, window_size=a["window_size"], hop_size=a["hop_size"],
@@ -234,34 +243,88 @@ def load_clap_weights(net: ClapNetwork, path: Path) -> None:
 
 # --------------------------------------------------------------------------- encoder
 
-class ClapAudioPreparer:
-    """AudioLDM's CLAP input from a mono waveform: resample to 16 kHz (torchaudio's windowed sinc,
-    ``v2a.resample``), remove the mean, scale the peak to 0.5, resample to the CLAP's rate, then
-    repeat-pad or cut to ``clip_samples``. Holds no weights, so it travels to worker processes."""
+PADDINGS = ("audioldm", "repeat")
+CHANNELS = ("first", "mean")
+# Preprocessing fields a profile may put beside the HTS-AT ones in `clap.audio`: AudioLDM's path by default.
+AUDIO_PREPROCESSING = dict(padding="audioldm", channel="first", duration=10.0)
 
-    def __init__(self, model_rate: int, clip_samples: int):
+
+def split_audio_section(audio: dict) -> tuple[dict, dict]:
+    """`clap.audio` → (HTS-AT fields, validated preprocessing fields with their defaults)."""
+    audio = dict(audio or {})
+    prep = {**AUDIO_PREPROCESSING, **{k: audio.pop(k) for k in list(audio) if k in AUDIO_PREPROCESSING}}
+    if prep["padding"] not in PADDINGS:
+        raise ValueError(f"clap.audio.padding: {prep['padding']!r} is not accepted; accepted: {list(PADDINGS)}")
+    if prep["channel"] not in CHANNELS:
+        raise ValueError(f"clap.audio.channel: {prep['channel']!r} is not accepted; accepted: {list(CHANNELS)}")
+    duration = prep["duration"]
+    if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration <= 0:
+        raise ValueError(f"clap.audio.duration: {duration!r} is not accepted; accepted: seconds > 0")
+    prep["duration"] = float(duration)
+    return audio, prep
+
+
+def preprocessing_tag(prep: dict) -> str:
+    """The part of the CLAP's model id that names its input path, so embeddings (and the embed stage's
+    cache keys) made with different paths never pass for each other."""
+    tag = f"+pad-{prep['padding']}"
+    if prep["channel"] != AUDIO_PREPROCESSING["channel"]:
+        tag += f"+ch-{prep['channel']}"
+    if prep["duration"] != AUDIO_PREPROCESSING["duration"]:
+        tag += f"+dur-{prep['duration']:g}"
+    return tag
+
+
+def _peak_to_half(wav: torch.Tensor) -> torch.Tensor:
+    """0.5 * x / max|x|; all-zero audio stays zero (AudioLDM's second division gives NaN there)."""
+    peak = wav.abs().max()
+    return wav * (0.5 / peak) if peak > 0 else wav
+
+
+class ClapAudioPreparer:
+    """The CLAP's input from a waveform: (T,) mono or (channels, T) at any rate → (clip_samples,)
+    float32 at the CLAP's rate. ``padding='audioldm'``: AudioLDM's own path; ``'repeat'``:
+    laion_clap's (module docstring). Resampling is torchaudio's windowed sinc (``v2a.resample``).
+    Holds no weights, so it travels to worker processes."""
+
+    def __init__(self, model_rate: int, clip_samples: int, padding: str = "audioldm", channel: str = "first",
+                 duration: float = 10.0):
         self.model_rate = int(model_rate)
         self.clip_samples = int(clip_samples)
+        _, prep = split_audio_section({"padding": padding, "channel": channel, "duration": duration})
+        self.padding, self.channel, self.duration = prep["padding"], prep["channel"], prep["duration"]
+        # AudioLDM's read_wav_file(path, int(duration * 102.4) * 160): 1024 mel frames of hop 160 for 10 s
+        self.segment_samples = int(self.duration * 102.4) * 160
+
+    def settings(self) -> dict:
+        return {"padding": self.padding, "channel": self.channel, "duration": self.duration}
 
     def __call__(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
         from v2a.resample import resample
 
         wav = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
+        if wav.ndim == 2:  # (channels, samples)
+            wav = wav[0] if self.channel == "first" else wav.mean(dim=0)
         if wav.ndim != 1:
-            raise ValueError(f"expected a mono 1-D waveform, got shape {tuple(wav.shape)}")
+            raise ValueError(f"expected a mono (T,) or a (channels, T) waveform, got shape {tuple(wav.shape)}")
         if wav.numel() == 0:
             raise ValueError("cannot embed an empty waveform")
         if sample_rate != AUDIOLDM_SAMPLE_RATE:
             wav = resample(wav, int(sample_rate), AUDIOLDM_SAMPLE_RATE)
-        # AudioLDM's normalize_wav
+        # AudioLDM's normalize_wav (the 1e-8 keeps silence at zero)
         wav = wav - wav.mean()
         wav = wav / (wav.abs().max() + 1e-8) * 0.5
+        if self.padding == "audioldm":
+            if wav.numel() < self.segment_samples:
+                wav = F.pad(wav, (0, self.segment_samples - wav.numel()))
+            wav = _peak_to_half(wav)
         wav = resample(wav, AUDIOLDM_SAMPLE_RATE, self.model_rate)
         n = self.clip_samples
         if wav.numel() > n:
             wav = wav[:n]
-        elif wav.numel() < n:  # laion_clap 'repeatpad': whole repeats, then zeros
-            wav = wav.repeat(n // wav.numel())
+        elif wav.numel() < n:
+            if self.padding == "repeat":  # laion_clap 'repeatpad': whole repeats, then zeros
+                wav = wav.repeat(n // wav.numel())
             wav = F.pad(wav, (0, n - wav.numel()))
         return wav
 
@@ -272,7 +335,8 @@ class ClapEncoder:
     sample_rate: int = AUDIOLDM_SAMPLE_RATE  # the rate AudioLDM's CLAP receives audio at
 
     def __init__(self, net: ClapNetwork, model_id: str, device: torch.device, dtype: torch.dtype,
-                 tokenizer_ref: str, max_length: int, autocast_dtype: torch.dtype | None = None):
+                 tokenizer_ref: str, max_length: int, autocast_dtype: torch.dtype | None = None,
+                 preprocessing: dict | None = None):
         self.net = net.eval().requires_grad_(False)
         self.model_id = model_id
         self.device = device
@@ -285,7 +349,7 @@ class ClapEncoder:
         self._tokenizer_ref = tokenizer_ref
         self._max_length = max_length
         self._tokenizer = None
-        self._preparer = ClapAudioPreparer(self.model_rate, self.clip_samples)
+        self._preparer = ClapAudioPreparer(self.model_rate, self.clip_samples, **(preprocessing or {}))
 
     @property
     def num_params(self) -> int:
@@ -305,12 +369,12 @@ class ClapEncoder:
         return self._preparer
 
     def prepare_audio(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
-        """One mono waveform at any rate → (clip_samples,) float32 at the CLAP's rate (48 kHz)."""
+        """One (T,) or (channels, T) waveform at any rate → (clip_samples,) float32 at the CLAP's rate (48 kHz)."""
         return self._preparer(waveform, sample_rate)
 
     @torch.inference_mode()
     def encode_audio(self, waveforms: list[np.ndarray], sample_rate: int, batch_size: int = 16) -> np.ndarray:
-        """Mono float waveforms at ``sample_rate`` → (N, D) float32 L2-normalised audio embeddings."""
+        """(T,) or (channels, T) float waveforms at ``sample_rate`` → (N, D) float32 L2-normalised embeddings."""
         waveforms = list(waveforms)
         if not waveforms:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
@@ -359,11 +423,13 @@ def build_clap(section: dict | ClapConfig, device=None) -> ClapEncoder:
     if cfg.weights is not None:
         # AudioLDM's CLAP only ships inside the original AudioLDM .ckpt; no hub id to fall back to
         checkpoint = require_file(cfg.weights, "clap.weights")
+    audio, preprocessing = split_audio_section(cfg.audio)
     with seeded(cfg.seed):
-        net = ClapNetwork(cfg.embed_dim, cfg.audio, cfg.text)
+        net = ClapNetwork(cfg.embed_dim, audio, cfg.text)
     if checkpoint is not None:
         load_clap_weights(net, checkpoint)
         log.info("CLAP %s: loaded %s", cfg.model_id, checkpoint)
     net = net.to(dev, dtype)
-    return ClapEncoder(net, provenance_id(cfg.model_id, cfg.weights, cfg.seed), dev, dtype, cfg.tokenizer,
-                       cfg.max_length, autocast_dtype=autocast)
+    return ClapEncoder(net, provenance_id(cfg.model_id, cfg.weights, cfg.seed) + preprocessing_tag(preprocessing),
+                       dev, dtype, cfg.tokenizer,
+                       cfg.max_length, autocast_dtype=autocast, preprocessing=preprocessing)

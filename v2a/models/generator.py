@@ -11,8 +11,16 @@ DDIM / DPM-Solver++ scheduler on AudioLDM's training schedule. The short samplin
     latents (B, 8, frames / 4, 64 / 4) --DDIM--> VAE decode --> mel (B, 1, frames, 64)
     --> HiFi-GAN --> (B, seconds * 16 kHz) waveform
 
-Each item's starting noise comes from its own ``torch.Generator`` seeded by ``seeds[i]``, so an
-item's audio does not depend on what else is in the batch.
+Each item's starting noise (and, with DDIM η > 0, its per-step noise) comes from its own
+``torch.Generator`` seeded by ``seeds[i]``, so an item's audio does not depend on what else is in
+the batch.
+
+Two samplers (``SAMPLERS``), chosen per generator (``build_generator(..., sampler=)``) or per call:
+``audioldm`` (default) is AudioLDM's own ``generate_sample`` (haoheliu/AudioLDM ``audioldm/ldm.py``):
+DDIM with η = 1, latents of ``int(seconds * 25.6)`` frames (10.24 s for 10 s) decoded and then cut to
+the requested length, latents clipped to ±10 when their peak exceeds 100. ``diffusers`` is
+``AudioLDMPipeline``: DDIM with η = 0, latents just long enough for the requested length. Steps (200)
+and guidance (2.5) default to AudioLDM's ``text_to_audio`` in both.
 """
 
 from __future__ import annotations
@@ -32,6 +40,13 @@ from .profile import CheckpointNotFoundError, GeneratorConfig, hub_offline, look
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("ddim", "dpmsolver++")
+# eta: DDIM's stochasticity (DPM-Solver++ has none); length: "audioldm" samples int(seconds * 25.6)
+# latent frames and cuts, "exact" samples just enough frames; clamp: AudioLDM's clip of runaway latents.
+SAMPLERS = {
+    "audioldm": {"eta": 1.0, "length": "audioldm", "clamp": True},
+    "diffusers": {"eta": 0.0, "length": "exact", "clamp": False},
+}
+LENGTHS = ("audioldm", "exact")
 _SCHEDULER_ALIASES = {"ddim": "ddim", "dpm": "dpmsolver++", "dpmsolver": "dpmsolver++", "dpmsolver++": "dpmsolver++",
                       "dpm-solver++": "dpmsolver++"}
 
@@ -40,7 +55,7 @@ class AudioLDMGenerator:
     """AudioLDM sampling from CLAP-space conditions (text-free, as in V2A-Mapper)."""
 
     def __init__(self, unet, vae, vocoder, text_encoder, tokenizer, scheduler_config: dict, model_id: str,
-                 device: torch.device, dtype: torch.dtype):
+                 device: torch.device, dtype: torch.dtype, sampler: str = "audioldm"):
         self.unet = unet.eval().requires_grad_(False)
         self.vae = vae.eval().requires_grad_(False)
         self.vocoder = vocoder.eval().requires_grad_(False)
@@ -63,19 +78,30 @@ class AudioLDMGenerator:
             raise ValueError(f"text_encoder.projection_dim ({text_encoder.config.projection_dim}) != "
                              f"unet.projection_class_embeddings_input_dim ({self.cond_dim})")
         self._negative: torch.Tensor | None = None
+        self.sampler = check_sampler(sampler)
 
     # ------------------------------------------------------------------ info
     @property
     def num_params(self) -> dict[str, int]:
         return {name: count_params(getattr(self, name)) for name in ("unet", "vae", "vocoder", "text_encoder")}
 
-    def mel_frames(self, seconds: float) -> int:
-        """Mel frames for ``seconds`` of audio, rounded up to a multiple of the VAE downsampling."""
+    def mel_frames(self, seconds: float, length: str = "exact") -> int:
+        """Mel frames sampled for ``seconds`` of audio. ``exact``: enough for ``seconds``, rounded up to a
+        multiple of the VAE downsampling (AudioLDMPipeline); ``audioldm``: AudioLDM's
+        ``duration_to_latent_t_size`` (``int(seconds * 25.6)`` latent frames at hop 160 and factor 4,
+        i.e. about 1.024 * seconds of audio, 1024 frames for 10 s; never fewer than ``exact``)."""
+        if length not in LENGTHS:
+            raise ValueError(f"length {length!r} unknown; accepted: {list(LENGTHS)}")
         frames = math.ceil(round(seconds * self.sample_rate) / self.hop_length)
-        return int(math.ceil(frames / self.vae_scale_factor) * self.vae_scale_factor)
+        exact = int(math.ceil(frames / self.vae_scale_factor) * self.vae_scale_factor)
+        if length == "audioldm":
+            per_second = 1.024 * self.sample_rate / self.hop_length / self.vae_scale_factor
+            # below ~1.7 s AudioLDM's rounding down gives less than `seconds`; never sample too little
+            return max(exact, int(round(seconds * per_second, 6)) * self.vae_scale_factor)
+        return exact
 
-    def latent_shape(self, seconds: float) -> tuple[int, int, int]:
-        return (self.latent_channels, self.mel_frames(seconds) // self.vae_scale_factor,
+    def latent_shape(self, seconds: float, length: str = "exact") -> tuple[int, int, int]:
+        return (self.latent_channels, self.mel_frames(seconds, length) // self.vae_scale_factor,
                 self.n_mels // self.vae_scale_factor)
 
     def make_scheduler(self, name: str):
@@ -110,12 +136,13 @@ class AudioLDMGenerator:
         return self._negative.numpy()
 
     # ------------------------------------------------------------------ sampling
-    def initial_noise(self, seeds: list[int], seconds: float) -> torch.Tensor:
-        """(B, C, T', F') standard normal, item i drawn from its own CPU generator seeded with seeds[i]."""
-        shape = self.latent_shape(seconds)
-        noise = [torch.randn((1, *shape), generator=torch.Generator("cpu").manual_seed(int(s)), dtype=torch.float32)
-                 for s in seeds]
-        return torch.cat(noise)
+    def initial_noise(self, seeds: list[int], seconds: float, length: str = "exact",
+                      generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """(B, C, T', F') standard normal, item i drawn from its own CPU generator seeded with seeds[i]
+        (or from ``generators[i]``, which then goes on to draw that item's later noise)."""
+        shape = self.latent_shape(seconds, length)
+        generators = generators or [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        return torch.cat([torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in generators])
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor, num_samples: int) -> torch.Tensor:
@@ -129,12 +156,14 @@ class AudioLDMGenerator:
 
     @torch.inference_mode()
     def generate(self, cond: np.ndarray, seeds: list[int], negative: np.ndarray | None = None, steps: int = 200,
-                 guidance_scale: float = 2.5, seconds: float = 10.0, scheduler: str = "ddim") -> np.ndarray:
+                 guidance_scale: float = 2.5, seconds: float = 10.0, scheduler: str = "ddim",
+                 sampler: str | None = None, eta: float | None = None) -> np.ndarray:
         """(B, cond_dim) CLAP-space conditions → (B, round(seconds * 16000)) float32 waveforms.
 
         ``negative``: the unconditional embedding, (cond_dim,) or (B, cond_dim); None uses this
         generator's own CLAP text embedding of "". Guidance is skipped when ``guidance_scale <= 1``
-        (as in AudioLDMPipeline).
+        (as in AudioLDMPipeline and AudioLDM). ``sampler`` (default: this generator's) picks DDIM's η,
+        the sampled length and the latent clamp from ``SAMPLERS``; ``eta`` overrides its η (DDIM only).
         """
         cond_t = torch.as_tensor(np.asarray(cond, dtype=np.float32))
         if cond_t.ndim != 2 or cond_t.shape[1] != self.cond_dim:
@@ -147,6 +176,11 @@ class AudioLDMGenerator:
             raise ValueError("steps must be >= 1")
         if seconds <= 0:
             raise ValueError("seconds must be > 0")
+        settings = dict(SAMPLERS[check_sampler(self.sampler if sampler is None else sampler)])
+        if eta is not None:
+            if isinstance(eta, bool) or not isinstance(eta, (int, float)) or eta < 0:
+                raise ValueError(f"eta must be a number >= 0, got {eta!r}")
+            settings["eta"] = float(eta)
         num_samples = int(round(seconds * self.sample_rate))
         if batch == 0:
             return np.zeros((0, num_samples), dtype=np.float32)
@@ -167,7 +201,10 @@ class AudioLDMGenerator:
             # diffusers' DPM-Solver calls np.array on a tensor: a numpy-2 DeprecationWarning that is not ours
             warnings.simplefilter("ignore", DeprecationWarning)
             sched.set_timesteps(int(steps), device=self.device)
-        latents = (self.initial_noise(seeds, seconds) * sched.init_noise_sigma).to(self.device, self.dtype)
+        generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        noise = self.initial_noise(seeds, seconds, settings["length"], generators)
+        latents = (noise * sched.init_noise_sigma).to(self.device, self.dtype)
+        stochastic = settings["eta"] > 0 and isinstance(sched, _ddim_class())
         for t in sched.timesteps:
             model_in = torch.cat([latents] * 2) if guided else latents
             model_in = sched.scale_model_input(model_in, t)
@@ -175,8 +212,27 @@ class AudioLDMGenerator:
             if guided:
                 eps_uncond, eps_cond = eps.chunk(2)
                 eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)
-            latents = sched.step(eps, t, latents).prev_sample
+            if stochastic:  # each item's step noise from its own generator, so batching changes nothing
+                step_noise = torch.cat([torch.randn((1, *latents.shape[1:]), generator=g, dtype=torch.float32)
+                                        for g in generators]).to(self.device, self.dtype)
+                latents = sched.step(eps, t, latents, eta=settings["eta"], variance_noise=step_noise).prev_sample
+            else:
+                latents = sched.step(eps, t, latents).prev_sample
+        if settings["clamp"] and float(latents.abs().max()) > 1e2:
+            latents = latents.clamp(-10, 10)  # AudioLDM generate_sample: runaway samples are clipped
         return self.decode(latents, num_samples).numpy().astype(np.float32, copy=False)
+
+
+def check_sampler(name: str) -> str:
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler {name!r} unknown; accepted: {list(SAMPLERS)}")
+    return name
+
+
+def _ddim_class():
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler
 
 
 # --------------------------------------------------------------------------- building
@@ -221,8 +277,11 @@ def _from_config(cfg: GeneratorConfig):
     return unet, vae, vocoder, text_encoder, tokenizer, dict(cfg.scheduler)
 
 
-def build_generator(section: dict | GeneratorConfig, device=None, dtype=None) -> AudioLDMGenerator:
-    """Build the profile's AudioLDM: random init from its configs, or a diffusers repo / local dir."""
+def build_generator(section: dict | GeneratorConfig, device=None, dtype=None,
+                    sampler: str = "audioldm") -> AudioLDMGenerator:
+    """Build the profile's AudioLDM: random init from its configs, or a diffusers repo / local dir.
+
+    ``sampler``: the default of ``generate`` (``SAMPLERS``); AudioLDM's own settings unless told."""
     if not section:
         raise ValueError("generator section of the profile is empty")
     cfg = parse_section("generator", section)
@@ -237,4 +296,6 @@ def build_generator(section: dict | GeneratorConfig, device=None, dtype=None) ->
         log.warning("generator.vocoder.normalize_before is true; AudioLDM's vocoder takes raw log-mels")
     modules = [m.to(dev, dt) for m in (unet, vae, vocoder, text_encoder)]
     model_id = provenance_id(cfg.model_id, cfg.weights, cfg.seed)
-    return AudioLDMGenerator(*modules, tokenizer, scheduler_config, model_id, dev, dt)
+    if check_sampler(sampler) != "audioldm":
+        model_id += f"+sampler-{sampler}"
+    return AudioLDMGenerator(*modules, tokenizer, scheduler_config, model_id, dev, dt, sampler=check_sampler(sampler))
