@@ -92,6 +92,7 @@ def test_embedding_on_a_two_worker_dask_cluster_gives_the_rows_of_the_thread_poo
 def test_the_thread_runner_is_bounded_by_default():
     from flows.embed import embed_flow
     from flows.generate import generate_flow
+    from flows.runners import make_task_runner
     from v2a.config import DEFAULT_THREAD_WORKERS
 
     assert make_task_runner(RunnerConfig())._max_workers == DEFAULT_THREAD_WORKERS
