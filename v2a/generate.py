@@ -44,9 +44,12 @@ def read_generations(gen_dir: str, ids=None):
 def is_valid_audio(uri: str, seconds: float, sample_rate: int) -> bool:
     """A file that opens as audio of the recorded length; anything else is generated again."""
     try:
-        fs, path = storage.filesystem(uri)
-        with fs.open(path, "rb") as handle:
-            info = sf.info(handle)
+        if storage.is_local(uri):  # libsndfile reads the header itself: no Python file object in between
+            info = sf.info(storage.local_path(uri))
+        else:
+            fs, path = storage.filesystem(uri)
+            with fs.open(path, "rb") as handle:
+                info = sf.info(handle)
     except Exception:
         return False
     return info.samplerate == sample_rate and info.frames == int(round(seconds * sample_rate))

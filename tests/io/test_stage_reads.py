@@ -62,7 +62,7 @@ def test_the_generation_done_check_opens_only_its_own_shards_files(tmp_path, mon
     assert len(parquet.table_files(gen.table)) == 3  # one part per shard
     opened = []
     real = sf.info
-    monkeypatch.setattr(sf, "info", lambda f, *a, **k: (opened.append(getattr(f, "path", str(f))), real(f, *a, **k))[1])
+    monkeypatch.setattr(sf, "info", lambda f, *a, **k: (opened.append(str(getattr(f, "path", f))), real(f, *a, **k))[1])
     assert generate.done_samples(gen.root, shards[1]) == {(c, 0) for c in shards[1]}
     assert len(opened) == 3 and all(any(c in str(o) for c in shards[1]) for o in opened)
 
