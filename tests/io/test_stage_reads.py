@@ -35,14 +35,15 @@ def test_a_shard_reads_only_the_row_groups_of_its_own_clips(tmp_path, monkeypatc
     layout = RunLayout(str(tmp_path))
     clips_io.write_clips(_clips(5000), layout.clips)
     decoded = []
-    real = pq.read_table
-    monkeypatch.setattr(parquet.pq, "read_table", lambda src, **kw: (lambda t: (decoded.append(t.num_rows), t)[1])(
-        real(src, **kw)))
+    real = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
+                        lambda self, groups, **kw: (lambda t: (decoded.append(t.num_rows), t)[1])(
+                            real(self, groups, **kw)))
     mine = [f"v{i:05d}_000000" for i in range(2048, 2048 + 256)]
     rows = clips_io.clip_rows(layout.clips, mine)
     assert sorted(rows) == mine
     assert pq.ParquetFile(layout.clips).metadata.num_row_groups >= 4  # so there is something to skip
-    assert sum(decoded) == 256  # the filter ran inside the read, on the groups that hold the shard
+    assert 256 <= sum(decoded) <= 2 * 1024  # the one or two row groups that hold the shard, of 5000 rows
 
 
 def test_the_generation_done_check_opens_only_its_own_shards_files(tmp_path, monkeypatch):

@@ -169,17 +169,34 @@ def iter_tables(uri: str, schema: pa.Schema | None = None, name: str = "table", 
             _check(footer.schema, schema, columns, where)
         if wanted is not None and not _overlaps(footer.id_ranges, wanted):
             continue
-        filt = list(filters or [])
-        if wanted is not None:
-            lo, hi = _range_of(footer.id_ranges)
-            local = wanted[bisect.bisect_left(wanted, lo):bisect.bisect_right(wanted, hi)] if lo is not None else wanted
-            filt.append(("clip_id", "in", local))
         cols = columns
         if columns_if_present is not None:
             cols = [c for c in columns_if_present if c in footer.schema.names]
-        table = _read_file(file_uri, cols, filt or None)
+        if wanted is None:
+            table = _read_file(file_uri, cols, filters or None)
+        else:
+            table = _read_ids(file_uri, footer, wanted, cols, filters)
         if table.num_rows:
             yield table
+
+
+def _read_ids(uri: str, footer: _Footer, wanted: list[str], columns, filters) -> pa.Table:
+    """The rows of `wanted` (sorted ids): only the row groups whose clip_id range can hold one are read."""
+    groups = [g for g, r in enumerate(footer.id_ranges) if _overlaps([r], wanted)]
+    read_cols = None if columns is None else list(dict.fromkeys([*columns, "clip_id"]))
+    if storage.is_local(uri):
+        table = pq.ParquetFile(storage.local_path(uri)).read_row_groups(groups, columns=read_cols)
+    else:
+        fs, path = storage.filesystem(uri)
+        with fs.open(path, "rb") as handle:
+            table = pq.ParquetFile(handle).read_row_groups(groups, columns=read_cols)
+    mask = pc.is_in(table.column("clip_id"), value_set=pa.array(wanted, pa.string()))
+    table = table.filter(mask)
+    if filters:
+        import pyarrow.dataset as ds
+
+        table = ds.dataset(table).to_table(filter=pq.filters_to_expression(filters))
+    return table.select(columns) if columns is not None else table
 
 
 def _read_file(uri: str, columns, filters) -> pa.Table:
