@@ -81,14 +81,20 @@ def load_pairs(embeddings_uri: str, aggregator: str = "mean", seed: int = 0, spl
             clip = np.empty((total, vec.shape[1]), np.float32)
             clap = np.zeros((total, vec.shape[1]), np.float32)
         k = len(vec)
+        rows = slice(None) if keep.all() else np.flatnonzero(keep)  # a view, not a copy, for whole shards
         clip[n:n + k] = vec
         if block.audio.shape[1]:
-            clap[n:n + k] = block.audio[keep]
-        has_audio[n:n + k] = block.has_audio[keep]
-        splits[n:n + k] = block_splits[keep]
-        ids.extend(c for c, m in zip(block.clip_ids, keep) if m)
-        clip_models.update(m for m, k_ in zip(block.clip_model_ids, keep) if k_)
-        clap_models.update(m for m, k_ in zip(block.clap_model_ids, keep) if k_)
+            clap[n:n + k] = block.audio[rows]
+        has_audio[n:n + k] = block.has_audio[rows]
+        splits[n:n + k] = block_splits[rows]
+        if isinstance(rows, slice):
+            ids.extend(block.clip_ids)
+            clip_models.update(block.clip_model_ids)
+            clap_models.update(block.clap_model_ids)
+        else:
+            ids.extend(block.clip_ids[i] for i in rows)
+            clip_models.update(block.clip_model_ids[i] for i in rows)
+            clap_models.update(block.clap_model_ids[i] for i in rows)
         n += k
     bar.close()
     if clip is None:
