@@ -81,3 +81,12 @@ def test_reading_a_file_with_a_wrong_schema_is_refused(tmp_path):
 
 def test_an_absent_folder_reads_as_an_empty_table(tmp_path):
     assert parquet.read_table(str(tmp_path / "none"), errors.SCHEMA).num_rows == 0
+
+
+def test_a_read_by_ids_also_applies_filters_on_columns_it_does_not_return(tmp_path):
+    uri = str(tmp_path / "e.parquet")
+    rows = [{"clip_id": f"c{i}", "stage": "embed" if i % 2 else "ingest", "uri": None, "reason": "r"} for i in range(6)]
+    parquet.write_table(rows, uri, errors.SCHEMA, sort_by="clip_id")
+    table = parquet.read_table(uri, errors.SCHEMA, columns=["clip_id"], ids=["c1", "c2", "c3"],
+                               filters=[("stage", "==", "embed")])
+    assert table.column_names == ["clip_id"] and table.column("clip_id").to_pylist() == ["c1", "c3"]

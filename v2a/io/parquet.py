@@ -183,7 +183,8 @@ def iter_tables(uri: str, schema: pa.Schema | None = None, name: str = "table", 
 def _read_ids(uri: str, footer: _Footer, wanted: list[str], columns, filters) -> pa.Table:
     """The rows of `wanted` (sorted ids): only the row groups whose clip_id range can hold one are read."""
     groups = [g for g, r in enumerate(footer.id_ranges) if _overlaps([r], wanted)]
-    read_cols = None if columns is None else list(dict.fromkeys([*columns, "clip_id"]))
+    filter_cols = [f[0] for f in (filters or [])]
+    read_cols = None if columns is None else list(dict.fromkeys([*columns, "clip_id", *filter_cols]))
     if storage.is_local(uri):
         table = pq.ParquetFile(storage.local_path(uri)).read_row_groups(groups, columns=read_cols)
     else:
