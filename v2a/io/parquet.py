@@ -143,6 +143,25 @@ def table_files(uri: str) -> list[str]:
     return [u for u, _ in _files(uri)]
 
 
+_CHECKED: set = set()
+
+
+def _checked(uri: str, token: str, footer: _Footer, name: str, schema, columns, check) -> None:
+    """The schema check of a file, once per state of the file and expected schema (reads repeat it)."""
+    key = (uri, token, name, id(schema), columns, id(check))
+    if key in _CHECKED:
+        return
+    where = f"{name} ({uri})"
+    if check is not None:
+        check(footer.schema, where)
+    else:
+        _check(footer.schema, schema, columns, where)
+    with _FOOTERS_LOCK:
+        if len(_CHECKED) > _FOOTERS_MAX:
+            _CHECKED.clear()
+        _CHECKED.add(key)
+
+
 def _check(footer_schema: pa.Schema, schema: pa.Schema | None, columns, where: str) -> None:
     if schema is None:
         return
@@ -162,13 +181,9 @@ def iter_tables(uri: str, schema: pa.Schema | None = None, name: str = "table", 
         return
     for file_uri, token in _files(uri):
         footer = _footer(file_uri, token)
-        where = f"{name} ({file_uri})"
-        if check is not None:
-            check(footer.schema, where)
-        else:
-            _check(footer.schema, schema, columns, where)
         if wanted is not None and not _overlaps(footer.id_ranges, wanted):
             continue
+        _checked(file_uri, token, footer, name, schema, tuple(columns) if columns else None, check)
         cols = columns
         if columns_if_present is not None:
             cols = [c for c in columns_if_present if c in footer.schema.names]
