@@ -14,5 +14,6 @@ def ingest_flow(out: str, csv: str | None = None, videos: str | None = None, ima
                 dataset: str = "vggsound") -> dict:
     summary = call(ingest_task, storage.join(out, "clips.parquet"), csv, videos, images, dataset,
                    storage.join(out, "errors"))
-    print(f"ingest: {summary['n_clips']} clips {summary['by_split']}, {summary['n_errors']} bad CSV rows")
+    print(f"ingest: {summary['n_clips']} clips {summary['by_split']}, {summary['n_errors']} bad rows or files"
+          + (f" (reasons: v2a status --out {out})" if summary['n_errors'] else ""))
     return summary
