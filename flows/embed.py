@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from flows.errors import require_clips
 from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
 from tasks.embed import embed_shard, plan_embed_shards, remove_stale_shards
@@ -14,6 +15,7 @@ from v2a import embed, storage
 def embed_flow(out: str, profile: str = "paper", num_frames: int = 10, max_seconds: float = 10.0,
                shard_size: int = 256, batch_size: int = 64, device: str = "cpu", frame_rate: float | None = None,
                decoder: str = "auto", workers: int = 0, pool: str = "auto") -> dict:
+    require_clips(out)
     clips_uri = storage.join(out, "clips.parquet")
     emb_uri, err_uri = storage.join(out, "embeddings"), storage.join(out, "errors")
     plans = plan_embed_shards(clips_uri, emb_uri, err_uri, profile, shard_size, num_frames, max_seconds, device,
