@@ -9,8 +9,8 @@ import sys
 import time
 import traceback
 
-from flows.errors import (add_debug_flag, describe, quiet_tracebacks, require_clips, require_ingest_inputs,
-                          require_location, require_table)
+from flows.errors import (add_debug_flag, describe, quiet_tracebacks, require_clips, require_checkpoint,
+                          require_ingest_inputs, require_location, require_table)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -380,6 +380,8 @@ def main(argv=None) -> int:
 def _dispatch(args) -> None:
     from v2a.locking import run_lock
 
+    if getattr(args, "checkpoint", None):
+        require_checkpoint(args.checkpoint)  # a hand-made or damaged checkpoint, refused before models load
     if args.command in LOCKED_COMMANDS:
         with run_lock(args.out):
             args.func(args)

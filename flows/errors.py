@@ -174,3 +174,23 @@ def require_location(out: str) -> None:
 
     if not storage.exists(out):
         raise FileNotFoundError(f"{out}: no such output location; give the --out of an earlier run")
+
+
+def require_checkpoint(checkpoint: str) -> None:
+    """A mapper checkpoint folder whose config.json is a JSON object (what `v2a train` writes)."""
+    import json
+
+    from v2a import storage
+
+    remedy = "give --checkpoint a folder written by `v2a train` (config.json + model.safetensors)"
+    config = storage.join(checkpoint, "config.json")
+    if not storage.exists(config):
+        raise FileNotFoundError(f"{checkpoint} has no config.json; {remedy}")
+    fs, path = storage.filesystem(config)
+    with fs.open(path, "r") as handle:
+        try:
+            values = json.load(handle)
+        except ValueError as err:
+            raise ValueError(f"{config} is not valid JSON ({err}); {remedy}") from err
+    if not isinstance(values, dict):
+        raise ValueError(f"{config} holds a JSON {type(values).__name__}, not the object of a mapper config; {remedy}")
