@@ -5,8 +5,9 @@ Two passes (one decoder per stream). Exact seek mode scans the file's packet ind
 mode maps times to frame indices through the average frame rate, which for a variable-frame-rate
 video points at the wrong frames or past the last one. Frames are decoded forward from the keyframe
 before each target and only the targets' frames are returned. torchcodec 0.9 returns the stored
-pixels of a rotated video; they are turned upright here from ``probe``'s rotation. Audio is decoded at its own rate and converted like every
-backend's (``base.to_mono``). torchcodec needs the system FFmpeg libraries (Debian: ffmpeg).
+pixels of a rotated video; they are turned upright here by ``probe``'s rotation. Audio is decoded
+at its own rate and converted like every backend's (``base.to_mono``). torchcodec needs the system
+FFmpeg libraries (Debian: ffmpeg).
 """
 
 from __future__ import annotations
