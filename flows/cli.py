@@ -7,6 +7,10 @@ import json
 import os
 import sys
 import time
+import traceback
+
+from flows.errors import (add_debug_flag, describe, quiet_tracebacks, require_clips, require_checkpoint,
+                          require_ingest_inputs, require_location, require_table)
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Spinning OpenMP threads starve each other when processes share the cores.
@@ -22,12 +26,14 @@ def _synth(args) -> None:
 
 
 def _ingest(args) -> None:
+    require_ingest_inputs(args.csv, args.videos, args.images)
     from flows.ingest import ingest_flow
 
     ingest_flow(args.out, csv=args.csv, videos=args.videos, images=args.images, dataset=args.dataset)
 
 
 def _embed(args) -> None:
+    require_clips(args.out)  # before Prefect starts: its start-up alone takes seconds
     from flows.embed import embed_flow
 
     embed_flow(args.out, profile=args.profile, num_frames=args.num_frames, max_seconds=args.max_seconds,
@@ -36,6 +42,7 @@ def _embed(args) -> None:
 
 
 def _train(args) -> None:
+    require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
     from flows.train import train_flow
 
     options = {k: v for k, v in {"depth": args.depth, "expansion": args.expansion, "epochs": args.epochs,
@@ -108,6 +115,7 @@ def _evaluate(args) -> None:
 
 
 def _status(args) -> None:
+    require_location(args.out)
     from v2a.status import format_status, out_status
 
     print(format_status(out_status(args.out)))
@@ -127,6 +135,7 @@ def _check_models(args) -> None:
 
 
 def _results(args) -> None:
+    require_location(args.out)
     _print_results(args.out, args.run)
 
 
@@ -158,14 +167,15 @@ def _local_run():
 
 
 def _pipeline(args) -> None:
+    from v2a.config import load_config
+
+    load_config(args.config)  # a bad config is refused before Prefect starts
     from flows.pipeline import pipeline_flow
 
     t0 = time.perf_counter()
     with _local_run():
         summary = pipeline_flow(args.config)
     print(f"pipeline: finished in {time.perf_counter() - t0:.1f} s (run {summary['run_id']})")
-    from v2a.config import load_config
-
     _print_results(load_config(args.config).out, summary["run_id"])
     print(f"listening report: {summary['report']}")
 
@@ -342,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="demo_out")
     s.add_argument("--seconds", type=float, default=2.0)
     s.set_defaults(func=_demo)
+    add_debug_flag(p)
     return p
 
 
@@ -351,19 +362,33 @@ LOCKED_COMMANDS = ("ingest", "embed", "train", "generate", "evaluate", "reevalua
 
 
 def main(argv=None) -> int:
-    from v2a.locking import RunLockedError, run_lock
-
+    """Run one command. A user's mistake or a storage fault ends in one line on stderr and exit 2
+    (flows/errors.py); --debug adds the traceback; a bug keeps its traceback (exit 1)."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command in LOCKED_COMMANDS:
-            with run_lock(args.out):
-                args.func(args)
-        else:
-            args.func(args)
-    except (ValueError, FileNotFoundError, RunLockedError) as err:
-        print(f"v2a {args.command}: error: {err}", file=sys.stderr)
+        with quiet_tracebacks(not args.debug):
+            _dispatch(args)
+    except Exception as err:
+        line = describe(err, getattr(args, "out", None))
+        if line is None:
+            raise
+        if args.debug:
+            traceback.print_exc()
+        print(f"v2a {args.command}: error: {line}", file=sys.stderr)
         return 2
     return 0
+
+
+def _dispatch(args) -> None:
+    from v2a.locking import run_lock
+
+    if getattr(args, "checkpoint", None):
+        require_checkpoint(args.checkpoint)  # a hand-made or damaged checkpoint, refused before models load
+    if args.command in LOCKED_COMMANDS:
+        with run_lock(args.out):
+            args.func(args)
+    else:
+        args.func(args)
 
 
 if __name__ == "__main__":

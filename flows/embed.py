@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.runners import bounded_thread_runner
+from flows.errors import require_clips
 from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
 from tasks.embed import embed_shards, plan_embed_shards, remove_stale_shards
@@ -18,6 +19,7 @@ def embed_flow(out: str, profile: str = "paper", num_frames: int = 10, max_secon
                decoder: str = "auto", workers: int = 0, pool: str = "auto", shards_per_task: int = 8) -> dict:
     """shards_per_task: shards one task embeds in turn (a shard of shard_size clips is what is stored
     and resumed; a task is what Prefect schedules)."""
+    require_clips(out)
     layout = RunLayout(out)
     clips_uri, emb_uri, err_uri = layout.clips, layout.embeddings, layout.errors
     plans = plan_embed_shards(clips_uri, emb_uri, err_uri, profile, shard_size, num_frames, max_seconds, device,

@@ -15,5 +15,6 @@ def ingest_flow(out: str, csv: str | None = None, videos: str | None = None, ima
                 dataset: str = "vggsound") -> dict:
     layout = RunLayout(out)
     summary = call(ingest_task, layout.clips, csv, videos, images, dataset, layout.errors)
-    print(f"ingest: {summary['n_clips']} clips {summary['by_split']}, {summary['n_errors']} bad CSV rows")
+    print(f"ingest: {summary['n_clips']} clips {summary['by_split']}, {summary['n_errors']} bad rows or files"
+          + (f" (reasons: v2a status --out {out})" if summary['n_errors'] else ""))
     return summary

@@ -33,3 +33,26 @@ def test_unusable_files_raise_media_errors_with_a_reason(tmp_path, content, reas
 def test_missing_file_is_a_media_error(tmp_path):
     with pytest.raises(MediaError, match="not found"):
         read_clip(str(tmp_path / "nope.mp4"))
+
+
+# EXIF orientation -> how the stored pixels are turned for display (EXIF 2.3, tag 0x0112)
+_EXIF_TURNS = {1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: np.rot90(a, 2), 6: lambda a: np.rot90(a, -1),
+               8: lambda a: np.rot90(a, 1)}
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+@pytest.mark.parametrize("orientation", sorted(_EXIF_TURNS))
+def test_an_image_is_turned_by_its_exif_orientation(tmp_path, orientation, suffix):
+    from PIL import Image
+
+    stored = np.zeros((30, 40, 3), np.uint8)
+    stored[:15, :13] = 255                      # a white block in the stored top-left corner
+    stored[..., 2] = np.linspace(0, 250, 40, dtype=np.uint8)[None, :]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"photo{suffix}"
+    Image.fromarray(stored).save(path, exif=exif, **({"quality": 100, "subsampling": 0} if suffix == ".jpg" else {}))
+    frame = read_clip(str(path)).frames[0]
+    want = _EXIF_TURNS[orientation](stored)
+    assert frame.shape == want.shape
+    assert np.abs(frame.astype(int) - want.astype(int)).mean() < 2.0  # JPEG at quality 100 is nearly lossless

@@ -224,17 +224,43 @@ _SECTIONS = {"data": DataConfig, "embed": EmbedConfig, "train": TrainStageConfig
              "generate": GenerateConfig, "evaluate": EvaluateConfig, "runner": RunnerConfig, "cache": CacheConfig}
 
 
+_SIMPLE_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "None": (type(None),)}
+
+
+def _check_type(name: str, annotation: str, value) -> None:
+    """A field written as `str`, `int | None`, `float`... must hold that type (YAML's `device: 0` is an int,
+    which the stages would only refuse after Prefect started); other annotations are checked by validate()."""
+    parts = [p.strip() for p in str(annotation).split("|")]
+    if not all(p in _SIMPLE_TYPES for p in parts):
+        return
+    accepted = tuple(t for p in parts for t in _SIMPLE_TYPES[p])
+    if isinstance(value, bool) and bool not in accepted:
+        ok = False  # YAML's yes/no are booleans, not numbers
+    else:
+        ok = isinstance(value, accepted)
+    if not ok:
+        words = " or ".join({"str": "text", "int": "a whole number", "float": "a number", "bool": "true/false",
+                             "None": "null"}[p] for p in parts)
+        raise ConfigError(f"{name} = {value!r} ({type(value).__name__}); must be {words}"
+                          + (" (quote it: YAML reads 0 as a number)" if "str" in parts else ""))
+
+
 def _build(cls, values: dict, section: str):
     if not isinstance(values, dict):
         raise ConfigError(f"{section} must be a mapping, got {type(values).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ConfigError(f"{section}: unknown field(s) {unknown}; accepted: {sorted(known)}")
+        raise ConfigError(f"{section}: unknown field(s) {unknown}; accepted: {sorted(fields)}")
+    for name, value in values.items():
+        _check_type(f"{section}.{name}", fields[name].type, value)
     return cls(**values)
 
 
 def config_from_dict(values: dict) -> PipelineConfig:
+    if not isinstance(values, dict):
+        raise ConfigError(f"the config must be a mapping of sections (out:, data:, embed:, ...), "
+                          f"got a {type(values).__name__}")
     values = dict(values)
     top = {f.name for f in dataclasses.fields(PipelineConfig)}
     unknown = sorted(set(values) - top)
@@ -242,13 +268,25 @@ def config_from_dict(values: dict) -> PipelineConfig:
         raise ConfigError(f"unknown top-level field(s) {unknown}; accepted: {sorted(top)}")
     if "out" not in values:
         raise ConfigError("out: the output location (path or URI) is required")
+    top_fields = {f.name: f for f in dataclasses.fields(PipelineConfig)}
+    for name in ("out", "profile", "run_id"):
+        if name in values:
+            _check_type(name, top_fields[name].type, values[name])
     for name, cls in _SECTIONS.items():
         values[name] = _build(cls, values.get(name) or {}, name)
     return PipelineConfig(**values).validate()
 
 
 def load_config(uri: str) -> PipelineConfig:
+    """The config file (YAML, or JSON, which YAML reads too), validated. A syntax error names its line."""
     fs, path = storage.filesystem(uri)
     with fs.open(path, "r") as handle:
-        values = yaml.safe_load(handle) or {}
-    return config_from_dict(values)
+        try:
+            values = yaml.safe_load(handle)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ConfigError(f"{uri}{where}: not valid YAML ({err.problem or err}); fix the file") from err
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{uri}: not valid YAML ({err}); fix the file") from err
+    return config_from_dict(values if values is not None else {})

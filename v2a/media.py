@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from v2a import storage
 from v2a.decoders import CLAP_SECONDS, DecodedClip, MediaError, Sampling, decode
@@ -42,7 +42,8 @@ def _too_many_pixels(err: BaseException) -> MediaError:
 
 
 def read_image(uri: str) -> DecodedClip:
-    """The image as one RGB frame. Palette, 16-bit, alpha and CMYK images are converted; an image over
+    """The image as one RGB frame, upright. Palette, 16-bit, alpha and CMYK images are converted; an EXIF
+    orientation (how a camera says its pixels are turned) is applied as a viewer applies it; an image over
     PIL's pixel limit is refused before it is decoded, since a few kilobytes of PNG can claim gigabytes."""
     with _open(uri) as handle:
         try:
@@ -57,8 +58,15 @@ def read_image(uri: str) -> DecodedClip:
             raise MediaError("not a readable image: its content is not an image format PIL knows") from err
         except Exception as err:  # PIL raises many kinds for bad files
             raise MediaError(f"not a readable image: {err}") from err
-        rgb = _to_rgb(img)
+        rgb = _to_rgb(_exif_upright(img))
     return DecodedClip(rgb[None], np.zeros(1, np.float32), None, 16000, 0.0)
+
+
+def _exif_upright(img: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # an unreadable EXIF block says nothing reliable about orientation: keep the pixels as stored
+        return img
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""What a pipeline output location holds: stages done, row counts, errors per stage, and its runs.
+"""What a pipeline output location holds: stages done, row counts, errors per stage and their reasons, and its runs.
 
 Everything is read from the tables themselves (Parquet footers for the row counts, so a large
 embeddings table is not loaded), which makes the answer the same whichever process wrote them.
@@ -7,6 +7,7 @@ embeddings table is not loaded), which makes the answer the same whichever proce
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +30,12 @@ def _mappers(out: str) -> list[dict]:
     for config_uri in storage.glob(storage.join(out, "mappers", "*", "config.json")):
         fs, path = storage.filesystem(config_uri)
         with fs.open(path, "r") as handle:
-            config = json.load(handle)
+            try:
+                config = json.load(handle)
+            except ValueError:
+                config = None
+        if not isinstance(config, dict):  # a hand-edited or damaged file: shown, not fatal
+            config = {"name": "unreadable config.json"}
         training = config.get("training") or {}
         found.append({"name": config_uri.rstrip("/").rsplit("/", 2)[-2], "kind": config.get("name"),
                       "epochs": training.get("epochs_completed"),
@@ -40,8 +46,9 @@ def _mappers(out: str) -> list[dict]:
 def out_status(out: str) -> dict:
     """{"out", "stages": [{stage, done, rows, errors, location, detail}], "runs": [...]} for one output."""
     layout = RunLayout(out)
-    errors = parquet.read_table(layout.errors, errors_schema.SCHEMA, "errors", columns=["stage"]).to_pandas()
+    errors = parquet.read_table(layout.errors, errors_schema.SCHEMA, "errors", columns=["stage", "reason"]).to_pandas()
     errors_by_stage = errors.groupby("stage").size().to_dict() if not errors.empty else {}
+    reasons = error_reasons(errors)
     results = parquet.read_table(layout.results, results_schema.SCHEMA, "results",
                                  columns=["run_id", "v2a_version", "metric"]).to_pandas()
     sets = [s for s in generation_sets(out) if s.out.rstrip("/") == _absolute(out)]
@@ -59,7 +66,8 @@ def out_status(out: str) -> dict:
     stages.append(_stage("embed", n_shards > 0, n_emb, errors_by_stage, emb_uri, f"{n_shards} shard(s)"))
     mappers = _mappers(out)
     stages.append(_stage("train", bool(mappers), len(mappers), errors_by_stage, layout.mappers,
-                         ", ".join(f"{m['name']}: {m['epochs']} epochs" for m in mappers)))
+                         ", ".join(f"{m['name']}: {m['epochs']} epochs" if m["epochs"] is not None
+                                   else f"{m['name']}: {m['kind'] or 'no training record'}" for m in mappers)))
     runs = []
     for s in sets:
         n_gen, _ = count_rows(GenerationLayout(s.gen_dir).table)
@@ -72,7 +80,29 @@ def out_status(out: str) -> dict:
                          layout.generations_root, f"{len(runs)} run(s)"))
     stages.append(_stage("evaluate", not results.empty, len(results), errors_by_stage, layout.results,
                          f"{sum(r['evaluated'] for r in runs)} of {len(runs)} run(s) scored by v{__version__}"))
-    return {"out": str(out), "stages": stages, "runs": runs}
+    return {"out": str(out), "stages": stages, "runs": runs, "error_reasons": reasons}
+
+
+# What makes two reasons the same kind: the line number, quoted values and numbers of one clip or row.
+_ROW_DETAIL = re.compile(r"^line \d+: |'[^']*'|\b\d+(\.\d+)?\b")
+
+
+def error_reasons(errors, limit: int = 10) -> list[dict]:
+    """[{stage, count, reason}] per stage and kind of reason, most frequent first (at most ``limit`` per
+    stage); ``reason`` is the first row's own words, so a person sees one real example of each kind."""
+    if errors.empty:
+        return []
+    kinds = errors.assign(kind=errors["reason"].fillna("").map(lambda r: _ROW_DETAIL.sub("…", r)))
+    found = []
+    for (stage, _), group in kinds.groupby(["stage", "kind"], sort=False):
+        found.append({"stage": stage, "count": len(group), "reason": str(group["reason"].iloc[0])})
+    found.sort(key=lambda r: (r["stage"], -r["count"]))
+    kept, per_stage = [], {}
+    for r in found:
+        per_stage[r["stage"]] = per_stage.get(r["stage"], 0) + 1
+        if per_stage[r["stage"]] <= limit:
+            kept.append(r)
+    return kept
 
 
 def _absolute(out: str) -> str:
@@ -95,6 +125,11 @@ def format_status(status: dict) -> str:
         lines += ["runs:", runs.to_string(index=False)]
     else:
         lines.append("runs: none yet")
+    if status.get("error_reasons"):
+        lines += ["", "errors by reason (one example of each kind; all rows: the errors table):"]
+        for r in status["error_reasons"]:
+            reason = r["reason"] if len(r["reason"]) <= 160 else r["reason"][:157] + "..."
+            lines.append(f"  {r['stage']:<8} {r['count']:>6}  {reason}")
     return "\n".join(lines)
 
 

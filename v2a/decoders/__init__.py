@@ -1,10 +1,10 @@
 """Video decoding behind one interface: ``decode(uri, sampling, backend=...)``.
 
 Backends: ``pyav`` (always installed; one pass over the file), ``decord`` and ``torchcodec``
-(optional). All return the same frames (the frame played at each target time) and the same
-16 kHz mono audio (channels averaged, resampled by ``v2a.resample``), so a backend is a speed choice.
-``auto`` takes the first installed one of ``PREFERENCE`` (benchmarks/README.md, "Embedding
-stage", has the measurements behind the order).
+(optional). All return the same frames (the frame played at each target time, turned upright by
+the file's display matrix or ``rotate`` tag) and the same 16 kHz mono audio (``base.to_mono``), so
+a backend is a speed choice, not a results choice. ``auto`` takes the first installed one of
+``PREFERENCE`` (benchmarks/README.md, "Embedding stage", has the measurements behind the order).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from .base import CLAP_SECONDS, DecodedClip, MediaError, Sampling, Source, targe
 BACKENDS = ("pyav", "decord", "torchcodec")
 # benchmarks/bench_embed.py on 10-s 640x360 25 fps clips: torchcodec fastest; PyAV and decord level
 # within noise, and PyAV (one pass, always installed) is the reference the others are tested against.
-PREFERENCE = ("torchcodec", "pyav", "decord")
+# decord is never chosen by `auto`: it is no faster than PyAV and cannot decode AV1 or some small frame
+# widths, and its rotated frames and 5.1 audio need the workarounds in decord_backend.py.
+PREFERENCE = ("torchcodec", "pyav")
 
 __all__ = ["BACKENDS", "CLAP_SECONDS", "PREFERENCE", "DecodedClip", "MediaError", "Sampling", "Source",
            "available_backends", "decode", "resolve_backend", "target_times"]

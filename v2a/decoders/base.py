@@ -130,19 +130,67 @@ def to_mono(samples: np.ndarray, rate: int, sampling: Sampling) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def display_rotation(frame, tags) -> int:
+    """Counter-clockwise degrees (0, 90, 180 or 270) that turn a stored frame upright, as a player shows it.
+
+    Phones store the sensor's pixels and say how to turn them: a display matrix (FFmpeg attaches
+    it to every decoded frame as side data), or, in files from older muxers, a ``rotate`` tag in
+    the stream's metadata (clockwise degrees; FFmpeg before 5.0 exported the matrix that way). The
+    matrix wins when both are there, as in FFmpeg. Angles that are not a quarter turn are ignored,
+    as FFmpeg's autorotation ignores them; a mirrored matrix is read for its rotation only.
+    """
+    degrees = None
+    if frame is not None and "DISPLAYMATRIX" in frame.side_data:
+        degrees = float(frame.rotation or 0)
+    else:
+        tag = next((v for k, v in dict(tags or {}).items() if k.lower() == "rotate"), None)
+        try:
+            degrees = -float(tag) if tag is not None else None
+        except ValueError:
+            degrees = None
+    if degrees is None or not np.isfinite(degrees):
+        return 0
+    turns = round(degrees / 90)
+    return int(turns % 4) * 90 if abs(degrees - 90 * turns) < 1.0 else 0
+
+
+def upright(frames: np.ndarray, rotation: int) -> np.ndarray:
+    """(F, H, W, 3) stored frames turned ``rotation`` degrees counter-clockwise."""
+    if not rotation % 360:
+        return frames
+    return np.ascontiguousarray(np.rot90(frames, k=(rotation // 90) % 4, axes=(1, 2)))
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     has_video: bool
     has_audio: bool
     audio_rate: int | None
+    rotation: int = 0           # counter-clockwise degrees that turn the video upright (display_rotation)
+    video_codec: str | None = None
+    width: int | None = None    # stored (unrotated) frame size
+    height: int | None = None
 
 
 def probe(source) -> StreamInfo:
-    """Which streams a file has, from its header (milliseconds; nothing is decoded)."""
+    """Which streams a file has and how its video is turned, from the header and the first video frame
+    (the display matrix reaches PyAV only on decoded frames; one keyframe costs milliseconds)."""
     try:
         with av.open(source.open_arg()) as container:
             audio = container.streams.audio
-            return StreamInfo(bool(container.streams.video), bool(audio), int(audio[0].rate) if audio else None)
+            video = container.streams.video
+            rotation, codec, width, height = 0, None, None, None
+            if video:
+                ctx = video[0].codec_context
+                codec, width, height = ctx.codec.canonical_name, ctx.width, ctx.height
+                ctx.thread_count = 1  # one keyframe: starting a thread pool would cost more than it saves
+                try:
+                    first = next(container.decode(video[0]), None)
+                except (av.FFmpegError, EOFError):
+                    first = None  # the backend's own decode reports what is wrong with the stream
+                rotation = display_rotation(first, video[0].metadata)
+            return StreamInfo(bool(video), bool(audio), int(audio[0].rate) if audio else None, rotation,
+                              codec, width, height)
     except (av.FFmpegError, EOFError) as err:
         raise unreadable(err, source) from err
 

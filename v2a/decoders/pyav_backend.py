@@ -4,7 +4,8 @@ Frames stream through in presentation order; a frame is converted to RGB only on
 be the one shown at a target time (the next frame starts after the target), so at most one
 undecided frame plus the chosen ones are held, never the whole video. Decoding stops as soon as
 every target is resolved and the audio has reached ``max_seconds`` (without it, CLAP's 10 s): past
-that, audio packets are demuxed but never decoded.
+that, audio packets are demuxed but never decoded. Frames come out upright: the first frame's display
+matrix (or the stream's ``rotate`` tag) says how to turn them (``base.display_rotation``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from .base import (DecodedClip, MediaError, Sampling, check_coverage, clip_duration, corrupt, native_audio_limit,
-                   target_times, to_mono, unreadable)
+from .base import (DecodedClip, MediaError, Sampling, check_coverage, clip_duration, corrupt, display_rotation,
+                   native_audio_limit, target_times, to_mono, unreadable, upright)
 
 NAME = "pyav"
 
@@ -43,8 +44,9 @@ def decode(source, sampling: Sampling) -> DecodedClip:
         start, stream_duration = _stream_seconds(container, vstream)
         duration = clip_duration(stream_duration, sampling)
         targets = target_times(duration, sampling)
-        chosen, times, audio = _one_pass(container, vstream, astream, start, targets, duration, sampling)
-    frames = _to_rgb(chosen)
+        chosen, times, audio, first = _one_pass(container, vstream, astream, start, targets, duration, sampling)
+        rotation = display_rotation(first, vstream.metadata)
+    frames = upright(_to_rgb(chosen), rotation)
     wave = to_mono(audio, astream.rate, sampling) if astream is not None else None
     return DecodedClip(frames, (np.asarray(times) - start).astype(np.float32), wave, sampling.sample_rate, duration)
 
@@ -57,6 +59,7 @@ def _one_pass(container, vstream, astream, start: float, rel_targets: np.ndarray
     times = np.zeros(n, np.float64)
     pending = 0                   # first target whose frame is not known yet
     prev, prev_t = None, 0.0      # the latest frame, still a candidate for the pending target
+    first = None                  # the first decoded frame: it carries the display matrix
     last_end = 0.0
     audio_parts: list[np.ndarray] = []
     audio_samples = 0
@@ -78,6 +81,7 @@ def _one_pass(container, vstream, astream, start: float, rel_targets: np.ndarray
                     continue
                 if is_video:
                     t = float(frame.time)
+                    first = frame if first is None else first
                     while pending < n and t > targets[pending] + 1e-6:
                         # this frame starts after the target: the one before it is on screen then
                         chosen[pending], times[pending] = (prev, prev_t) if prev is not None else (frame, t)
@@ -102,7 +106,35 @@ def _one_pass(container, vstream, astream, start: float, rel_targets: np.ndarray
     if astream is not None:
         audio = (np.concatenate(audio_parts, axis=1) if audio_parts
                  else np.zeros((astream.layout.nb_channels, 0), np.float32))
-    return chosen, times, audio
+    return chosen, times, audio, first
+
+
+def decode_audio(source, sampling: Sampling) -> np.ndarray | None:
+    """Only the audio track, as every backend returns it (None without one): for backends whose own
+    audio reader cannot be trusted (decord's with more than two channels)."""
+    try:
+        container = av.open(source.open_arg())
+    except (av.FFmpegError, EOFError) as err:
+        raise unreadable(err, source) from err
+    with container:
+        if not container.streams.audio:
+            return None
+        astream = container.streams.audio[0]
+        limit = native_audio_limit(astream.rate, sampling)
+        to_float = av.AudioResampler(format="fltp", layout=astream.layout.name, rate=astream.rate)
+        parts, samples = [], 0
+        try:
+            for packet in container.demux(astream):
+                for frame in packet.decode():
+                    for out in to_float.resample(frame):
+                        parts.append(out.to_ndarray())
+                        samples += out.samples
+                if samples >= limit:
+                    break
+        except (av.FFmpegError, EOFError) as err:
+            raise corrupt(err) from err
+        native = np.concatenate(parts, axis=1) if parts else np.zeros((astream.layout.nb_channels, 0), np.float32)
+        return to_mono(native, astream.rate, sampling)
 
 
 def _frame_seconds(frame, vstream) -> float:

@@ -1,9 +1,13 @@
 """torchcodec backend: ``VideoDecoder.get_frames_played_at`` and ``AudioDecoder``.
 
-Two passes (one decoder per stream). Approximate seek mode trusts the header instead of scanning
-the whole file first; frames are decoded forward from the keyframe before each target and only
-the targets' frames are returned. Audio is decoded at its own rate and converted like every
-backend's (``base.to_mono``). torchcodec needs the system FFmpeg libraries (Debian: ffmpeg).
+Two passes (one decoder per stream). Exact seek mode scans the file's packet index when it opens
+(demuxing only, no decoding), so frames are found by their own presentation times: approximate
+mode maps times to frame indices through the average frame rate, which for a variable-frame-rate
+video points at the wrong frames or past the last one. Frames are decoded forward from the keyframe
+before each target and only the targets' frames are returned. torchcodec 0.9 returns the stored
+pixels of a rotated video; they are turned upright here by ``probe``'s rotation. Audio is decoded
+at its own rate and converted like every backend's (``base.to_mono``). torchcodec needs the system
+FFmpeg libraries (Debian: ffmpeg).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (DecodedClip, MediaError, Sampling, clip_duration, corrupt, native_audio_limit, probe,
-                   target_times, to_mono)
+                   target_times, to_mono, upright)
 
 NAME = "torchcodec"
 
@@ -31,7 +35,7 @@ def decode(source, sampling: Sampling) -> DecodedClip:
     if not info.has_video:
         raise MediaError("file has no video stream")
     try:
-        decoder = VideoDecoder(source.open_arg(), dimension_order="NHWC", seek_mode="approximate",
+        decoder = VideoDecoder(source.open_arg(), dimension_order="NHWC", seek_mode="exact",
                                num_ffmpeg_threads=sampling.threads)
         meta = decoder.metadata
         start = float(meta.begin_stream_seconds or 0.0)
@@ -42,7 +46,7 @@ def decode(source, sampling: Sampling) -> DecodedClip:
         # played-at is defined on [start, end): a target exactly at the end means the last frame
         wanted = np.minimum(start + targets, start + stream_duration - 1e-4)
         batch = decoder.get_frames_played_at(seconds=wanted.tolist())
-        frames = batch.data.numpy()
+        frames = upright(batch.data.numpy(), info.rotation)
         times = (batch.pts_seconds.numpy() - start).astype(np.float32)
         del decoder, batch
     except MediaError:

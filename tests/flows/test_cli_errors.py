@@ -1,0 +1,200 @@
+"""Every user mistake and storage fault the `v2a` command can meet ends in one line on stderr naming
+the problem and the remedy, exit status 2, no traceback; --debug adds the traceback; a bug keeps it.
+
+The cases run `main()` in this process and fail before any Prefect flow starts (as the command
+itself arranges: inputs and configs are checked first), so the whole file takes seconds; only the
+Prefect start-up timeout needs a process of its own."""
+
+import errno
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows import errors
+from flows.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def one_error_line(capsys, command: str) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"v2a {command}: error: ") and "Traceback" not in captured.err
+    return lines[0]
+
+
+@pytest.fixture()
+def here(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("abc,0,dog,train\n")
+    (tmp_path / "videos").mkdir()
+    return tmp_path
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def _checkpoint(folder: Path, config: str) -> str:
+    (folder / "ckpt").mkdir()
+    _write(folder / "ckpt" / "config.json", config)
+    return str(folder / "ckpt")
+
+
+GOOD_DATA = "data: {csv: data.csv, videos: videos}\n"
+
+# argv (files made in the test's folder), words the line must contain
+CASES = {
+    "yaml syntax error": (lambda d: ["pipeline", "--config", _write(d / "c.yaml", "out: o\ndata:\n  csv: a\n   videos: v\n")],
+                          ["line 4", "not valid YAML", "fix the file"]),
+    "config is a JSON list": (lambda d: ["pipeline", "--config", _write(d / "config.json", "[1, 2]")],
+                              ["must be a mapping", "list"]),
+    "config value of the wrong type": (lambda d: ["pipeline", "--config",
+                                                  _write(d / "c.yaml", "out: o\n" + GOOD_DATA + "embed: {device: 0}\n")],
+                                       ["embed.device", "quote it"]),
+    "config value not accepted": (lambda d: ["pipeline", "--config",
+                                             _write(d / "c.yaml", "out: o\n" + GOOD_DATA + "embed: {decoder: ffmpeg}\n")],
+                                  ["embed.decoder", "accepted: auto"]),
+    "config field unknown": (lambda d: ["pipeline", "--config", _write(d / "c.yaml", "out: o\n" + GOOD_DATA + "embd: {}\n")],
+                             ["unknown top-level field", "embd"]),
+    "config file missing": (lambda d: ["pipeline", "--config", str(d / "nope.yaml")], ["nope.yaml", "not found"]),
+    "csv missing": (lambda d: ["ingest", "--out", "o", "--csv", "missing.csv", "--videos", "videos"],
+                    ["missing.csv", "not found"]),
+    "csv without videos": (lambda d: ["ingest", "--out", "o", "--csv", "data.csv"], ["--videos"]),
+    "nothing to ingest": (lambda d: ["ingest", "--out", "o"], ["--csv", "--images"]),
+    "embed before ingest": (lambda d: ["embed", "--out", "o", "--profile", "tiny"], ["no clips table", "v2a ingest"]),
+    "train before embed": (lambda d: ["train", "--embeddings", "o/embeddings", "--out", "m"], ["no embeddings", "v2a embed"]),
+    "status of nothing": (lambda d: ["status", "--out", "nowhere"], ["nowhere", "no such output location"]),
+    "results of nothing": (lambda d: ["results", "--out", "nowhere"], ["nowhere", "no such output location"]),
+    "checkpoint config is a JSON list": (lambda d: ["map", "--checkpoint", _checkpoint(d, "[1]"), "--embeddings", "e",
+                                                    "--out", "m"], ["JSON list", "v2a train"]),
+    "checkpoint folder without config": (lambda d: ["generate", "x.png", "--checkpoint", str(d)], ["no config.json"]),
+    "profile yaml syntax error": (lambda d: ["check-models", "--profile", _write(d / "p.yaml", "model:\n  clip: [\n")],
+                                  ["p.yaml", "YAML syntax error"]),
+    "profile unknown": (lambda d: ["check-models", "--profile", "huge"], ["huge", "accepted"]),
+    "bad option value": (lambda d: ["synth", "--out", "s", "--classes", "0"], ["classes"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_user_mistake_is_one_line_and_exit_2(here, capsys, case):
+    argv, words = CASES[case][0](here), CASES[case][1]
+    assert main(argv) == 2
+    line = one_error_line(capsys, argv[0])
+    for word in words:
+        assert word in line, line
+
+
+# Storage faults: the OS error a full, read-only or forbidden disk raises where `synth` writes.
+FAULTS = {
+    "full disk": (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "s/videos/a.mp4"), ["no space left", "s/videos/a.mp4"]),
+    "read-only disk": (OSError(errno.EROFS, os.strerror(errno.EROFS), "s/x"), ["read-only", "writable"]),
+    "forbidden folder": (PermissionError(errno.EACCES, os.strerror(errno.EACCES), "s"), ["permission denied", "(s)"]),
+    "quota": (OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)), ["quota", "(s)"]),  # no file name: --out is named
+    "safetensors on a full disk": (RuntimeError("No space left on device (os error 28)"), ["no space left"]),
+    "input/output error": (OSError(errno.EIO, os.strerror(errno.EIO), "s/x"), ["storage error", "Input/output"]),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_storage_fault_is_one_line_and_exit_2(here, capsys, monkeypatch, fault):
+    import v2a.synth
+
+    exc, words = FAULTS[fault]
+
+    def broken(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(v2a.synth, "make_synthetic_dataset", broken)
+    assert main(["synth", "--out", "s"]) == 2
+    line = one_error_line(capsys, "synth")
+    for word in words:
+        assert word in line, line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_folder_without_write_permission_is_one_line(here, capsys):
+    locked = here / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert main(["synth", "--out", str(locked / "s"), "--classes", "1", "--clips-per-class", "1"]) == 2
+    finally:
+        locked.chmod(0o700)
+    assert "permission denied" in one_error_line(capsys, "synth")
+
+
+def test_a_prefect_parameter_type_error_is_one_line(here, capsys, monkeypatch):
+    import flows.ingest
+
+    real = flows.ingest.ingest_flow
+
+    def validating(*args, **kwargs):  # what Prefect does with a flow's parameters before it runs
+        real.validate_parameters({"out": "o", "csv": "data.csv", "videos": "videos", "dataset": ["not", "text"]})
+
+    monkeypatch.setattr(flows.ingest, "ingest_flow", validating)
+    assert main(["ingest", "--out", "o", "--csv", "data.csv", "--videos", "videos"]) == 2
+    err = capsys.readouterr().err  # Prefect logs the failed validation too, as it would in a real run
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("v2a ingest: error: ") and "Traceback" not in err
+    assert "invalid value for dataset" in line and "check the option" in line
+
+
+def test_debug_shows_the_traceback_before_the_line(here, capsys):
+    assert main(["status", "--out", "nowhere", "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("v2a status: error: ")
+    assert main(["--debug", "status", "--out", "nowhere"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_a_bug_keeps_its_traceback(here, monkeypatch):
+    import v2a.synth
+
+    def bug(*args, **kwargs):
+        raise KeyError("a bug in v2a")
+
+    monkeypatch.setattr(v2a.synth, "make_synthetic_dataset", bug)
+    with pytest.raises(KeyError):
+        main(["synth", "--out", "s"])
+
+
+def test_prefect_logs_of_a_user_error_lose_their_traceback_but_a_bugs_keep_it(caplog):
+    logger = logging.getLogger("v2a.test.flow_runs")
+    with errors.quiet_tracebacks(), caplog.at_level(logging.ERROR, logger="v2a.test.flow_runs"):
+        for exc in (ValueError("bad value"), KeyError("bug")):
+            try:
+                raise exc
+            except Exception:
+                logger.exception("Encountered exception during execution: %r", exc)
+    user, bug = caplog.records
+    assert user.exc_info is None and "bad value" in user.getMessage()
+    assert bug.exc_info is not None
+
+
+def test_the_prefect_start_up_timeout_is_one_line(tmp_path):
+    (tmp_path / "data.csv").write_text("abc,0,dog,train\n")
+    (tmp_path / "videos").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PYTHONPATH=str(ROOT), PREFECT_HOME=str(tmp_path / "prefect"),
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "ingest", "--out", "o", "--csv", "data.csv",
+                           "--videos", "videos"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode == 0:
+        pytest.skip("the temporary Prefect server started within 1 s here")
+    assert done.returncode == 2, done.stderr
+    ours = [line for line in done.stderr.splitlines() if line.startswith("v2a ingest: error:")]
+    assert len(ours) == 1 and "did not start" in ours[0] and "PREFECT_API_URL" in ours[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_describe_leaves_bugs_alone():
+    assert errors.describe(KeyError("x")) is None and errors.describe(AttributeError("x")) is None
+    assert errors.describe(ValueError("two\nlines")) == "two lines"
