@@ -56,3 +56,37 @@ def test_an_image_is_turned_by_its_exif_orientation(tmp_path, orientation, suffi
     want = _EXIF_TURNS[orientation](stored)
     assert frame.shape == want.shape
     assert np.abs(frame.astype(int) - want.astype(int)).mean() < 2.0  # JPEG at quality 100 is nearly lossless
+
+
+def test_channel_zero_is_kept_when_asked_as_audioldm_loads_audio(tmp_path):
+    import av
+
+    from v2a.media import read_clip
+
+    path = tmp_path / "stereo.mp4"
+    rate, seconds = 16000, 1.0
+    t = np.arange(int(rate * seconds)) / rate
+    left, right = 0.5 * np.sin(2 * np.pi * 440 * t), np.zeros_like(t)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=10)
+        vs.width, vs.height, vs.pix_fmt = 64, 64, "yuv420p"
+        st = out.add_stream("aac", rate=rate, layout="stereo")
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+            for p in vs.encode(frame):
+                out.mux(p)
+        samples = np.stack([left, right]).astype(np.float32)
+        for start in range(0, samples.shape[1], 1024):
+            chunk = np.ascontiguousarray(samples[:, start:start + 1024])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate = rate
+            for p in st.encode(frame):
+                out.mux(p)
+        for s in (vs, st):
+            for p in s.encode():
+                out.mux(p)
+    first = read_clip(str(path), num_frames=1, channels="first", backend="pyav").audio
+    mean = read_clip(str(path), num_frames=1, channels="mean", backend="pyav").audio
+    n = min(len(first), len(mean))
+    assert np.abs(first[:n]).max() > 0.4
+    np.testing.assert_allclose(mean[:n], first[:n] / 2, atol=2e-3)  # the silent right channel halves the mean

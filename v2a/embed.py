@@ -246,7 +246,10 @@ def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int =
     workers = resolve_workers(workers)
     # resolved once, here: a decoder missing on this machine fails the shard, not every clip in it
     sampling = {"num_frames": num_frames, "frame_rate": frame_rate, "max_seconds": max_seconds,
-                "backend": resolve_backend(decoder), "threads": 1 if workers > 1 else 0}
+                "backend": resolve_backend(decoder), "threads": 1 if workers > 1 else 0,
+                # The CLAP target's channel choice (AudioLDM keeps channel 0) is made while decoding:
+                # the decoders hand on one channel.
+                "channels": getattr(clap_encoder.audio_preparer, "channel", "mean")}
     job = _Job(clip_encoder.frame_preprocessor, clap_encoder.audio_preparer, clap_encoder.sample_rate, sampling)
     frame_embs: dict[int, np.ndarray] = {}
     audio_embs: dict[int, np.ndarray] = {}

@@ -81,19 +81,19 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 def read_video(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_seconds: float | None = None,
                frame_rate: float | None = None, backend: str | None = "auto", audio: bool = True,
-               threads: int = 0) -> DecodedClip:
+               threads: int = 0, channels: str = "mean") -> DecodedClip:
     """Frames evenly spaced over the first ``max_seconds`` (``num_frames`` of them, or ``frame_rate``
     per second when given) and the audio as mono float32 at ``sample_rate`` over the first ``max_seconds``;
     without ``max_seconds`` the frames span the whole video but the audio stops at ``CLAP_SECONDS``."""
     sampling = Sampling(num_frames=num_frames, frame_rate=frame_rate, sample_rate=sample_rate,
-                        max_seconds=max_seconds, audio=audio, threads=threads)
+                        max_seconds=max_seconds, audio=audio, threads=threads, channels=channels)
     return decode(uri, sampling, backend)
 
 
 def read_clip(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_seconds: float | None = None,
               frame_rate: float | None = None, backend: str | None = "auto", audio: bool = True,
-              threads: int = 0) -> DecodedClip:
+              threads: int = 0, channels: str = "mean") -> DecodedClip:
     if is_image(uri):
         return read_image(uri)
     return read_video(uri, num_frames=num_frames, sample_rate=sample_rate, max_seconds=max_seconds,
-                      frame_rate=frame_rate, backend=backend, audio=audio, threads=threads)
+                      frame_rate=frame_rate, backend=backend, audio=audio, threads=threads, channels=channels)

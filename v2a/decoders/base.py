@@ -45,12 +45,15 @@ class Sampling:
     max_seconds: float | None = None     # only the first max_seconds of the file (VGGSound: 10)
     audio: bool = True                   # False: skip the audio track (frames only)
     threads: int = 0                     # FFmpeg threads per clip; 0 lets FFmpeg choose (use 1 with many workers)
+    channels: str = "mean"               # mean: channels averaged; first: channel 0 (AudioLDM's audio loading)
 
     def __post_init__(self):
         if self.frame_rate is None and (not isinstance(self.num_frames, int) or self.num_frames < 1):
             raise ValueError(f"num_frames must be a positive integer, got {self.num_frames!r}")
         if self.frame_rate is not None and not self.frame_rate > 0:
             raise ValueError(f"frame_rate must be > 0 frames per second, got {self.frame_rate!r}")
+        if self.channels not in ("mean", "first"):
+            raise ValueError(f"channels must be 'mean' or 'first', got {self.channels!r}")
         if self.max_seconds is not None and not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds!r}")
 
@@ -112,7 +115,7 @@ def to_mono(samples: np.ndarray, rate: int, sampling: Sampling) -> np.ndarray:
     """(C, T) float samples at the stream's rate → (T',) float32 mono at ``sampling.sample_rate``,
     cut to ``audio_seconds(sampling)``.
 
-    Channels are averaged; the rate changes with torchaudio's windowed-sinc resampler (``v2a.resample``),
+    Channels are averaged (``sampling.channels="first"``: channel 0 is kept); the rate changes with torchaudio's windowed-sinc resampler (``v2a.resample``),
     the one AudioLDM's data loading uses. Every backend hands its native samples here, so their
     audio is identical whatever FFmpeg build each one carries.
     """
@@ -123,7 +126,7 @@ def to_mono(samples: np.ndarray, rate: int, sampling: Sampling) -> np.ndarray:
     wave = np.asarray(samples, dtype=np.float32)
     wave = wave.reshape(1, -1) if wave.ndim == 1 else wave
     wave = wave[:, :native_audio_limit(rate, sampling)]
-    mono = torch.from_numpy(np.ascontiguousarray(wave.mean(axis=0)))
+    mono = torch.from_numpy(np.ascontiguousarray(wave[0] if sampling.channels == "first" else wave.mean(axis=0)))
     if mono.numel() and int(rate) != int(sampling.sample_rate):
         mono = resample(mono, int(rate), int(sampling.sample_rate))
     out = mono.numpy().astype(np.float32, copy=False)[: int(round(audio_seconds(sampling) * sampling.sample_rate))]
