@@ -17,15 +17,15 @@ def test_vit_b32_openai_layout_loads_and_matches_open_clip(tmp_path, monkeypatch
     torch.manual_seed(123)  # not the profile's seed: equal outputs need the file to have been loaded
     peer, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None, force_quick_gelu=True)
     peer.eval()
-    snapshot = tmp_path / "models--timm--vit_base_patch32_clip_224.openai" / "snapshots" / "fixture"
-    snapshot.mkdir(parents=True)
-    (snapshot.parent.parent / "refs").mkdir()
-    (snapshot.parent.parent / "refs" / "main").write_text("fixture")
-    save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(snapshot / "open_clip_model.safetensors"))
-    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path))
+    # The file as `v2a weights fetch` leaves it: the open_clip hub file under its registry entry.
+    monkeypatch.setenv("V2A_WEIGHTS_DIR", str(tmp_path / "weights"))
+    entry = tmp_path / "weights" / "clip-vit-b-32-openai"
+    entry.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(entry / "open_clip_model.safetensors"))
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-    ours = build_clip({**load_profile("paper")["clip"], "dtype": "float32"})  # weights: openai
+    ours = build_clip({**load_profile("paper")["clip"], "dtype": "float32"})  # weights: clip-vit-b-32-openai
     frames = np.random.default_rng(1).integers(0, 256, size=(2, 180, 320, 3), dtype=np.uint8)
     with torch.no_grad():
         pixels = torch.stack([preprocess(Image.fromarray(f)) for f in frames])
