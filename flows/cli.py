@@ -12,9 +12,15 @@ import traceback
 from flows.errors import (add_debug_flag, describe, quiet_tracebacks, require_clips, require_checkpoint,
                           require_ingest_inputs, require_location, require_table)
 
+from flows.cli_options import add_model_options, model_from_args
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Spinning OpenMP threads starve each other when processes share the cores.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The library's own warnings (v2a.*) reach the Prefect UI's logs, not only this terminal.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "v2a")
+# Without a server, each run starts a temporary one; on a loaded machine that takes longer than
+# Prefect's 20 s. (Running `prefect server start` and setting PREFECT_API_URL avoids the wait.)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _synth(args) -> None:
@@ -28,27 +34,31 @@ def _synth(args) -> None:
 def _ingest(args) -> None:
     require_ingest_inputs(args.csv, args.videos, args.images)
     from flows.ingest import ingest_flow
+    from v2a.config import DataConfig
 
-    ingest_flow(args.out, csv=args.csv, videos=args.videos, images=args.images, dataset=args.dataset)
+    ingest_flow(args.out, data=model_from_args(args, DataConfig))
 
 
 def _embed(args) -> None:
     require_clips(args.out)  # before Prefect starts: its start-up alone takes seconds
     from flows.embed import embed_flow
+    from v2a.config import EmbedConfig
 
-    embed_flow(args.out, profile=args.profile, num_frames=args.num_frames, max_seconds=args.max_seconds,
-               shard_size=args.shard_size, batch_size=args.batch_size, device=args.device,
-               frame_rate=args.frame_rate, decoder=args.decoder, workers=args.workers, pool=args.pool)
+    embed_flow(args.out, profile=args.profile, embed=model_from_args(args, EmbedConfig))
+
+
+# Trainer settings offered as flags; the rest go in a pipeline config's train.options.
+TRAIN_FLAGS = {"depth": int, "expansion": int, "epochs": int, "max_steps": int, "batch_size": int, "lr": float,
+               "seed": int, "device": str}
 
 
 def _train(args) -> None:
     require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
     from flows.train import train_flow
+    from v2a.config import TrainStageConfig
 
-    options = {k: v for k, v in {"depth": args.depth, "expansion": args.expansion, "epochs": args.epochs,
-                                 "max_steps": args.max_steps, "batch_size": args.batch_size, "lr": args.lr,
-                                 "seed": args.seed, "device": args.device}.items() if v is not None}
-    metrics = train_flow(args.embeddings, args.out, mapper=args.mapper, aggregator=args.aggregator, options=options)
+    options = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+    metrics = train_flow(args.embeddings, args.out, train=model_from_args(args, TrainStageConfig, options=options))
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
 
 
@@ -66,13 +76,11 @@ def _generate(args) -> None:
     if not args.embeddings:
         raise ValueError("give INPUT files (images or videos) or --embeddings TABLE")
     from flows.generate import generate_flow
+    from v2a.config import GenerateConfig
 
     run_id = args.run_id or time.strftime("gen-%Y%m%d-%H%M%S")
     generate_flow(args.embeddings, args.out, run_id, profile=args.profile, checkpoint=args.checkpoint,
-                  split=args.split, conditioning=args.conditioning, samples=args.samples, seconds=args.seconds or 10.0,
-                  steps=args.steps, guidance_scale=args.guidance_scale, scheduler=args.scheduler,
-                  mapper_guidance=args.mapper_guidance, mapper_steps=args.mapper_steps, batch_size=args.batch_size,
-                  seed=args.seed, max_clips=args.max_clips, device=args.device)
+                  generate=model_from_args(args, GenerateConfig))
 
 
 def _generate_inputs(args) -> None:
@@ -99,18 +107,20 @@ def _interpolate(args) -> None:
     from v2a.model_cache import empty_text_embedding, get_mapper, get_model
     from v2a.single import interpolate
 
-    paths = interpolate(args.a, args.b, args.steps, args.out, get_model(args.profile, "clip", args.device),
+    paths = interpolate(args.a, args.b, args.points, args.out, get_model(args.profile, "clip", args.device),
                         get_model(args.profile, "generator", args.device), empty_text_embedding(args.profile, args.device),
-                        get_mapper(args.checkpoint, args.device), seed=args.seed, steps=args.generator_steps,
-                        guidance_scale=args.guidance_scale, scheduler=args.scheduler, seconds=args.seconds)
+                        get_mapper(args.checkpoint, args.device), seed=args.seed, steps=args.steps,
+                        guidance_scale=args.guidance_scale, scheduler=args.scheduler, seconds=args.seconds,
+                        mapper_guidance=args.mapper_guidance, mapper_steps=args.mapper_steps)
     print("\n".join(paths))
 
 
 def _evaluate(args) -> None:
     from flows.evaluate import evaluate_flow
+    from v2a.config import EvaluateConfig
 
-    evaluate_flow(args.generations, args.out, profile=args.profile, split=args.split, dataset=args.dataset,
-                  reference=args.reference, device=args.device, run_id=args.run_id)
+    evaluate_flow(args.generations, args.out, profile=args.profile, evaluate=model_from_args(args, EvaluateConfig),
+                  dataset=args.dataset, reference=args.reference, device=args.device, run_id=args.run_id)
     _print_results(args.out, args.run_id)
 
 
@@ -123,8 +133,10 @@ def _status(args) -> None:
 
 def _reevaluate(args) -> None:
     from flows.reevaluate import reevaluate_flow
+    from v2a.config import EvaluateConfig
 
-    done = reevaluate_flow(args.out, profile=args.profile, split=args.split, device=args.device)
+    done = reevaluate_flow(args.out, profile=args.profile, evaluate=model_from_args(args, EvaluateConfig),
+                           device=args.device)
     print(f"reevaluate: {len(done)} generation set(s) scored" + "".join(f"\n  {d['gen_dir']}" for d in done))
 
 
@@ -169,14 +181,15 @@ def _local_run():
 def _pipeline(args) -> None:
     from v2a.config import load_config
 
-    load_config(args.config)  # a bad config is refused before Prefect starts
+    # Checked here, before Prefect (and its temporary server) starts: a bad file is refused in a moment.
+    cfg = load_config(args.config)
     from flows.pipeline import pipeline_flow
 
     t0 = time.perf_counter()
     with _local_run():
-        summary = pipeline_flow(args.config)
+        summary = pipeline_flow(cfg)
     print(f"pipeline: finished in {time.perf_counter() - t0:.1f} s (run {summary['run_id']})")
-    _print_results(load_config(args.config).out, summary["run_id"])
+    _print_results(cfg.out, summary["run_id"])
     print(f"listening report: {summary['report']}")
 
 
@@ -188,170 +201,164 @@ def _demo(args) -> None:
     config_path, out = prepare_demo(args.out, seconds=args.seconds)
     print(f"demo: synthetic data and config ready in {time.perf_counter() - t0:.1f} s → {config_path}")
     t1 = time.perf_counter()
+    from v2a.config import load_config
+
     with _local_run():
-        summary = pipeline_flow(config_path)
+        summary = pipeline_flow(load_config(config_path))
     print(f"demo: pipeline finished in {time.perf_counter() - t1:.1f} s (run {summary['run_id']})")
     _print_results(out, summary["run_id"])
     print(f"demo: listening report → {summary['report']}")
 
 
+def _command(sub, name: str, help_text: str, example: str, func) -> argparse.ArgumentParser:
+    s = sub.add_parser(name, help=help_text, description=help_text, epilog=f"example:\n  {example}",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.set_defaults(func=func)
+    return s
+
+
+def _profile_option(s, with_default: bool = True, help_text: str | None = None) -> None:
+    from v2a.config import PipelineConfig
+
+    add_model_options(s, PipelineConfig, only=["profile"], defaults=None if with_default else {"profile": None},
+                      helps={"profile": help_text} if help_text else None)
+
+
+def _device_option(s) -> None:
+    from v2a.config import EmbedConfig
+
+    add_model_options(s, EmbedConfig, only=["device"], helps={"device": "torch device (cpu, cuda, cuda:1)"})
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from v2a import __version__
+    from v2a.config import (DataConfig, EmbedConfig, EvaluateConfig, GenerateConfig, ReportConfig,
+                            TrainStageConfig, default)
+
     p = argparse.ArgumentParser(prog="v2a", description="Silent video and images to sound (V2A-Mapper pipeline).")
+    p.add_argument("--version", action="version", version=f"v2a {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("synth", help="write a synthetic audio-visual dataset (VGGSound-format CSV + mp4 + images)")
-    s.add_argument("--out", required=True)
-    s.add_argument("--classes", type=int, default=6)
-    s.add_argument("--clips-per-class", type=int, default=8)
-    s.add_argument("--seconds", type=float, default=2.0)
-    s.add_argument("--seed", type=int, default=0)
+    s = _command(sub, "synth", "write a synthetic audio-visual dataset (VGGSound-format CSV + mp4 + images)",
+                 "v2a synth --out data/synth --classes 6 --clips-per-class 8", _synth)
+    s.add_argument("--out", required=True, help="folder to write the CSV, videos/ and images/ into")
+    s.add_argument("--classes", type=int, default=6, help="number of labels (default: %(default)s)")
+    s.add_argument("--clips-per-class", type=int, default=8, help="clips per label (default: %(default)s)")
+    s.add_argument("--seconds", type=float, default=2.0, help="length of each clip (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the generated data (default: %(default)s)")
     s.add_argument("--one-to-many", type=int, default=0, help="number of classes with two sound signatures")
-    s.set_defaults(func=_synth)
 
-    s = sub.add_parser("ingest", help="VGGSound CSV + videos, or an image folder → clips table")
+    s = _command(sub, "ingest", "VGGSound CSV + videos, or an image folder → clips table",
+                 "v2a ingest --out runs/a --csv data/synth/vggsound.csv --videos data/synth/videos", _ingest)
     s.add_argument("--out", required=True, help="output location (path or URI) of the run's tables")
-    s.add_argument("--csv")
-    s.add_argument("--videos")
-    s.add_argument("--images")
-    s.add_argument("--dataset", default="vggsound")
-    s.set_defaults(func=_ingest)
+    add_model_options(s, DataConfig)
 
-    s = sub.add_parser("embed", help="clips table → CLIP/CLAP embeddings shards")
-    s.add_argument("--out", required=True)
-    s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
-    s.add_argument("--num-frames", type=int, default=10, help="evenly spaced frames per video")
-    s.add_argument("--frame-rate", type=float, help="frames per second instead of --num-frames")
-    s.add_argument("--max-seconds", type=float, default=10.0)
-    s.add_argument("--shard-size", type=int, default=256)
-    s.add_argument("--batch-size", type=int, default=64, help="CLIP frames per forward pass")
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--decoder", default="auto", choices=["auto", "pyav", "decord", "torchcodec"],
-                   help="video decoder (same frames and audio; auto: the fastest installed)")
-    s.add_argument("--workers", type=int, default=0, help="decode workers per shard (0: one per core, at most 16)")
-    s.add_argument("--pool", default="auto", choices=["auto", "thread", "process"],
-                   help="decode workers as threads or processes (auto: processes from 4 workers)")
-    s.set_defaults(func=_embed)
+    s = _command(sub, "embed", "clips table → CLIP/CLAP embeddings shards",
+                 "v2a embed --out runs/a --profile tiny --num-frames 4", _embed)
+    s.add_argument("--out", required=True, help="the run folder holding clips.parquet; writes OUT/embeddings")
+    _profile_option(s)
+    add_model_options(s, EmbedConfig)
 
-    s = sub.add_parser("train", help="embeddings → mapper checkpoint")
-    s.add_argument("--embeddings", required=True)
-    s.add_argument("--mapper", default="diff-transformer",
-                   choices=["reg-mlp", "reg-transformer", "diff-mlp", "diff-transformer"])
-    s.add_argument("--depth", type=int)
-    s.add_argument("--expansion", type=int)
-    s.add_argument("--aggregator", default="mean", choices=["mean", "middle", "random"])
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--max-steps", type=int)
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--lr", type=float)
-    s.add_argument("--seed", type=int)
-    s.add_argument("--device")
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=_train)
+    s = _command(sub, "train", "embeddings → mapper checkpoint",
+                 "v2a train --embeddings runs/a/embeddings --out runs/a/mappers/diff-mlp --mapper diff-mlp "
+                 "--epochs 60", _train)
+    s.add_argument("--embeddings", required=True, help="an embeddings table (OUT/embeddings)")
+    s.add_argument("--out", required=True, help="checkpoint folder (config.json + model.safetensors)")
+    add_model_options(s, TrainStageConfig)
+    for name, kind in TRAIN_FLAGS.items():
+        s.add_argument("--" + name.replace("_", "-"), type=kind, dest=name,
+                       help=f"trainer setting {name} (default: the paper's, v2a.mapper.train.TrainConfig)")
 
-    s = sub.add_parser("map", help="mapper checkpoint + embeddings → pseudo-CLAP Parquet rows")
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--embeddings", required=True)
-    s.add_argument("--out", required=True)
-    s.add_argument("--samples", type=int, default=1)
-    s.add_argument("--guidance-scale", type=float)
-    s.add_argument("--steps", type=int)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="cpu")
-    s.set_defaults(func=_map)
+    s = _command(sub, "map", "mapper checkpoint + embeddings → pseudo-CLAP Parquet rows",
+                 "v2a map --checkpoint runs/a/mappers/diff-mlp --embeddings runs/a/embeddings --out mapped.parquet",
+                 _map)
+    s.add_argument("--checkpoint", required=True, help="mapper checkpoint folder")
+    s.add_argument("--embeddings", required=True, help="an embeddings table")
+    s.add_argument("--out", required=True, help="the Parquet file to write")
+    add_model_options(s, GenerateConfig, only=["samples", "seed", "device"])
+    s.add_argument("--guidance-scale", type=float, help="diffusion mapper guidance (default: the checkpoint's)")
+    s.add_argument("--steps", type=int, help="diffusion mapper sampling steps (default: the checkpoint's)")
 
-    s = sub.add_parser("generate", help="images/videos given as INPUT, or the embeddings of a split → AudioLDM audio")
+    s = _command(sub, "generate", "images/videos given as INPUT, or the embeddings of a split → AudioLDM audio",
+                 "v2a generate photo.jpg clip.mp4 --checkpoint runs/a/mappers/diff-mlp --profile tiny", _generate)
     s.add_argument("inputs", nargs="*", metavar="INPUT", help="image or video files (a video also gets a muxed copy)")
     s.add_argument("--embeddings", help="an embeddings table: generate for its --split into OUT/generations/RUN")
     s.add_argument("--out", help="output folder (default v2a_out for INPUT files)")
     s.add_argument("--checkpoint", help="mapper checkpoint directory (conditioning 'mapper')")
-    s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
-    s.add_argument("--run-id")
-    s.add_argument("--split", default="test")
-    s.add_argument("--conditioning", default="mapper", choices=["mapper", "no-mapper", "text"])
-    s.add_argument("--samples", type=int, default=1)
-    s.add_argument("--seconds", type=float, help="seconds of audio (default: 10, or a video's own length up to 10)")
-    s.add_argument("--steps", type=int, default=200, help="AudioLDM sampling steps")
-    s.add_argument("--guidance-scale", type=float, default=2.5)
-    s.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
-    s.add_argument("--mapper-guidance", type=float, default=0.9)
-    s.add_argument("--mapper-steps", type=int, default=200)
-    s.add_argument("--batch-size", type=int, default=8)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--max-clips", type=int)
-    s.add_argument("--device", default="cpu")
-    s.set_defaults(func=_generate)
+    _profile_option(s)
+    s.add_argument("--run-id", help="generation run id (default: gen-DATE-TIME)")
+    add_model_options(s, GenerateConfig, defaults={"seconds": None},
+                      helps={"seconds": "seconds of audio (default: 10, or a video's own length up to 10)"})
 
-    s = sub.add_parser("interpolate", help="audio along the line from A to B in CLAP space (image, video or text)")
-    s.add_argument("a")
-    s.add_argument("b")
-    s.add_argument("--steps", type=int, default=5, help="number of audio files along the path")
-    s.add_argument("--checkpoint", required=True)
-    s.add_argument("--out", default="v2a_interpolation")
-    s.add_argument("--profile", default="paper")
-    s.add_argument("--generator-steps", type=int, default=200)
-    s.add_argument("--guidance-scale", type=float, default=2.5)
-    s.add_argument("--scheduler", default="ddim", choices=["ddim", "dpmsolver++"])
-    s.add_argument("--seconds", type=float, default=10.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="cpu")
-    s.set_defaults(func=_interpolate)
+    s = _command(sub, "interpolate", "audio along the line from A to B in CLAP space (image, video or text)",
+                 "v2a interpolate dog.jpg 'rain on a roof' --steps 5 --checkpoint runs/a/mappers/diff-mlp", _interpolate)
+    s.add_argument("a", help="an image or video file, or a text")
+    s.add_argument("b", help="an image or video file, or a text")
+    s.add_argument("--steps", type=int, default=5, dest="points", help="number of audio files along the path "
+                                                                       "(default: %(default)s)")
+    s.add_argument("--checkpoint", required=True, help="mapper checkpoint folder")
+    s.add_argument("--out", default="v2a_interpolation", help="output folder (default: %(default)s)")
+    _profile_option(s)
+    add_model_options(s, GenerateConfig, only=["steps", "guidance_scale", "scheduler", "seconds", "seed", "device",
+                                               "mapper_guidance", "mapper_steps"], rename={"steps": "generator_steps"})
 
-    s = sub.add_parser("evaluate", help="generated audio (+ reference) → FD, FAD, CS rows in the results table")
+    s = _command(sub, "evaluate", "generated audio (+ reference) → FD, FAD, CS rows in the results table",
+                 "v2a evaluate --generations runs/a/generations/run-1 --out runs/a --profile tiny", _evaluate)
     s.add_argument("--generations", required=True, help="a generation run folder or any folder of wav/flac files")
     s.add_argument("--out", required=True, help="run folder holding clips/embeddings; results go to OUT/results")
     s.add_argument("--reference", help="a folder of reference audio (default: the real audio of --split)")
     s.add_argument("--run-id", help="run id of the results rows (default: derived from the folder)")
-    s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
-    s.add_argument("--split", default="test")
-    s.add_argument("--dataset", default="vggsound")
-    s.add_argument("--device", default="cpu")
-    s.set_defaults(func=_evaluate)
+    _profile_option(s)
+    add_model_options(s, EvaluateConfig)
+    add_model_options(s, DataConfig, only=["dataset"])
+    _device_option(s)
 
-    s = sub.add_parser("check-models", help="check that the profile's CLAP and generator share one embedding space")
-    s.add_argument("--profile", default="paper", help="model profile: tiny | paper-arch | paper | a YAML path")
-    s.add_argument("--device", default="cpu")
-    s.set_defaults(func=_check_models)
+    s = _command(sub, "check-models", "check that the profile's CLAP and generator share one embedding space",
+                 "v2a check-models --profile paper", _check_models)
+    _profile_option(s)
+    _device_option(s)
 
-    s = sub.add_parser("results", help="print the results table")
-    s.add_argument("--out", required=True)
-    s.add_argument("--run")
-    s.set_defaults(func=_results)
+    s = _command(sub, "results", "print the results table", "v2a results --out runs/a --run run-1", _results)
+    s.add_argument("--out", required=True, help="a pipeline output location")
+    s.add_argument("--run", help="only this run id's rows")
 
-    s = sub.add_parser("status", help="runs, stages done, row counts and errors per stage of an output location")
+    s = _command(sub, "status", "runs, stages done, row counts and errors per stage of an output location",
+                 "v2a status --out runs/a", _status)
     s.add_argument("--out", required=True, help="a pipeline output location (path or URI)")
-    s.set_defaults(func=_status)
 
-    s = sub.add_parser("reevaluate", help="evaluate every generation set that has no results of this v2a version")
+    s = _command(sub, "reevaluate", "evaluate every generation set that has no results of this v2a version",
+                 "v2a reevaluate --out runs --profile paper", _reevaluate)
     s.add_argument("--out", required=True, help="a pipeline output location, or a folder holding several")
-    s.add_argument("--profile", default="paper", help="model profile whose extractors score the audio")
-    s.add_argument("--split", default="test")
-    s.add_argument("--device", default="cpu")
-    s.set_defaults(func=_reevaluate)
+    _profile_option(s, help_text="model profile whose extractors score the audio")
+    add_model_options(s, EvaluateConfig)
+    _device_option(s)
 
-    s = sub.add_parser("report", help="a static HTML listening report of one run, or of several side by side")
+    s = _command(sub, "report", "a static HTML listening report of one run, or of several side by side",
+                 "v2a report --runs-root demo_out/run --run run-1 --run run-2 --profile tiny", _report)
     s.add_argument("--run", action="append", required=True, metavar="ID",
                    help="generation run id; repeat (--run A --run B) to compare runs on the same clips")
     s.add_argument("--runs-root", default="demo_out/run",
                    help="the pipeline's output folder holding generations/, results/, mappers/ (default demo_out/run)")
     s.add_argument("--out", help="report folder (default RUNS_ROOT/listening/RUN)")
-    s.add_argument("--profile", help="model profile whose Wav2CLIP scores each clip (CS); without it CS is blank")
-    s.add_argument("--clips", type=int, default=8, help="clips to show, spread over the labels")
-    s.add_argument("--seed", type=int, default=0, help="seed of the clip sample")
-    s.add_argument("--device", default="cpu")
-    s.set_defaults(func=_report)
+    _profile_option(s, with_default=False,
+                    help_text="model profile whose Wav2CLIP scores each clip (CS); without it CS is blank")
+    add_model_options(s, ReportConfig)
+    s.add_argument("--seed", type=int, default=default(GenerateConfig, "seed"),
+                   help="seed of the clip sample (default: %(default)s)")
+    _device_option(s)
 
     from v2a.weights.cli import add_parser as add_weights_parser
 
     add_weights_parser(sub)
 
-    s = sub.add_parser("pipeline", help="run every stage from one config file")
-    s.add_argument("--config", required=True)
-    s.set_defaults(func=_pipeline)
+    s = _command(sub, "pipeline", "run every stage from one config file (checked before anything starts)",
+                 "v2a pipeline --config demo_out/pipeline.yaml", _pipeline)
+    s.add_argument("--config", required=True, help="a YAML file (path or URI): the sections of v2a.config")
 
-    s = sub.add_parser("demo", help="synthetic data + the whole pipeline on the tiny profile")
-    s.add_argument("--out", default="demo_out")
-    s.add_argument("--seconds", type=float, default=2.0)
-    s.set_defaults(func=_demo)
+    s = _command(sub, "demo", "synthetic data + the whole pipeline on the tiny profile", "v2a demo --out demo_out",
+                 _demo)
+    s.add_argument("--out", default="demo_out", help="output folder (default: %(default)s)")
+    s.add_argument("--seconds", type=float, default=2.0, help="length of each synthetic clip (default: %(default)s)")
     add_debug_flag(p)
     return p
 

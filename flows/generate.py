@@ -7,24 +7,37 @@ from prefect import flow
 from flows.runners import bounded_thread_runner
 from tasks.caching import map_calls
 from tasks.generate import generate_shard, plan_generation
+from v2a.config import DEFAULT_PROFILE, GenerateConfig
 from v2a.io.layout import RunLayout
 
+# Clips per generation task: small enough that a killed run loses little, large enough to batch well.
+SHARD_SIZE = 64
 
-@flow(name="generate", log_prints=True, task_runner=bounded_thread_runner())
-def generate_flow(embeddings: str, out: str, run_id: str, profile: str = "paper", checkpoint: str | None = None,
-                  split: str = "test", conditioning: str = "mapper", samples: int = 1, seconds: float = 10.0,
-                  steps: int = 200, guidance_scale: float = 2.5, scheduler: str = "ddim", mapper_guidance: float = 0.9,
-                  mapper_steps: int = 200, batch_size: int = 8, seed: int = 0, max_clips: int | None = None,
-                  device: str = "cpu", shard_size: int = 64) -> dict:
-    layout = RunLayout(out)
+
+def _run_name() -> str:
+    from prefect.runtime import flow_run
+
+    from flows.naming import run_name
+
+    return run_name("generate", (flow_run.parameters or {}).get("run_id"))
+
+
+@flow(name="generate", log_prints=True, task_runner=bounded_thread_runner(), flow_run_name=_run_name)
+def generate_flow(embeddings: str, out: str, run_id: str, profile: str = DEFAULT_PROFILE,
+                  checkpoint: str | None = None, generate: GenerateConfig = GenerateConfig(),
+                  shard_size: int = SHARD_SIZE) -> dict:
+    g, layout = generate, RunLayout(out)
     gen_dir = layout.generations(run_id).root
-    shards = plan_generation(embeddings, split, shard_size, max_clips, clips_uri=layout.clips)
+    shards = plan_generation(embeddings, g.split, shard_size, g.max_clips, clips_uri=layout.clips)
     results = map_calls(
-        generate_shard, shards, desc="generate shards", embeddings_uri=embeddings, gen_dir=gen_dir, run_id=run_id,
-        profile=profile, checkpoint=checkpoint, conditioning=conditioning, samples=samples, seconds=seconds,
-        steps=steps, guidance_scale=guidance_scale, scheduler=scheduler, mapper_guidance=mapper_guidance,
-        mapper_steps=mapper_steps, batch_size=batch_size, seed=seed, device=device, clips_uri=layout.clips)
-    summary = {"gen_dir": gen_dir, "generated": sum(r["generated"] for r in results),
-               "skipped": sum(r["skipped"] for r in results)}
+        generate_shard, list(enumerate(shards)), desc="generate shards", embeddings_uri=embeddings, gen_dir=gen_dir,
+        run_id=run_id, profile=profile, checkpoint=checkpoint, conditioning=g.conditioning, samples=g.samples,
+        seconds=g.seconds, steps=g.steps, guidance_scale=g.guidance_scale, scheduler=g.scheduler,
+        mapper_guidance=g.mapper_guidance, mapper_steps=g.mapper_steps, batch_size=g.batch_size, seed=g.seed,
+        device=g.device, clips_uri=layout.clips)
+    new = [r for r in results if not r["cached"]]
+    summary = {"gen_dir": gen_dir, "generated": sum(r["generated"] for r in new),
+               "skipped": sum(r["skipped"] for r in new) + sum(r["generated"] + r["skipped"] for r in results
+                                                               if r["cached"])}
     print(f"generate: {summary['generated']} files written, {summary['skipped']} already there → {gen_dir}")
     return summary

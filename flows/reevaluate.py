@@ -1,33 +1,41 @@
 """Flow: evaluate every generation set under an output location that has no results for this metric version.
 
-Deployed as `v2a-reevaluate` with a cron schedule that ships switched off (see prefect.yaml).
+Deployed as `v2a-reevaluate` with a cron schedule that ships switched off (see prefect.yaml). An
+`out` that holds no generation set at all is an error, not a green no-op: a wrong path would
+otherwise pass silently every night.
 """
 
 from __future__ import annotations
 
 from prefect import flow
 
-from flows.runners import bounded_thread_runner
 from flows.evaluate import evaluate_flow
+from flows.naming import stage_run_name
+from flows.runners import bounded_thread_runner
+from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io import clips as clips_io
 from v2a.io.layout import RunLayout
-from v2a.reevaluate import pending_evaluation
+from v2a.reevaluate import generation_sets, pending_evaluation
 
 
-def _dataset(out: str, default: str = "vggsound") -> str:
+def _dataset(out: str, default_name: str = default(DataConfig, "dataset")) -> str:
     clips = clips_io.read_clips(RunLayout(out).clips, columns=["dataset"])
     names = clips.column("dataset").to_pylist()
-    return names[0] if names else default
+    return names[0] if names else default_name
 
 
-@flow(name="reevaluate", log_prints=True, task_runner=bounded_thread_runner())
-def reevaluate_flow(out: str, profile: str = "paper", split: str = "test", metrics: list[str] | None = None,
-                    device: str = "cpu") -> list[dict]:
+@flow(name="reevaluate", log_prints=True, task_runner=bounded_thread_runner(),
+      flow_run_name=stage_run_name("reevaluate"))
+def reevaluate_flow(out: str, profile: str = DEFAULT_PROFILE, evaluate: EvaluateConfig = EvaluateConfig(),
+                    device: str = default(EmbedConfig, "device")) -> list[dict]:
+    if not generation_sets(out):
+        raise ValueError(f"reevaluate: {out} holds no generation sets (OUT/generations/RUN/table, or one folder "
+                         "below): is `out` the pipeline's output location?")
     pending = pending_evaluation(out)
     print(f"reevaluate: {len(pending)} generation set(s) under {out} without results of this version")
     done = []
     for s in pending:
-        rows = evaluate_flow(s.gen_dir, s.out, profile=profile, split=split, dataset=_dataset(s.out),
-                             metrics=metrics, device=device)
+        rows = evaluate_flow(s.gen_dir, s.out, profile=profile, evaluate=evaluate, dataset=_dataset(s.out),
+                             device=device)
         done.append({"run_id": s.run_id, "gen_dir": s.gen_dir, "rows": len(rows)})
     return done

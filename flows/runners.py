@@ -58,10 +58,13 @@ def task_runners(cfg: RunnerConfig):
 
 
 @contextmanager
-def stage_options(cfg: PipelineConfig):
-    """Yield `stage(flow)`: the flow with the run's task runner and cached-result storage."""
+def stage_options(cfg: PipelineConfig, run_id: str | None = None):
+    """Yield `stage(flow)`: the flow with the run's task runner and cached-result storage, its runs
+    named after the stage and the pipeline's run id (`embed-run-1a2b3c4d5e`)."""
+    from flows.naming import run_name
     from tasks.caching import result_storage
 
     storage = result_storage(cfg.cache_location)
     with task_runners(cfg.runner) as new_runner:
-        yield lambda f: f.with_options(task_runner=new_runner(), result_storage=storage)
+        yield lambda f: f.with_options(task_runner=new_runner(), result_storage=storage,
+                                       flow_run_name=run_name(f.name, run_id) if run_id else f.flow_run_name)

@@ -1,14 +1,19 @@
-"""`results`: long format, one row per metric, each row carrying the protocol that produced it."""
+"""`results`: long format, one row per metric, each row carrying the protocol that produced it.
+
+Columns added after the first release (the provenance block below) are nullable, and a results
+file written before them reads with those columns null (v2a/io/parquet.py `read_table`).
+Null means "does not apply" as well as "unknown": a reg-* mapper has no mapper guidance or steps.
+"""
 
 import pyarrow as pa
 
 NAME = "results"
-SCHEMA = pa.schema([
+_FIELDS = [
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
     pa.field("dataset", pa.string(), nullable=False),
     pa.field("split", pa.string(), nullable=False),
-    pa.field("n_clips", pa.int64(), nullable=False),
+    pa.field("n_clips", pa.int64(), nullable=False),       # clips scored
     pa.field("metric", pa.string(), nullable=False),       # fd | fad | cs | kl | is | gen_time_s | trainable_params_m
     pa.field("value", pa.float64(), nullable=False),
     pa.field("extractor", pa.string()),
@@ -24,4 +29,19 @@ SCHEMA = pa.schema([
     pa.field("generator_steps", pa.int32()),
     pa.field("aggregator", pa.string()),
     pa.field("v2a_version", pa.string(), nullable=False),
-])
+    # Provenance: enough to tell two rows' settings apart and to rerun one.
+    pa.field("n_samples", pa.int64()),                     # generated samples scored (clips × samples per clip)
+    pa.field("samples_per_clip", pa.int32()),
+    pa.field("conditioning", pa.string()),                 # mapper | no-mapper | text
+    pa.field("scheduler", pa.string()),
+    pa.field("run_seed", pa.int64()),
+    pa.field("profile", pa.string()),                      # model profile name (tiny, paper-arch, paper, a path)
+    pa.field("config_digest", pa.string()),                # v2a.config.PipelineConfig.digest() of the run
+    pa.field("git_commit", pa.string()),                   # of the v2a code that wrote the row, when in a git checkout
+    pa.field("flow_run_id", pa.string()),                  # the Prefect flow run that wrote the row
+]
+
+# The columns an older results file may lack; they read as nulls (the readers find them in the metadata).
+ADDED = ("n_samples", "samples_per_clip", "conditioning", "scheduler", "run_seed", "profile", "config_digest",
+         "git_commit", "flow_run_id")
+SCHEMA = pa.schema(_FIELDS, metadata={b"v2a.added_columns": ",".join(ADDED).encode()})

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def _profile_digest(profile: str, state: tuple) -> str:
 def _plain(value):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
+    if hasattr(value, "model_dump"):  # a configuration section (pydantic)
+        return value.model_dump(mode="json")
     return value
 
 
@@ -85,13 +88,21 @@ def _stale(result) -> bool:
     return isinstance(result, dict) and bool(changed(result.get("outputs") or {}))
 
 
+def _mark(result, cached: bool):
+    """A cached dict result says so (`cached: True`), so that a stage's log line counts only new work."""
+    if isinstance(result, dict):
+        return {**result, "cached": cached}
+    return result
+
+
 def call(task, *args, **kwargs):
     """Run a cached task; a hit whose recorded outputs changed since runs again."""
     state = task(*args, return_state=True, **kwargs)
     result = state.result()
-    if state.name == "Cached" and _stale(result):
-        result = task.with_options(refresh_cache=True)(*args, **kwargs)
-    return result
+    cached = state.name == "Cached"
+    if cached and _stale(result):
+        result, cached = task.with_options(refresh_cache=True)(*args, **kwargs), False
+    return _mark(result, cached)
 
 
 def map_calls(task, items: list, desc: str | None = None, **kwargs) -> list:
@@ -100,17 +111,19 @@ def map_calls(task, items: list, desc: str | None = None, **kwargs) -> list:
     from tqdm.auto import tqdm
 
     futures = task.map(items, **kwargs)
-    with tqdm(total=len(futures), desc=desc or task.name, unit="task", disable=None, leave=False) as bar:
+    # A bar only on a terminal: in a worker's log every redraw would be a line.
+    with tqdm(total=len(futures), desc=desc or task.name, unit="task", disable=not sys.stderr.isatty(),
+              leave=False) as bar:
         for f in as_completed(futures):
             f.wait()
             bar.update(1)
-    results = [f.result() for f in futures]
+    results = [_mark(f.result(), f.state.name == "Cached") for f in futures]
     stale = [i for i, f in enumerate(futures) if f.state.name == "Cached" and _stale(results[i])]
     if stale:
         again = task.with_options(refresh_cache=True)
         redo = {i: again.submit(items[i], **kwargs) for i in stale}
         for i, f in redo.items():
-            results[i] = f.result()
+            results[i] = _mark(f.result(), False)
     return results
 
 

@@ -6,12 +6,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.caching import stage_cache
+from tasks.operations import RESULTS, STORAGE_TIMEOUT_S, artifact_key
 from v2a import domain_gap
 from v2a.fingerprint import fingerprints
 
 
 # Cached on the shards' fingerprints (their file stats, not their bytes): an unchanged re-run draws nothing.
-@task(name="domain-gap-report", cache_policy=stage_cache(reads=("embeddings_uri",)), persist_result=True)
+@task(name="domain-gap-report", cache_policy=stage_cache(reads=("embeddings_uri",)), timeout_seconds=STORAGE_TIMEOUT_S,
+      **RESULTS)
 def domain_gap_report(embeddings_uri: str, reports_uri: str, aggregator: str = "mean",
                       method: str = "auto") -> dict | None:
     """Histogram + 2-D projection PNGs under reports_uri, linked from a markdown artifact.
@@ -24,9 +26,14 @@ def domain_gap_report(embeddings_uri: str, reports_uri: str, aggregator: str = "
     except ValueError as err:
         get_run_logger().warning("domain-gap report skipped: %s", err)
         return None
-    create_markdown_artifact(report.markdown(), key="domain-gap",
+    create_markdown_artifact(report.markdown(), key=artifact_key("domain-gap", _run_of(reports_uri)),
                              description="Cosine similarity of paired CLIP/CLAP embeddings and a 2-D projection "
                                          "of both (V2A-Mapper Fig. 3)")
     return {"images": report.images, "cosine_paired_mean": report.cosine_paired["mean"],
             "cosine_shuffled_mean": report.cosine_shuffled["mean"], "projection": report.projection,
             "outputs": fingerprints(report.images.values())}
+
+
+def _run_of(reports_uri: str) -> str:
+    # OUT/reports: the run is OUT's last part.
+    return str(reports_uri).rstrip("/").rsplit("/", 2)[-2]

@@ -1,7 +1,8 @@
-"""Prefect tasks over v2a.embed: plan shards, then one task per shard (tagged `gpu`)."""
+"""Prefect tasks over v2a.embed: plan shards, then one task per shard (a `gpu` slot while encoding on CUDA)."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from prefect import task
@@ -10,6 +11,7 @@ from tasks.caching import stage_cache
 from v2a import embed, storage
 from v2a.io import clips as clips_io
 from v2a.fingerprint import fingerprints
+from tasks.operations import RESULTS, RETRIES, SHARD_TIMEOUT_S, STORAGE_TIMEOUT_S, model_slot
 from v2a.model_cache import get_model, model_lock
 
 
@@ -22,39 +24,54 @@ def _settings(num_frames: int, max_seconds: float, frame_rate: float | None = No
 
 
 # Planning builds both encoders for their model ids: cached, an unchanged re-run loads no model.
-@task(name="plan-embed-shards", cache_policy=stage_cache(reads=("clips_uri",), profile="profile"), persist_result=True)
+# Plans travel as plain mappings: the task results are JSON (tasks/operations.py).
+def plan_from(plan: dict | embed.ShardPlan) -> embed.ShardPlan:
+    if isinstance(plan, embed.ShardPlan):
+        return plan
+    return embed.ShardPlan(**{**plan, "clip_ids": tuple(plan["clip_ids"])})
+
+
+def plan_dict(plan: embed.ShardPlan) -> dict:
+    return {**dataclasses.asdict(plan), "clip_ids": list(plan.clip_ids)}
+
+
+@task(name="plan-embed-shards", cache_policy=stage_cache(reads=("clips_uri",), profile="profile"), **RETRIES,
+      timeout_seconds=STORAGE_TIMEOUT_S, **RESULTS)
 def plan_embed_shards(clips_uri: str, out_uri: str, errors_uri: str, profile: str, shard_size: int,
                       num_frames: int, max_seconds: float, device: str,
-                      frame_rate: float | None = None) -> list[embed.ShardPlan]:
+                      frame_rate: float | None = None) -> list[dict]:
     clips = clips_io.read_clips(clips_uri, columns=["clip_id"])
-    clip_model = get_model(profile, "clip", device)
-    clap_model = get_model(profile, "clap", device)
+    with model_slot(device):
+        clip_model = get_model(profile, "clip", device)
+        clap_model = get_model(profile, "clap", device)
     plans = embed.plan_shards(clips.column("clip_id").to_pylist(), out_uri, errors_uri, shard_size,
                               clip_model.model_id, clap_model.model_id,
                               _settings(num_frames, max_seconds, frame_rate))
-    return plans
+    return [plan_dict(p) for p in plans]
 
 
 # Not cached: another configuration may have written shards since this plan was made.
-@task(name="remove-stale-shards")
-def remove_stale_shards(out_uri: str, plans: list[embed.ShardPlan]) -> list[str]:
-    return embed.remove_stale_shards(out_uri, plans)
+@task(name="remove-stale-shards", **RETRIES, timeout_seconds=STORAGE_TIMEOUT_S)
+def remove_stale_shards(out_uri: str, plans: list[dict]) -> list[str]:
+    return embed.remove_stale_shards(out_uri, [plan_from(p) for p in plans])
 
 
 # A task runs a few shards one after the other: a shard is the unit of storage and resumption, a task
 # the unit of scheduling, whose fixed cost (~0.1 s in Prefect) would otherwise be paid ~800 times for
 # VGGSound. Each plan carries its shard's clip ids and a key of the model ids and settings.
-@task(name="embed-shards", tags=["gpu"], retries=1, cache_policy=stage_cache(profile="profile"), persist_result=True)
-def embed_shards(plans: list[embed.ShardPlan], clips_uri: str, profile: str, num_frames: int, max_seconds: float,
+@task(name="embed-shards", task_run_name="embed-shards-{plans[0][index]}", cache_policy=stage_cache(profile="profile"),
+      **RETRIES, timeout_seconds=SHARD_TIMEOUT_S, **RESULTS)
+def embed_shards(plans: list[dict], clips_uri: str, profile: str, num_frames: int, max_seconds: float,
                  batch_size: int, device: str, frame_rate: float | None = None, decoder: str = "auto",
                  workers: int = 0, pool: str = "auto") -> dict:
+    plans = [plan_from(p) for p in plans]
     summaries = []
     for plan in plans:
         if storage.exists(plan.uri):  # done by an earlier run: no need to build the encoders
             summaries.append({"shard": plan.index, "skipped": True, "rows": None, "errors": None})
             continue
         by_id = clips_io.clip_rows(clips_uri, plan.clip_ids)  # only this shard's rows are decoded
-        with model_lock(profile, "encoders", device):
+        with model_slot(device), model_lock(profile, "encoders", device):
             summaries.append(embed.run_shard(
                 plan, by_id, get_model(profile, "clip", device), get_model(profile, "clap", device), num_frames,
                 max_seconds, batch_size, progress=sys.stderr.isatty(), frame_rate=frame_rate, decoder=decoder,

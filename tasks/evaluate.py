@@ -1,4 +1,4 @@
-"""Prefect task over v2a.evaluate."""
+"""Prefect tasks over v2a.evaluate (a `gpu` slot while the extractors run on CUDA)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from prefect import task
 
 from tasks.caching import stage_cache
+from tasks.operations import RESULTS, RETRIES, SHARD_TIMEOUT_S, model_slot
 from v2a import evaluate, storage
 from v2a.fingerprint import fingerprints
 from v2a.io.layout import RunLayout
@@ -15,27 +16,46 @@ from v2a.model_cache import get_model
 EXTRACTORS = {"fd": "panns", "kl": "panns", "is": "panns", "fad": "vggish", "cs": "wav2clip"}
 
 
-@task(name="evaluate-run", tags=["gpu"], persist_result=True,
+def _flow_run_id() -> str | None:
+    from prefect.runtime import flow_run
+
+    return flow_run.id
+
+
+def _plain_rows(rows: list[dict]) -> list[dict]:
+    # Task results are JSON: timestamps as ISO strings.
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]
+
+
+def _extractors(profile: str, metrics: list[str], device: str) -> dict:
+    return {n: get_model(profile, f"extractor:{n}", device) for n in sorted({EXTRACTORS[m] for m in metrics})}
+
+
+# The flow run id is not part of the key (the cache would never hit), so a cached result names the run that
+# computed it: the rows' flow_run_id says which run wrote them.
+@task(name="evaluate-run", **RETRIES, timeout_seconds=SHARD_TIMEOUT_S, **RESULTS,
       cache_policy=stage_cache(reads=("gen_dir", "out/clips.parquet", "out/embeddings"), profile="profile"))
 def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str, metrics: list[str],
-                  device: str) -> dict:
+                  device: str, provenance: dict | None = None) -> dict:
     """{"rows": the rows appended to OUT/results, "outputs": the part file holding them}."""
     results = RunLayout(out).results
     before = fingerprints(storage.list_files(results, ".parquet"))
-    names = sorted({EXTRACTORS[m] for m in metrics})
-    extractors = {n: get_model(profile, f"extractor:{n}", device) for n in names}
-    rows = evaluate.evaluate_run(gen_dir, out, extractors, split=split, dataset=dataset, metrics=metrics,
-                                 progress=sys.stderr.isatty())
+    with model_slot(device):
+        rows = evaluate.evaluate_run(gen_dir, out, _extractors(profile, metrics, device), split=split,
+                                     dataset=dataset, metrics=metrics, progress=sys.stderr.isatty(),
+                                     provenance={**(provenance or {}), "flow_run_id": _flow_run_id()})
     # Parts are named by what they hold, so a re-run replaces its own file: changed files count as written.
     written = sorted(u for u, fp in fingerprints(storage.list_files(results, ".parquet")).items() if before.get(u) != fp)
-    return {"rows": rows, "outputs": fingerprints(written)}
+    return {"rows": _plain_rows(rows), "outputs": fingerprints(written)}
 
 
-@task(name="evaluate-folder", tags=["gpu"])
+@task(name="evaluate-folder", **RETRIES, timeout_seconds=SHARD_TIMEOUT_S, **RESULTS)
 def evaluate_folder_task(generated_dir: str, results_uri: str, profile: str, reference_dir: str | None,
                          run_dir: str | None, split: str, dataset: str, metrics: list[str], device: str,
-                         run_id: str | None = None) -> list[dict]:
-    names = sorted({EXTRACTORS[m] for m in metrics})
-    extractors = {n: get_model(profile, f"extractor:{n}", device) for n in names}
-    return evaluate.evaluate_folder(generated_dir, results_uri, extractors, reference_dir=reference_dir,
-                                    run_dir=run_dir, split=split, run_id=run_id, dataset=dataset, metrics=metrics)
+                         run_id: str | None = None, provenance: dict | None = None) -> list[dict]:
+    with model_slot(device):
+        rows = evaluate.evaluate_folder(generated_dir, results_uri, _extractors(profile, metrics, device),
+                                        reference_dir=reference_dir, run_dir=run_dir, split=split, run_id=run_id,
+                                        dataset=dataset, metrics=metrics,
+                                        provenance={**(provenance or {}), "flow_run_id": _flow_run_id()})
+    return _plain_rows(rows)

@@ -1,4 +1,4 @@
-"""Prefect tasks over v2a.generate: one task per shard of clips (tagged `gpu`)."""
+"""Prefect tasks over v2a.generate: one task per shard of clips (a `gpu` slot while generating on CUDA)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import sys
 from prefect import task
 
 from tasks.caching import stage_cache
+from tasks.operations import RESULTS, RETRIES, SHARD_TIMEOUT_S, STORAGE_TIMEOUT_S, model_slot
 from v2a import generate
 from v2a.fingerprint import fingerprints
 from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
 
 
-@task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), persist_result=True)
+@task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES,
+      timeout_seconds=STORAGE_TIMEOUT_S, **RESULTS)
 def plan_generation(embeddings_uri: str, split: str, shard_size: int, max_clips: int | None,
                     clips_uri: str | None = None) -> list[list[str]]:
     from v2a.io.embeddings import split_ids
@@ -31,25 +33,29 @@ def _shard_done(gen_dir: str, clip_ids: list[str], samples: int) -> bool:
     return want <= generate.done_samples(gen_dir, clip_ids)
 
 
-@task(name="generate-shard", tags=["gpu"], retries=1, persist_result=True,
-      cache_policy=stage_cache(reads=("embeddings_uri", "checkpoint", "clips_uri"), profile="profile"))
-def generate_shard(clip_ids: list[str], embeddings_uri: str, gen_dir: str, run_id: str, profile: str,
+# `shard` is (index, clip ids): the index names the task run, the ids are the work.
+@task(name="generate-shard", task_run_name="generate-shard-{shard[0]}", **RETRIES, timeout_seconds=SHARD_TIMEOUT_S,
+      **RESULTS, cache_policy=stage_cache(reads=("embeddings_uri", "checkpoint", "clips_uri"), profile="profile"))
+def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: str, run_id: str, profile: str,
                    checkpoint: str | None, conditioning: str, samples: int, seconds: float, steps: int,
                    guidance_scale: float, scheduler: str, mapper_guidance: float, mapper_steps: int,
                    batch_size: int, seed: int, device: str, clips_uri: str | None = None) -> dict:
+    clip_ids = list(shard[1])
     wanted_files = [generate.audio_uri(gen_dir, c, s) for c in clip_ids for s in range(samples)]
     if _shard_done(gen_dir, clip_ids, samples):
         # Done by an earlier run: no need to build the generator or the mapper.
         return {"generated": 0, "skipped": len(wanted_files), "outputs": fingerprints(wanted_files)}
     rows = generate.conditioning_rows(embeddings_uri, clip_ids, clips_uri)
-    generator = get_model(profile, "generator", device)
-    mapper = get_mapper(checkpoint, device) if conditioning == "mapper" else None
-    conditioner = generate.Conditioner(conditioning, generator, mapper, mapper_guidance=mapper_guidance,
-                                       mapper_steps=mapper_steps, run_seed=seed)
-    with model_lock(profile, "generator", device):
-        summary = generate.generate_clips(
-            rows, gen_dir, run_id, conditioner, generator, empty_text_embedding(profile, device), samples=samples,
-            seconds=seconds, steps=steps, guidance_scale=guidance_scale, scheduler=scheduler, batch_size=batch_size,
-            run_seed=seed, progress=sys.stderr.isatty(), mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
-            mapper_kind=mapper.config.get("name") if mapper else None)
+    with model_slot(device):  # loading the models onto the GPU is GPU work too
+        generator = get_model(profile, "generator", device)
+        mapper = get_mapper(checkpoint, device) if conditioning == "mapper" else None
+        conditioner = generate.Conditioner(conditioning, generator, mapper, mapper_guidance=mapper_guidance,
+                                           mapper_steps=mapper_steps, run_seed=seed)
+        with model_lock(profile, "generator", device):
+            summary = generate.generate_clips(
+                rows, gen_dir, run_id, conditioner, generator, empty_text_embedding(profile, device), samples=samples,
+                seconds=seconds, steps=steps, guidance_scale=guidance_scale, scheduler=scheduler,
+                batch_size=batch_size, run_seed=seed, progress=sys.stderr.isatty(),
+                mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
+                mapper_kind=mapper.config.get("name") if mapper else None)
     return {**summary, "outputs": fingerprints(wanted_files)}

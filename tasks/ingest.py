@@ -3,12 +3,14 @@
 from prefect import task
 
 from tasks.caching import stage_cache
+from tasks.operations import RESULTS, RETRIES, STORAGE_TIMEOUT_S
 from v2a import ingest
 from v2a.fingerprint import fingerprints
 
 
 # The CSV and the image folder are what ingest reads; the video folder only prefixes the clips' URIs.
-@task(name="ingest", retries=1, cache_policy=stage_cache(reads=("csv", "images")), persist_result=True)
+@task(name="ingest", cache_policy=stage_cache(reads=("csv", "images")), **RETRIES, timeout_seconds=STORAGE_TIMEOUT_S,
+      **RESULTS)
 def ingest_task(out_uri: str, csv: str | None, videos: str | None, images: str | None, dataset: str,
                 errors_uri: str | None) -> dict:
     summary = ingest.ingest(out_uri, csv=csv, videos=videos, images=images, dataset=dataset, errors_uri=errors_uri)

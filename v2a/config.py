@@ -1,136 +1,41 @@
-"""Typed pipeline configuration, validated once at the edge with errors that name the bad field."""
+"""The pipeline configuration: one typed pydantic model per section, each field with its type, the
+paper's default, its bounds and a one-line description, written here and nowhere else.
+
+The CLI builds its options from these models (flows/cli_options.py), the flows take them as
+parameters (so a deployment's run form in the Prefect UI shows every field), and a config file is
+checked against them at the edge, before any Prefect or model code loads. A bad value is refused
+with one line naming the field and what it accepts (`ConfigError`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.util
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from v2a import storage
 from v2a.aggregate import AGGREGATORS
+from v2a.decoders import BACKENDS
+from v2a.names import CONDITIONINGS, MAPPER_NAMES, METRICS, SCHEDULERS
 
 
 class ConfigError(ValueError):
     pass
 
 
-def _check_choice(section: str, name: str, value, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{section}.{name} = {value!r}; accepted: {', '.join(map(str, choices))}")
-
-
-def _check_positive(section: str, name: str, value, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or (value < 0 if allow_zero else value <= 0):
-        raise ConfigError(f"{section}.{name} = {value!r}; must be a {'non-negative' if allow_zero else 'positive'} number")
-
-
-@dataclass
-class DataConfig:
-    csv: str | None = None            # VGGSound-format CSV (youtube_id,start_seconds,label,split)
-    videos: str | None = None         # folder holding {youtube_id}_{start:06d}.mp4
-    images: str | None = None         # an image folder (label sub-folders), e.g. ImageHear
-    dataset: str = "vggsound"
-
-    def validate(self) -> None:
-        if not self.csv and not self.images:
-            raise ConfigError("data: give data.csv (+ data.videos) or data.images")
-        if self.csv and not self.videos:
-            raise ConfigError("data.videos is required when data.csv is given")
-
-
-@dataclass
-class EmbedConfig:
-    num_frames: int = 10               # evenly spaced CLIP frames per video
-    frame_rate: float | None = None    # frames per second instead of num_frames (1.0 on a 10-s clip = 10 frames)
-    max_seconds: float = 10.0          # VGGSound clips are 10 s
-    shard_size: int = 256
-    batch_size: int = 64               # CLIP frames per forward pass
-    device: str = "cpu"
-    decoder: str = "auto"              # auto | pyav | decord | torchcodec: same frames and audio, different speed
-    workers: int = 0                   # decode workers per shard; 0: one per core (at most 16)
-    pool: str = "auto"                 # decode workers are threads or processes; auto: processes from 4 workers
-
-    def validate(self) -> None:
-        for name in ("num_frames", "frame_rate", "max_seconds", "shard_size", "batch_size"):
-            _check_positive("embed", name, getattr(self, name))
-        _check_positive("embed", "workers", self.workers, allow_zero=True)
-        from v2a.decoders import BACKENDS
-
-        _check_choice("embed", "decoder", self.decoder, ("auto", *BACKENDS))
-        _check_choice("embed", "pool", self.pool, ("auto", "thread", "process"))
-
-
-@dataclass
-class TrainStageConfig:
-    mapper: str = "diff-transformer"   # the paper's best
-    aggregator: str = "mean"           # paper Table 5
-    options: dict[str, Any] = field(default_factory=dict)  # passed to v2a.mapper.train.TrainConfig
-
-    def validate(self) -> None:
-        _check_choice("train", "mapper", self.mapper, ("reg-mlp", "reg-transformer", "diff-mlp", "diff-transformer"))
-        _check_choice("train", "aggregator", self.aggregator, AGGREGATORS)
-        self.train_config()
-
-    def train_config(self):
-        """The options as the trainer will take them, so that a bad one fails at load time, not hours in."""
-        from v2a.mapper.train import TrainConfig
-
-        if not isinstance(self.options, dict):
-            raise ConfigError(f"train.options must be a mapping, got {type(self.options).__name__}")
-        known = {f.name for f in dataclasses.fields(TrainConfig)} - {"mapper"}
-        unknown = sorted(set(self.options) - known)
-        if unknown:
-            hint = " (train.mapper sets the mapper)" if "mapper" in unknown else ""
-            raise ConfigError(f"train.options: unknown field(s) {unknown}{hint}; accepted: {sorted(known)}")
-        try:
-            return TrainConfig(mapper=self.mapper, **self.options)
-        except ValueError as err:  # "TrainConfig.<field>=<value> is not accepted; accepted: ..."
-            raise ConfigError(f"train.options: {str(err).replace('TrainConfig.', 'train.options.', 1)}") from None
-
-
-@dataclass
-class GenerateConfig:
-    split: str = "test"
-    conditioning: str = "mapper"       # mapper | no-mapper | text (paper Table 3 baselines)
-    samples: int = 1
-    seconds: float = 10.0
-    steps: int = 200                   # AudioLDM DDIM steps
-    guidance_scale: float = 2.5
-    scheduler: str = "ddim"
-    mapper_guidance: float = 0.9       # paper's best
-    mapper_steps: int = 200
-    batch_size: int = 8
-    seed: int = 0
-    max_clips: int | None = None
-    device: str = "cpu"
-
-    def validate(self) -> None:
-        _check_choice("generate", "conditioning", self.conditioning, ("mapper", "no-mapper", "text"))
-        _check_choice("generate", "scheduler", self.scheduler, ("ddim", "dpmsolver++"))
-        for name in ("samples", "seconds", "steps", "mapper_steps", "batch_size", "max_clips"):
-            _check_positive("generate", name, getattr(self, name))
-        _check_positive("generate", "guidance_scale", self.guidance_scale, allow_zero=True)
-        _check_positive("generate", "mapper_guidance", self.mapper_guidance, allow_zero=True)
-
-
-@dataclass
-class EvaluateConfig:
-    split: str = "test"
-    metrics: list[str] = field(default_factory=lambda: ["fd", "fad", "cs", "kl", "is"])
-
-    def validate(self) -> None:
-        for m in self.metrics:
-            _check_choice("evaluate", "metrics", m, ("fd", "fad", "cs", "kl", "is"))
-
+# Integers are strict: YAML's `true` is not 1 and 2.5 is not a frame count. Numbers refuse booleans too.
+PositiveInt = Annotated[int, Field(strict=True, gt=0)]
+NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
+PositiveFloat = Annotated[float, Field(strict=True, gt=0)]
+NonNegativeFloat = Annotated[float, Field(strict=True, ge=0)]
 
 RUNNER_KINDS = ("thread", "dask", "ray")
+POOLS = ("auto", "thread", "process")
+DECODERS = ("auto", *BACKENDS)
 # Shard tasks running at once on the thread runner. Model work is serialised by a lock per model,
 # so more threads only hold more shards in memory; a few let the next shard's reads and cache
 # checks overlap the current one's encoding, which keeps the GPU fed. (Prefect's own default is
@@ -138,61 +43,241 @@ RUNNER_KINDS = ("thread", "dask", "ray")
 DEFAULT_THREAD_WORKERS = 4
 
 
-@dataclass
-class RunnerConfig:
+def _one_line(err: ValidationError, prefix: tuple = ()) -> str:
+    """The first problem of a validation error as `section.field = value; accepted: ...`."""
+    errors = err.errors(include_url=False)
+    extra = [e for e in errors if e["type"] == "extra_forbidden"]
+    if extra:
+        where = (*prefix, *extra[0]["loc"][:-1])
+        names = sorted(str(e["loc"][-1]) for e in extra if e["loc"][:-1] == extra[0]["loc"][:-1])
+        model = _model_at(err.title, where[len(prefix):])
+        accepted = f"; accepted: {sorted(model.model_fields)}" if model is not None else ""
+        return (f"{'.'.join(map(str, where))}: " if where else "") + f"unknown field(s) {names}{accepted}"
+    e = errors[0]
+    loc = (*prefix, *e["loc"])
+    name = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+    kind, value = e["type"], e.get("input")
+    if kind == "missing":
+        field = _field_at(err.title, e["loc"])
+        what = f" ({field.description})" if field is not None and field.description else ""
+        return f"{name} is required{what}"
+    if kind == "literal_error":
+        return f"{name} = {value!r}; accepted: {e['ctx']['expected']}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{name} must be a mapping, got {type(value).__name__}"
+    if kind == "value_error":  # our own validators: the message already names the field
+        return str(e["ctx"]["error"])
+    return f"{name} = {value!r}: {e['msg'][0].lower()}{e['msg'][1:]}"
+
+
+def _model_at(title: str, loc) -> type[BaseModel] | None:
+    model = _MODELS.get(title)
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        model = field.annotation if field is not None and isinstance(field.annotation, type) \
+            and issubclass(field.annotation, BaseModel) else None
+    return model
+
+
+def _field_at(title: str, loc):
+    model = _model_at(title, loc[:-1])
+    return model.model_fields.get(str(loc[-1])) if model is not None else None
+
+
+class Section(BaseModel):
+    """A configuration section: unknown fields are refused, and so are bad values assigned later."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    _section: ClassVar[str] = ""
+
+    def __init__(self, **values):
+        try:
+            super().__init__(**values)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err, (self._section,) if self._section else ())) from None
+
+
+class DataConfig(Section):
+    """Where the clips come from: a VGGSound-format CSV and its videos, or an image folder."""
+
+    _section: ClassVar[str] = "data"
+    csv: str | None = Field(None, description="VGGSound-format CSV (youtube_id,start_seconds,label,split)")
+    videos: str | None = Field(None, description="folder holding {youtube_id}_{start:06d}.mp4")
+    images: str | None = Field(None, description="an image folder with one sub-folder per label (e.g. ImageHear)")
+    dataset: str = Field("vggsound", min_length=1, description="dataset name recorded with every clip and result")
+
+    @model_validator(mode="after")
+    def _a_source(self):
+        if not self.csv and not self.images:
+            raise ValueError("data: give data.csv (+ data.videos) or data.images")
+        if self.csv and not self.videos:
+            raise ValueError("data.videos is required when data.csv is given")
+        return self
+
+
+class EmbedConfig(Section):
+    """Stage 2: CLIP frame embeddings and CLAP audio embeddings, one task per shard of clips."""
+
+    _section: ClassVar[str] = "embed"
+    num_frames: PositiveInt = Field(10, description="evenly spaced CLIP frames per video (paper: 10)")
+    frame_rate: PositiveFloat | None = Field(
+        None, description="frames per second instead of num_frames (1.0 on a 10-s clip = 10 frames)")
+    max_seconds: PositiveFloat = Field(10.0, description="seconds of each clip read (VGGSound clips are 10 s)")
+    shard_size: PositiveInt = Field(256, description="clips per shard: one task and one Parquet file each")
+    batch_size: PositiveInt = Field(64, description="CLIP frames per forward pass")
+    device: str = Field("cpu", min_length=1, description="torch device of the encoders (cpu, cuda, cuda:1)")
+    decoder: Literal[DECODERS] = Field(
+        "auto", description="video decoder: same frames and audio, different speed; auto: the fastest installed")
+    workers: NonNegativeInt = Field(0, description="decode workers per shard; 0: one per core (at most 16)")
+    pool: Literal[POOLS] = Field("auto", description="decode workers are threads or processes; "
+                                                     "auto: processes from 4 workers")
+
+
+class TrainStageConfig(Section):
+    """Stage 3: the mapper from CLIP to CLAP space, trained on the train split's pairs."""
+
+    _section: ClassVar[str] = "train"
+    mapper: Literal[MAPPER_NAMES] = Field("diff-transformer", description="mapper kind (paper Table 4; "
+                                                                          "diff-transformer is its best)")
+    aggregator: Literal[AGGREGATORS] = Field("mean", description="how frame embeddings become one clip vector "
+                                                                 "(paper Table 5: mean)")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="trainer settings (v2a.mapper.train.TrainConfig fields: epochs, lr, batch_size, depth, ...); "
+                    "unset ones take the paper's values")
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _a_mapping(cls, value):
+        if not isinstance(value, dict):
+            raise ValueError(f"train.options must be a mapping, got {type(value).__name__}")
+        return value
+
+    @model_validator(mode="after")
+    def _options_fit_the_trainer(self):
+        # The trainer's module imports torch (seconds): only options someone wrote are checked here.
+        if self.options:
+            self.train_config()
+        return self
+
+    def train_config(self):
+        """The options as the trainer will take them, so that a bad one fails at load time, not hours in."""
+        import dataclasses
+
+        from v2a.mapper.train import TrainConfig
+
+        known = {f.name for f in dataclasses.fields(TrainConfig)} - {"mapper"}
+        unknown = sorted(set(self.options) - known)
+        if unknown:
+            hint = " (train.mapper sets the mapper)" if "mapper" in unknown else ""
+            raise ConfigError(f"train.options: unknown field(s) {unknown}{hint}; accepted: {sorted(known)}")
+        try:
+            return TrainConfig(mapper=self.mapper, **self.options)
+        except (TypeError, ValueError) as err:  # "TrainConfig.<field>=<value> is not accepted; accepted: ..."
+            raise ConfigError(f"train.options: {str(err).replace('TrainConfig.', 'train.options.', 1)}") from None
+
+
+class GenerateConfig(Section):
+    """Stage 4: AudioLDM conditioned on the mapped embeddings (or a baseline), one task per shard."""
+
+    _section: ClassVar[str] = "generate"
+    split: str = Field("test", min_length=1, description="the clips' split to generate for")
+    conditioning: Literal[CONDITIONINGS] = Field(
+        "mapper", description="mapper: the paper's method; no-mapper, text: the Table 3 baselines")
+    samples: PositiveInt = Field(1, description="audio samples per clip")
+    seconds: PositiveFloat = Field(10.0, description="seconds of audio per sample (VGGSound clips are 10 s)")
+    steps: PositiveInt = Field(200, description="AudioLDM sampling steps")
+    guidance_scale: NonNegativeFloat = Field(2.5, description="AudioLDM classifier-free guidance scale")
+    scheduler: Literal[SCHEDULERS] = Field("ddim", description="AudioLDM sampler")
+    mapper_guidance: NonNegativeFloat = Field(
+        0.9, description="diffusion mapper's classifier-free guidance (paper's best: 0.9); unused by reg-* mappers")
+    mapper_steps: PositiveInt = Field(200, description="diffusion mapper sampling steps; unused by reg-* mappers")
+    batch_size: PositiveInt = Field(8, description="samples per AudioLDM call")
+    seed: NonNegativeInt = Field(0, description="run seed: every clip's noise is derived from it and the clip id")
+    max_clips: PositiveInt | None = Field(None, description="generate for the first N clips of the split only")
+    device: str = Field("cpu", min_length=1, description="torch device of AudioLDM and the mapper")
+
+
+class EvaluateConfig(Section):
+    """Stage 5: FD, FAD, CS (and KL, IS) of the generated audio against the split's real audio."""
+
+    _section: ClassVar[str] = "evaluate"
+    split: str = Field("test", min_length=1, description="the clips' split to score")
+    metrics: list[Literal[METRICS]] = Field(list(METRICS), min_length=1, description="metrics to compute")
+
+
+class RunnerConfig(Section):
     """Where the stage tasks run: threads of this process (default), a Dask cluster, or Ray."""
 
-    kind: str = "thread"
-    max_workers: int | None = None     # thread: pool size (None: DEFAULT_THREAD_WORKERS)
-    address: str | None = None         # dask: scheduler address (tcp://host:8786); ray: cluster address
-    cluster_kwargs: dict[str, Any] = field(default_factory=dict)  # dask without address: LocalCluster kwargs
-    init_kwargs: dict[str, Any] = field(default_factory=dict)     # ray: ray.init kwargs
+    _section: ClassVar[str] = "runner"
+    kind: Literal[RUNNER_KINDS] = Field("thread", description="task runner: thread pool, Dask or Ray")
+    max_workers: PositiveInt | None = Field(
+        None, description=f"thread: pool size (default {DEFAULT_THREAD_WORKERS})")
+    address: str | None = Field(None, description="dask: scheduler address (tcp://host:8786); ray: cluster address")
+    cluster_kwargs: dict[str, Any] = Field(default_factory=dict,
+                                           description="dask without address: LocalCluster keyword arguments")
+    init_kwargs: dict[str, Any] = Field(default_factory=dict, description="ray: ray.init keyword arguments")
 
-    def validate(self) -> None:
-        _check_choice("runner", "kind", self.kind, RUNNER_KINDS)
-        _check_positive("runner", "max_workers", self.max_workers)
-        for name in ("cluster_kwargs", "init_kwargs"):
-            if not isinstance(getattr(self, name), dict):
-                raise ConfigError(f"runner.{name} must be a mapping, got {type(getattr(self, name)).__name__}")
+    @model_validator(mode="after")
+    def _fits_the_kind(self):
         if self.max_workers is not None and self.kind != "thread":
-            raise ConfigError(f"runner.max_workers applies to kind 'thread', not {self.kind!r}")
+            raise ValueError(f"runner.max_workers applies to kind 'thread', not {self.kind!r}")
         if self.cluster_kwargs and self.kind != "dask":
-            raise ConfigError(f"runner.cluster_kwargs applies to kind 'dask', not {self.kind!r}")
+            raise ValueError(f"runner.cluster_kwargs applies to kind 'dask', not {self.kind!r}")
         if self.cluster_kwargs and self.address:
-            raise ConfigError("runner: give runner.address (an existing cluster) or runner.cluster_kwargs "
-                              "(a local one), not both")
+            raise ValueError("runner: give runner.address (an existing cluster) or runner.cluster_kwargs "
+                             "(a local one), not both")
         if self.init_kwargs and self.kind != "ray":
-            raise ConfigError(f"runner.init_kwargs applies to kind 'ray', not {self.kind!r}")
+            raise ValueError(f"runner.init_kwargs applies to kind 'ray', not {self.kind!r}")
         if self.address is not None and self.kind == "thread":
-            raise ConfigError("runner.address applies to kinds 'dask' and 'ray', not 'thread'")
+            raise ValueError("runner.address applies to kinds 'dask' and 'ray', not 'thread'")
+        return self
+
+    def check_installed(self) -> None:
         package = {"dask": "prefect_dask", "ray": "prefect_ray"}.get(self.kind)
         if package and importlib.util.find_spec(package) is None:
             raise ConfigError(f"runner.kind = {self.kind!r} needs the package {package.replace('_', '-')}, "
                               "which is not installed")
 
 
-@dataclass
-class CacheConfig:
-    # Where Prefect keeps the cached task results (a path or URI); None: OUT/.prefect-results.
-    location: str | None = None
+class CacheConfig(Section):
+    """Where Prefect keeps the stage tasks' cached results."""
+
+    _section: ClassVar[str] = "cache"
+    location: str | None = Field(None, description="a path or URI; default: OUT/.prefect-results")
 
 
-@dataclass
-class PipelineConfig:
-    out: str
-    data: DataConfig
-    profile: str = "paper"
-    run_id: str | None = None
-    embed: EmbedConfig = field(default_factory=EmbedConfig)
-    train: TrainStageConfig = field(default_factory=TrainStageConfig)
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
-    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    runner: RunnerConfig = field(default_factory=RunnerConfig)
-    cache: CacheConfig = field(default_factory=CacheConfig)
+class ReportConfig(Section):
+    """The listening report: a few clips of each run, spread over the labels."""
 
-    def validate(self) -> "PipelineConfig":
-        for part in (self.data, self.embed, self.train, self.generate, self.evaluate, self.runner):
-            part.validate()
+    _section: ClassVar[str] = "report"
+    clips: PositiveInt = Field(8, description="clips to show, spread over the labels")
+
+
+class PipelineConfig(Section):
+    """Every stage from one file: ingest → embed → train → generate → evaluate → report."""
+
+    out: str = Field(min_length=1, description="the output location (a path or URI) every stage writes under")
+    data: DataConfig = Field(description="where the clips come from")
+    profile: str = Field("paper", min_length=1,
+                         description="model profile: tiny | paper-arch | paper | a YAML path (v2a/profiles)")
+    run_id: str | None = Field(None, description="generation run id; default: derived from the config's digest")
+    embed: EmbedConfig = Field(default_factory=EmbedConfig, description=EmbedConfig.__doc__)
+    train: TrainStageConfig = Field(default_factory=TrainStageConfig, description=TrainStageConfig.__doc__)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description=GenerateConfig.__doc__)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description=EvaluateConfig.__doc__)
+    runner: RunnerConfig = Field(default_factory=RunnerConfig, description=RunnerConfig.__doc__)
+    cache: CacheConfig = Field(default_factory=CacheConfig, description=CacheConfig.__doc__)
+
+    def check_environment(self) -> "PipelineConfig":
+        """The checks that look outside the file: the profile resolves, the runner's package is installed."""
+        from v2a.models import ProfileError, load_profile
+
+        try:
+            load_profile(self.profile)
+        except (ProfileError, FileNotFoundError, ValueError) as err:
+            raise ConfigError(f"profile = {self.profile!r}: {err}") from None
+        self.runner.check_installed()
         return self
 
     @property
@@ -211,7 +296,7 @@ class PipelineConfig:
         return self.layout.mapper(self.train.mapper)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
 
     def digest(self, *sections: str) -> str:
         """Hash of the named sections (all when none), used as a cache key for a stage's config."""
@@ -220,61 +305,38 @@ class PipelineConfig:
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-_SECTIONS = {"data": DataConfig, "embed": EmbedConfig, "train": TrainStageConfig,
-             "generate": GenerateConfig, "evaluate": EvaluateConfig, "runner": RunnerConfig, "cache": CacheConfig}
+DEFAULT_PROFILE = PipelineConfig.model_fields["profile"].default
+
+_MODELS = {m.__name__: m for m in (DataConfig, EmbedConfig, TrainStageConfig, GenerateConfig, EvaluateConfig,
+                                   RunnerConfig, CacheConfig, ReportConfig, PipelineConfig)}
 
 
-_SIMPLE_TYPES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "None": (type(None),)}
+def defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The default of every field of a section that has one (the values the library's keywords take)."""
+    return {name: f.get_default(call_default_factory=True) for name, f in model.model_fields.items()
+            if not f.is_required()}
 
 
-def _check_type(name: str, annotation: str, value) -> None:
-    """A field written as `str`, `int | None`, `float`... must hold that type (YAML's `device: 0` is an int,
-    which the stages would only refuse after Prefect started); other annotations are checked by validate()."""
-    parts = [p.strip() for p in str(annotation).split("|")]
-    if not all(p in _SIMPLE_TYPES for p in parts):
-        return
-    accepted = tuple(t for p in parts for t in _SIMPLE_TYPES[p])
-    if isinstance(value, bool) and bool not in accepted:
-        ok = False  # YAML's yes/no are booleans, not numbers
-    else:
-        ok = isinstance(value, accepted)
-    if not ok:
-        words = " or ".join({"str": "text", "int": "a whole number", "float": "a number", "bool": "true/false",
-                             "None": "null"}[p] for p in parts)
-        raise ConfigError(f"{name} = {value!r} ({type(value).__name__}); must be {words}"
-                          + (" (quote it: YAML reads 0 as a number)" if "str" in parts else ""))
-
-
-def _build(cls, values: dict, section: str):
-    if not isinstance(values, dict):
-        raise ConfigError(f"{section} must be a mapping, got {type(values).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"{section}: unknown field(s) {unknown}; accepted: {sorted(fields)}")
-    for name, value in values.items():
-        _check_type(f"{section}.{name}", fields[name].type, value)
-    return cls(**values)
+def default(model: type[BaseModel], name: str):
+    return model.model_fields[name].get_default(call_default_factory=True)
 
 
 def config_from_dict(values: dict) -> PipelineConfig:
     if not isinstance(values, dict):
-        raise ConfigError(f"the config must be a mapping of sections (out:, data:, embed:, ...), "
-                          f"got a {type(values).__name__}")
-    values = dict(values)
-    top = {f.name for f in dataclasses.fields(PipelineConfig)}
-    unknown = sorted(set(values) - top)
+        raise ConfigError(f"a pipeline config must be a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(PipelineConfig.model_fields))
     if unknown:
-        raise ConfigError(f"unknown top-level field(s) {unknown}; accepted: {sorted(top)}")
-    if "out" not in values:
-        raise ConfigError("out: the output location (path or URI) is required")
-    top_fields = {f.name: f for f in dataclasses.fields(PipelineConfig)}
-    for name in ("out", "profile", "run_id"):
-        if name in values:
-            _check_type(name, top_fields[name].type, values[name])
-    for name, cls in _SECTIONS.items():
-        values[name] = _build(cls, values.get(name) or {}, name)
-    return PipelineConfig(**values).validate()
+        raise ConfigError(f"unknown top-level field(s) {unknown}; accepted: {sorted(PipelineConfig.model_fields)}")
+    # An empty section (`embed:` with nothing under it) reads as null in YAML: it means the defaults.
+    values = {k: ({} if v is None and k in _SECTION_NAMES else v) for k, v in values.items()}
+    try:
+        cfg = PipelineConfig.model_validate(values)
+    except ValidationError as err:
+        raise ConfigError(_one_line(err)) from None
+    return cfg.check_environment()
+
+
+_SECTION_NAMES = ("data", "embed", "train", "generate", "evaluate", "runner", "cache")
 
 
 def load_config(uri: str) -> PipelineConfig:
@@ -286,7 +348,16 @@ def load_config(uri: str) -> PipelineConfig:
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark
             where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            raise ConfigError(f"{uri}{where}: not valid YAML ({err.problem or err}); fix the file") from err
+            raise ConfigError(f"{uri}{where}: not valid YAML ({err.problem or err}); fix the file") from None
         except yaml.YAMLError as err:
-            raise ConfigError(f"{uri}: not valid YAML ({err}); fix the file") from err
+            raise ConfigError(f"{uri}: not valid YAML ({err}); fix the file") from None
     return config_from_dict(values if values is not None else {})
+
+
+def as_config(config: "PipelineConfig | dict | str") -> PipelineConfig:
+    """A pipeline config from what a flow run is handed: the model, its fields as a mapping, or a file."""
+    if isinstance(config, PipelineConfig):
+        return config
+    if isinstance(config, dict):
+        return config_from_dict(config)
+    return load_config(str(config))

@@ -21,6 +21,7 @@ from v2a.io import parquet
 from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.reference_stats import id_list_sha256
+from v2a.names import METRICS
 
 
 def read_wave(uri: str) -> tuple[np.ndarray, int]:
@@ -90,8 +91,10 @@ def _image_frames(embeddings_uri: str, clip_ids) -> dict[str, np.ndarray]:
 
 
 def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", dataset: str = "vggsound",
-                 metrics=("fd", "fad", "cs", "kl", "is"), progress: bool = False) -> list[dict]:
-    """Evaluate one generation run of the pipeline; write and return its rows of the results table."""
+                 metrics=METRICS, progress: bool = False, provenance: dict | None = None) -> list[dict]:
+    """Evaluate one generation run of the pipeline; write and return its rows of the results table.
+
+    provenance: what the caller knows of the run (v2a.provenance.PROVENANCE_KEYS), recorded in every row."""
     from v2a.metrics.evaluate import evaluate_audio
 
     inputs = evaluation_inputs(gen_dir, out, split)
@@ -104,7 +107,8 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
                           stats_dir=RunLayout(out).reference_stats, metrics=list(metrics),
                           progress=progress)
-    return _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds)
+    return _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds,
+                       provenance)
 
 
 @dataclass
@@ -161,22 +165,28 @@ def evaluation_inputs(gen_dir: str, out: str, split: str = "test") -> RunInputs:
     return RunInputs(gens, clip_ids, generated, images, reference, sample_rate, seconds)
 
 
-def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds):
+def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds,
+                provenance=None):
     layout = RunLayout(out)
     gen_time = float(gens["gen_time_s"].mean())
     rows.append({"metric": "gen_time_s", "value": gen_time, "extractor": None, "sample_rate": sample_rate,
-                 "clip_seconds": seconds, "n_clips": len(clip_ids)})
+                 "clip_seconds": seconds, "n_clips": len(gens)})
     params = _trainable_params_m(out, first["mapper_checkpoint_id"])
     if params is not None:
         rows.append({"metric": "trainable_params_m", "value": params, "extractor": None, "sample_rate": None,
-                     "clip_seconds": None, "n_clips": len(clip_ids)})
+                     "clip_seconds": None, "n_clips": None})
+    # A regression mapper has no guidance or sampling steps: recorded as null, not as the unused setting.
+    diffusion = first["conditioning"] == "mapper" and not str(first["mapper_kind"] or "").startswith("reg-")
     protocol = {
         "run_id": str(first["run_id"]), "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
         "id_list_sha256": id_list_sha256(clip_ids), "mapper_checkpoint_id": first["mapper_checkpoint_id"],
         "mapper_kind": first["mapper_kind"], "generator_id": first["generator_id"],
-        "mapper_guidance": first["mapper_guidance"], "generator_guidance": first["generator_guidance"],
-        "mapper_steps": first["mapper_steps"], "generator_steps": first["generator_steps"],
+        "mapper_guidance": first["mapper_guidance"] if diffusion else None,
+        "generator_guidance": first["generator_guidance"],
+        "mapper_steps": first["mapper_steps"] if diffusion else None, "generator_steps": first["generator_steps"],
         "aggregator": first["aggregator"], "v2a_version": __version__,
+        "samples_per_clip": int(gens.groupby("clip_id")["sample"].nunique().max()),
+        "conditioning": first["conditioning"], "scheduler": first["scheduler"], **_provenance(provenance),
     }
     full = [_row(protocol, r, len(clip_ids)) for r in rows]
     write_results(layout.results, full, "evaluate-run", protocol["run_id"], split, dataset, sorted(metrics),
@@ -201,17 +211,43 @@ def _trainable_params_m(out: str, checkpoint_id) -> float | None:
     return config["trainable_params"] / 1e6
 
 
+def _provenance(given: dict | None) -> dict:
+    from v2a.provenance import PROVENANCE_KEYS, git_commit
+
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(PROVENANCE_KEYS))
+    if unknown:
+        raise ValueError(f"provenance: unknown key(s) {unknown}; accepted: {list(PROVENANCE_KEYS)}")
+    return {**{k: None for k in PROVENANCE_KEYS}, **given, "git_commit": git_commit()}
+
+
+# Rows of these metrics score the real audio, one item per clip; every other metric scores generated samples.
+_REFERENCE_METRICS = ("cs_reference",)
+
+
 def _row(protocol: dict, metric_row: dict, n_clips: int) -> dict:
-    row = {**protocol, "n_clips": int(metric_row.get("n_clips") or n_clips), "metric": metric_row["metric"],
+    # The metrics count what they scored (`n_clips` in their rows): samples for the generated audio.
+    scored = metric_row.get("n_clips")
+    reference = metric_row["metric"] in _REFERENCE_METRICS
+    row = {**protocol, "n_clips": int(scored) if reference and scored is not None else int(n_clips),
+           "n_samples": None if reference or scored is None else int(scored), "metric": metric_row["metric"],
            "value": float(metric_row["value"]), "extractor": metric_row.get("extractor"),
            "sample_rate": metric_row.get("sample_rate"), "clip_seconds": metric_row.get("clip_seconds")}
     return {k: (None if isinstance(v, float) and np.isnan(v) and k != "value" else v) for k, v in row.items()}
 
 
+def _samples_per_clip(generated) -> list[int]:
+    from collections import Counter
+
+    from v2a.metrics.evaluate import clip_id_of_sample
+
+    return list(Counter(clip_id_of_sample(k) for k in generated).values()) or [0]
+
+
 def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, reference_dir: str | None = None,
                     run_dir: str | None = None, split: str = "test", run_id: str | None = None,
                     dataset: str = "external", clip_seconds: float = 10.0, sample_rate: int = 16000,
-                    metrics=("fd", "fad", "cs", "kl", "is"), stats_dir: str | None = None) -> list[dict]:
+                    metrics=METRICS, stats_dir: str | None = None, provenance: dict | None = None) -> list[dict]:
     """Evaluate any folder of wav/flac files, e.g. another system's outputs.
 
     File stems are clip ids (a `__sK` suffix marks sample K). The reference is a folder of real audio
@@ -247,6 +283,8 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
         "id_list_sha256": id_list_sha256(clip_ids), "mapper_checkpoint_id": None, "mapper_kind": None,
         "generator_id": None, "mapper_guidance": None, "generator_guidance": None, "mapper_steps": None,
         "generator_steps": None, "aggregator": None, "v2a_version": __version__,
+        "samples_per_clip": max(_samples_per_clip(generated)), "conditioning": None, "scheduler": None,
+        **_provenance(provenance),
     }
     full = [_row(protocol, r, len(clip_ids)) for r in rows]
     write_results(results_uri, full, "evaluate-folder", protocol["run_id"], split, dataset, sorted(metrics),

@@ -16,8 +16,12 @@ from tqdm import tqdm
 
 from v2a import storage
 from v2a.aggregate import aggregate_frames, frames_array
+from v2a.config import GenerateConfig, TrainStageConfig, defaults
 from v2a.ingest import check_clip_id
 from v2a.io import generations as generations_io
+
+# The library's keyword defaults are the configuration's (v2a/config.py), written there once.
+_G, _T = defaults(GenerateConfig), defaults(TrainStageConfig)
 
 
 def derive_seed(run_seed: int, clip_id: str, sample: int = 0, purpose: str = "audio") -> int:
@@ -79,8 +83,9 @@ def conditioning_rows(embeddings_uri: str, clip_ids, clips_uri: str | None = Non
 class Conditioner:
     """Turns embedding rows into the embeddings AudioLDM is conditioned on, for one conditioning mode."""
 
-    def __init__(self, mode: str, generator, mapper=None, aggregator: str = "mean",
-                 mapper_guidance: float = 0.9, mapper_steps: int = 200, run_seed: int = 0):
+    def __init__(self, mode: str, generator, mapper=None, aggregator: str = _T["aggregator"],
+                 mapper_guidance: float = _G["mapper_guidance"], mapper_steps: int = _G["mapper_steps"],
+                 run_seed: int = _G["seed"]):
         if mode == "mapper" and mapper is None:
             raise ValueError("conditioning 'mapper' needs a mapper checkpoint")
         self.mode, self.generator, self.mapper = mode, generator, mapper
@@ -104,8 +109,9 @@ class Conditioner:
 
 
 def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Conditioner, generator, negative,
-                   samples: int = 1, seconds: float = 10.0, steps: int = 200, guidance_scale: float = 2.5,
-                   scheduler: str = "ddim", batch_size: int = 8, run_seed: int = 0, progress: bool = False,
+                   samples: int = _G["samples"], seconds: float = _G["seconds"], steps: int = _G["steps"],
+                   guidance_scale: float = _G["guidance_scale"], scheduler: str = _G["scheduler"],
+                   batch_size: int = _G["batch_size"], run_seed: int = _G["seed"], progress: bool = False,
                    mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None) -> dict:
     """Generate audio for embedding rows not yet done: one table part per finished batch while it runs,
     merged into one part for these rows at the end."""

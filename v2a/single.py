@@ -9,11 +9,13 @@ import numpy as np
 
 from v2a import storage
 from v2a.aggregate import aggregate_frames
+from v2a.config import EmbedConfig, GenerateConfig, TrainStageConfig, defaults
 from v2a.generate import derive_seed, write_wav
 from v2a.media import is_image, read_clip
 from v2a.mux import mux_soundtrack
 
-MAX_SECONDS = 10.0  # AudioLDM's clip length
+_G, _E, _T = defaults(GenerateConfig), defaults(EmbedConfig), defaults(TrainStageConfig)
+MAX_SECONDS = _G["seconds"]  # AudioLDM's clip length
 
 
 def _stem(uri: str) -> str:
@@ -35,7 +37,8 @@ def output_stems(inputs) -> list[str]:
     return stems
 
 
-def clip_embedding(uri: str, clip_encoder, aggregator: str = "mean", num_frames: int = 10, seed: int = 0):
+def clip_embedding(uri: str, clip_encoder, aggregator: str = _T["aggregator"], num_frames: int = _E["num_frames"],
+                   seed: int = _G["seed"]):
     """(aggregated CLIP vector, seconds of sound the input calls for)."""
     clip = read_clip(uri, num_frames=num_frames, max_seconds=MAX_SECONDS)
     frames = clip_encoder.encode_images(clip.frames)
@@ -44,12 +47,13 @@ def clip_embedding(uri: str, clip_encoder, aggregator: str = "mean", num_frames:
 
 
 def generate_for_inputs(inputs, out_dir: str, clip_encoder, generator, negative, mapper=None,
-                        conditioning: str = "mapper", samples: int = 1, seed: int = 0, steps: int = 200,
-                        guidance_scale: float = 2.5, scheduler: str = "ddim", mapper_guidance: float = 0.9,
-                        mapper_steps: int = 200, seconds: float | None = None) -> list[dict]:
+                        conditioning: str = _G["conditioning"], samples: int = _G["samples"], seed: int = _G["seed"],
+                        steps: int = _G["steps"], guidance_scale: float = _G["guidance_scale"],
+                        scheduler: str = _G["scheduler"], mapper_guidance: float = _G["mapper_guidance"],
+                        mapper_steps: int = _G["mapper_steps"], seconds: float | None = None) -> list[dict]:
     """For each input: `samples` wav files, and for a video a copy with each soundtrack muxed in."""
     written = []
-    aggregator = (mapper.config.get("aggregator") or "mean") if mapper is not None else "mean"
+    aggregator = (mapper.config.get("aggregator") or _T["aggregator"]) if mapper is not None else _T["aggregator"]
     for uri, stem in zip(inputs, output_stems(inputs)):
         vec, natural = clip_embedding(uri, clip_encoder, aggregator, seed=seed)
         length = seconds or natural
@@ -72,19 +76,20 @@ def generate_for_inputs(inputs, out_dir: str, clip_encoder, generator, negative,
     return written
 
 
-def endpoint_embedding(spec: str, clip_encoder, generator, mapper, seed: int = 0, mapper_guidance: float = 0.9,
-                       mapper_steps: int = 200) -> np.ndarray:
+def endpoint_embedding(spec: str, clip_encoder, generator, mapper, seed: int = _G["seed"],
+                       mapper_guidance: float = _G["mapper_guidance"], mapper_steps: int = _G["mapper_steps"]) -> np.ndarray:
     """An interpolation end: an existing image/video file goes through CLIP and the mapper; anything else is text."""
     if storage.exists(spec):
-        vec, _ = clip_embedding(spec, clip_encoder, (mapper.config.get("aggregator") or "mean"), seed=seed)
+        vec, _ = clip_embedding(spec, clip_encoder, (mapper.config.get("aggregator") or _T["aggregator"]), seed=seed)
         return mapper.map(vec[None], samples=1, seed=derive_seed(seed, _stem(spec), 0, "mapper"),
                           guidance_scale=mapper_guidance, steps=mapper_steps)[0, 0]
     return generator.encode_text([spec])[0]
 
 
-def interpolate(a: str, b: str, n: int, out_dir: str, clip_encoder, generator, negative, mapper, seed: int = 0,
-                steps: int = 200, guidance_scale: float = 2.5, scheduler: str = "ddim", seconds: float = 10.0,
-                mapper_guidance: float = 0.9, mapper_steps: int = 200) -> list[str]:
+def interpolate(a: str, b: str, n: int, out_dir: str, clip_encoder, generator, negative, mapper,
+                seed: int = _G["seed"], steps: int = _G["steps"], guidance_scale: float = _G["guidance_scale"],
+                scheduler: str = _G["scheduler"], seconds: float = _G["seconds"],
+                mapper_guidance: float = _G["mapper_guidance"], mapper_steps: int = _G["mapper_steps"]) -> list[str]:
     """N audio files along the straight line from A to B in CLAP space (paper Fig. 6), all from one noise seed."""
     if n < 2:
         raise ValueError(f"--steps must be at least 2, got {n}")

@@ -111,6 +111,7 @@ def test_a_cached_stage_whose_output_was_deleted_runs_again(first_run):
 
 def test_generation_sets_without_results_of_this_version_are_found_and_reevaluated(first_run):
     from flows.reevaluate import reevaluate_flow
+    from v2a.config import EvaluateConfig
     from v2a.reevaluate import pending_evaluation
 
     config, out, summary, _ = first_run
@@ -122,7 +123,7 @@ def test_generation_sets_without_results_of_this_version_are_found_and_reevaluat
     # A folder holding several pipeline outputs is searched one level down.
     assert {s.run_id for s in pending_evaluation(str(out.parent))} >= {s.run_id for s in pending}
 
-    done = reevaluate_flow(str(out), profile="tiny", metrics=["fd", "cs"])
+    done = reevaluate_flow(str(out), profile="tiny", evaluate=EvaluateConfig(metrics=["fd", "cs"]))
     assert {d["run_id"] for d in done} == {s.run_id for s in pending}
     results = pd.read_parquet(out / "results")
     mine = results[results["run_id"] == summary["run_id"]]
@@ -156,7 +157,7 @@ def test_the_run_ends_with_a_summary_artifact_linking_its_reports(first_run):
     _, out, summary, _ = first_run
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["pipeline-summary"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"pipeline-summary-{summary['run_id']}"])))
     mine = [a for a in artifacts if summary["run_id"] in (a.data or "")]
     assert mine
     text = mine[0].data

@@ -4,6 +4,7 @@ from prefect.artifacts import Artifact
 
 from storage_schemas import clips as clips_schema
 from v2a import ingest
+from v2a.config import EmbedConfig
 from v2a.io import parquet
 
 
@@ -19,13 +20,16 @@ def test_embed_flow_counts_errors_and_attaches_the_domain_gap_report(synth_dir, 
     clips.append({**clips[0], "clip_id": "broken", "uri": str(broken)})
     parquet.write_table(clips, clips_uri, clips_schema.SCHEMA, "clips")
 
-    summary = embed_flow(str(out), profile="tiny", num_frames=2, max_seconds=2.0, shard_size=3, workers=2)
+    settings = EmbedConfig(num_frames=2, max_seconds=2.0, shard_size=3, workers=2)
+    summary = embed_flow(str(out), profile="tiny", embed=settings)
     assert summary["rows"] == 5 and summary["errors_total"] == 1
-    again = embed_flow(str(out), profile="tiny", num_frames=2, max_seconds=2.0, shard_size=3, workers=2)
+    again = embed_flow(str(out), profile="tiny", embed=settings)
     assert again["errors_total"] == 1  # counted from the errors table, whatever this run did
+    # The second run's shards came from the task cache: its log line and summary say nothing new was embedded.
+    assert (again["rows"], again["errors"], again["skipped"]) == (0, 0, again["shards"])
 
     gap = summary["domain_gap"]
     assert gap is not None and gap["projection"] == "pca"
     assert (out / "reports" / "domain-gap-cosine.png").exists()
-    artifact = Artifact.get("domain-gap")
+    artifact = Artifact.get("domain-gap-run")  # the key names the run (OUT's name)
     assert artifact is not None and "domain-gap-projection.png" in artifact.data

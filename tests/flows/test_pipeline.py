@@ -79,7 +79,9 @@ def test_the_run_ends_with_a_listening_report_attached_as_an_artifact(pipeline_r
     assert index.is_file() and index.parent.parent == out / "listening"
     assert summary["run_id"] in index.read_text()
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["listening-report"])))
+        # One key per run: the report of another run is not a version of this one.
+        key = f"listening-report-{summary['run_id']}"
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
     assert any(index.as_uri() in (a.data or "") for a in artifacts)
 
 
@@ -93,6 +95,6 @@ def test_the_training_curve_is_attached_as_an_inline_image(pipeline_run):
     curve = out / "mappers" / "diff-mlp" / "training_curve.png"
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mapper-training-curve"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"mapper-training-{out.name}-diff-mlp-curve"])))
     inline = f"![training curve](data:image/png;base64,{base64.b64encode(curve.read_bytes()).decode()})"
     assert any(inline in (a.data or "") and str(curve) in (a.data or "") for a in artifacts)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from v2a.config import ConfigError, RunnerConfig, config_from_dict
+from v2a.config import ConfigError, EmbedConfig, RunnerConfig, config_from_dict
 
 
 def _config(**runner) -> dict:
@@ -68,7 +68,7 @@ def _embed(out, runner, synth_dir, cache):
     ingest(str(out / "clips.parquet"), csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"),
            dataset="synthetic")
     embed_flow.with_options(task_runner=runner, result_storage=cache)(
-        str(out), profile="tiny", num_frames=3, max_seconds=2.0, shard_size=4, batch_size=8)
+        str(out), profile="tiny", embed=EmbedConfig(num_frames=3, max_seconds=2.0, shard_size=4, batch_size=8))
     return pd.read_parquet(out / "embeddings").sort_values("clip_id").reset_index(drop=True)
 
 

@@ -162,10 +162,21 @@ def _checked(uri: str, token: str, footer: _Footer, name: str, schema, columns, 
         _CHECKED.add(key)
 
 
+ADDED_COLUMNS_KEY = b"v2a.added_columns"
+
+
+def added_columns(schema: pa.Schema | None) -> set[str]:
+    """Columns a schema gained after files were written without them (nullable; such files read them as null),
+    listed in the schema's metadata (see storage_schemas/results.py)."""
+    meta = (schema.metadata or {}) if schema is not None else {}
+    return set(filter(None, meta.get(ADDED_COLUMNS_KEY, b"").decode().split(",")))
+
+
 def _check(footer_schema: pa.Schema, schema: pa.Schema | None, columns, where: str) -> None:
     if schema is None:
         return
-    wanted = [schema.field(c) for c in columns] if columns else list(schema)
+    absent = added_columns(schema) - set(footer_schema.names)
+    wanted = [schema.field(c) for c in (columns or schema.names) if c not in absent]
     validate(footer_schema.empty_table(), pa.schema(wanted), where)
 
 
@@ -185,6 +196,8 @@ def iter_tables(uri: str, schema: pa.Schema | None = None, name: str = "table", 
             continue
         _checked(file_uri, token, footer, name, schema, tuple(columns) if columns else None, check)
         cols = columns
+        if cols is not None and schema is not None and added_columns(schema):
+            cols = [c for c in cols if c in footer.schema.names or c not in added_columns(schema)]
         if columns_if_present is not None:
             cols = [c for c in columns_if_present if c in footer.schema.names]
         if wanted is None:
@@ -275,6 +288,7 @@ def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table", c
     parts = []
     for t in iter_tables(uri, schema, name, columns, ids, filters):
         if schema is not None:
+            t = _fill_added(t, schema, columns or schema.names)
             t = t.select(columns or schema.names)
             t = _cast_nulls(t, schema)
         parts.append(t)
@@ -282,6 +296,14 @@ def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table", c
         empty = schema.empty_table() if schema is not None else pa.table({})
         return empty.select(columns) if columns and schema is not None else empty
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def _fill_added(table: pa.Table, schema: pa.Schema, wanted) -> pa.Table:
+    # A file written before a column was added: that column is null in each of its rows.
+    for name in wanted:
+        if name not in table.column_names and name in added_columns(schema):
+            table = table.append_column(schema.field(name), pa.nulls(table.num_rows, schema.field(name).type))
+    return table
 
 
 def _cast_nulls(table: pa.Table, schema: pa.Schema) -> pa.Table:

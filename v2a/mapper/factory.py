@@ -15,7 +15,7 @@ KINDS = ("regression", "diffusion")
 ARCHS = ("mlp", "transformer")
 # Combined names as the paper's Table 4 rows: reg-mlp, reg-transformer, diff-mlp, diff-transformer.
 _KIND_PREFIX = {"reg": "regression", "diff": "diffusion"}
-MAPPER_NAMES = tuple(f"{p}-{a}" for p in _KIND_PREFIX for a in ARCHS)
+from v2a.names import MAPPER_NAMES  # noqa: E402  (reg|diff × mlp|transformer, listed once)
 
 # Paper defaults (implementation details): MLPs D=1 E=4; regression transformer depth 8;
 # diffusion transformer depth 12 (the best model). A transformer's "expansion" is its

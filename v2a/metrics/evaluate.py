@@ -38,7 +38,7 @@ from v2a.metrics.reference_stats import reference_stats
 
 log = logging.getLogger(__name__)
 
-METRICS = ("fd", "fad", "cs", "kl", "is")
+from v2a.names import METRICS  # noqa: E402  (listed once, importable without torch)
 AUDIO_SUFFIXES = (".wav", ".flac")
 _SAMPLE_SUFFIX = re.compile(r"__s\d+$")
 

@@ -39,7 +39,9 @@ from .profile import CheckpointNotFoundError, GeneratorConfig, hub_offline, look
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = ("ddim", "dpmsolver++")
+from v2a.names import SCHEDULERS  # noqa: E402  (listed once)
+from v2a.config import GenerateConfig, defaults  # noqa: E402  (AudioLDM defaults, written there once)
+_G = defaults(GenerateConfig)
 # eta: DDIM's stochasticity (DPM-Solver++ has none); length: "audioldm" samples int(seconds * 25.6)
 # latent frames and cuts, "exact" samples just enough frames; clamp: AudioLDM's clip of runaway latents.
 SAMPLERS = {
@@ -155,9 +157,9 @@ class AudioLDMGenerator:
         return torch.cat(waves)
 
     @torch.inference_mode()
-    def generate(self, cond: np.ndarray, seeds: list[int], negative: np.ndarray | None = None, steps: int = 200,
-                 guidance_scale: float = 2.5, seconds: float = 10.0, scheduler: str = "ddim",
-                 sampler: str | None = None, eta: float | None = None) -> np.ndarray:
+    def generate(self, cond: np.ndarray, seeds: list[int], negative: np.ndarray | None = None, steps: int = _G["steps"],
+                 guidance_scale: float = _G["guidance_scale"], seconds: float = _G["seconds"],
+                 scheduler: str = _G["scheduler"], sampler: str | None = None, eta: float | None = None) -> np.ndarray:
         """(B, cond_dim) CLAP-space conditions → (B, round(seconds * 16000)) float32 waveforms.
 
         ``negative``: the unconditional embedding, (cond_dim,) or (B, cond_dim); None uses this

@@ -25,10 +25,11 @@ from tqdm import tqdm
 from v2a import storage
 from v2a.report.assets import clip_scores, copy_file, safe_name, write_mel_png, write_poster_png, write_wave_file
 from v2a.report.page import GENERATOR_TAG, METRIC_ORDER, Plot, format_value, markdown_summary, mean_or_none, render_page
+from v2a.config import ReportConfig, default
 from v2a.report.runs import (ClipAsset, RunData, SampleAsset, available_runs, load_run, read_clip_rows, read_frames,
                              stratified_sample)
 
-DEFAULT_CLIPS = 8
+DEFAULT_CLIPS = default(ReportConfig, "clips")  # defined in v2a.config
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,65 @@
+"""How the stage tasks run under Prefect: GPU slots, retries, timeouts, result serialisation.
+
+GPU work holds a slot of the global concurrency limit `gpu` (`prefect gcl create gpu --limit 1`)
+only while a model runs: the slot is taken inside the task body, after Prefect's cache lookup, so a
+cached task never waits for one, and only on a CUDA device (CPU work takes none). Without such a
+limit on the server the slot is free (Prefect's non-strict mode).
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager, nullcontext
+
+GPU_LIMIT = "gpu"
+
+# Storage and model loads fail transiently (a dropped S3 connection, a busy NFS): retried with backoff.
+RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_jitter_factor": 0.5}
+# Past these a task is stuck, not slow: a shard of 256 clips embeds in minutes on one GPU, a paper-size
+# generation shard in under an hour, training the paper's 12-layer mapper in hours.
+SHARD_TIMEOUT_S = 4 * 3600
+TRAIN_TIMEOUT_S = 48 * 3600
+STORAGE_TIMEOUT_S = 3600
+# Cached task results are JSON, never pickle: a shared, writable cache must not run code on a worker.
+RESULTS = {"persist_result": True, "result_serializer": "json"}
+
+
+def uses_gpu(device: str | None) -> bool:
+    return str(device or "").startswith("cuda")
+
+
+@contextmanager
+def model_slot(device: str | None):
+    """Hold one `gpu` slot while the body runs on a CUDA device; nothing on CPU."""
+    if not uses_gpu(device):
+        with nullcontext():
+            yield
+        return
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(GPU_LIMIT, occupy=1, strict=False):
+        yield
+
+
+def slug(text: str) -> str:
+    """Lowercase letters, digits and dashes: what Prefect accepts in an artifact key."""
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", str(text).lower())).strip("-")
+
+
+def run_name(stage: str, run_id: str | None) -> str:
+    """`embed-run-1a2b3c4d5e`; without a run id, the stage and a timestamp."""
+    if run_id:
+        return f"{stage}-{run_id}"
+    import time
+
+    return f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def artifact_key(stage: str, run_id: str | None = None) -> str:
+    """A key per stage and run, so the artifacts of one run do not become versions of another's.
+    Without a run id, the flow run's id."""
+    if not run_id:
+        from prefect.runtime import flow_run
+
+        run_id = flow_run.id or "local"
+    return slug(f"{stage}-{run_id}")[:255]
