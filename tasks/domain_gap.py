@@ -6,13 +6,13 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, STORAGE_TIMEOUT_S, artifact_key
+from tasks.operations import RESULTS, artifact_key
 from v2a import domain_gap
 from v2a.fingerprint import fingerprints
 
 
 # Cached on the shards' fingerprints (their file stats, not their bytes): an unchanged re-run draws nothing.
-@task(name="domain-gap-report", cache_policy=stage_cache(reads=("embeddings_uri",)), timeout_seconds=STORAGE_TIMEOUT_S,
+@task(name="domain-gap-report", cache_policy=stage_cache(reads=("embeddings_uri",)),
       **RESULTS)
 def domain_gap_report(embeddings_uri: str, reports_uri: str, aggregator: str = "mean",
                       method: str = "auto") -> dict | None:

@@ -11,7 +11,7 @@ from tasks.caching import stage_cache
 from v2a import embed, storage
 from v2a.io import clips as clips_io
 from v2a.fingerprint import fingerprints
-from tasks.operations import RESULTS, RETRIES, SHARD_TIMEOUT_S, STORAGE_TIMEOUT_S, model_slot
+from tasks.operations import RESULTS, RETRIES, model_slot
 from v2a.model_cache import get_model, model_lock
 
 
@@ -35,8 +35,7 @@ def plan_dict(plan: embed.ShardPlan) -> dict:
     return {**dataclasses.asdict(plan), "clip_ids": list(plan.clip_ids)}
 
 
-@task(name="plan-embed-shards", cache_policy=stage_cache(reads=("clips_uri",), profile="profile"), **RETRIES,
-      timeout_seconds=STORAGE_TIMEOUT_S, **RESULTS)
+@task(name="plan-embed-shards", cache_policy=stage_cache(reads=("clips_uri",), profile="profile"), **RETRIES, **RESULTS)
 def plan_embed_shards(clips_uri: str, out_uri: str, errors_uri: str, profile: str, shard_size: int,
                       num_frames: int, max_seconds: float, device: str,
                       frame_rate: float | None = None) -> list[dict]:
@@ -51,7 +50,7 @@ def plan_embed_shards(clips_uri: str, out_uri: str, errors_uri: str, profile: st
 
 
 # Not cached: another configuration may have written shards since this plan was made.
-@task(name="remove-stale-shards", **RETRIES, timeout_seconds=STORAGE_TIMEOUT_S)
+@task(name="remove-stale-shards", **RETRIES)
 def remove_stale_shards(out_uri: str, plans: list[dict]) -> list[str]:
     return embed.remove_stale_shards(out_uri, [plan_from(p) for p in plans])
 
@@ -60,7 +59,7 @@ def remove_stale_shards(out_uri: str, plans: list[dict]) -> list[str]:
 # the unit of scheduling, whose fixed cost (~0.1 s in Prefect) would otherwise be paid ~800 times for
 # VGGSound. Each plan carries its shard's clip ids and a key of the model ids and settings.
 @task(name="embed-shards", task_run_name="embed-shards-{plans[0][index]}", cache_policy=stage_cache(profile="profile"),
-      **RETRIES, timeout_seconds=SHARD_TIMEOUT_S, **RESULTS)
+      **RETRIES, **RESULTS)
 def embed_shards(plans: list[dict], clips_uri: str, profile: str, num_frames: int, max_seconds: float,
                  batch_size: int, device: str, frame_rate: float | None = None, decoder: str = "auto",
                  workers: int = 0, pool: str = "auto") -> dict:

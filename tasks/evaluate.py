@@ -7,7 +7,7 @@ import sys
 from prefect import task
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, RETRIES, SHARD_TIMEOUT_S, model_slot
+from tasks.operations import RESULTS, RETRIES, jsonable, model_slot
 from v2a import evaluate, storage
 from v2a.fingerprint import fingerprints
 from v2a.io.layout import RunLayout
@@ -23,8 +23,7 @@ def _flow_run_id() -> str | None:
 
 
 def _plain_rows(rows: list[dict]) -> list[dict]:
-    # Task results are JSON: timestamps as ISO strings.
-    return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]
+    return jsonable(rows)  # task results are JSON
 
 
 def _extractors(profile: str, metrics: list[str], device: str) -> dict:
@@ -33,7 +32,7 @@ def _extractors(profile: str, metrics: list[str], device: str) -> dict:
 
 # The flow run id is not part of the key (the cache would never hit), so a cached result names the run that
 # computed it: the rows' flow_run_id says which run wrote them.
-@task(name="evaluate-run", **RETRIES, timeout_seconds=SHARD_TIMEOUT_S, **RESULTS,
+@task(name="evaluate-run", **RETRIES, **RESULTS,
       cache_policy=stage_cache(reads=("gen_dir", "out/clips.parquet", "out/embeddings"), profile="profile"))
 def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str, metrics: list[str],
                   device: str, provenance: dict | None = None) -> dict:
@@ -49,7 +48,7 @@ def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str
     return {"rows": _plain_rows(rows), "outputs": fingerprints(written)}
 
 
-@task(name="evaluate-folder", **RETRIES, timeout_seconds=SHARD_TIMEOUT_S, **RESULTS)
+@task(name="evaluate-folder", **RETRIES, **RESULTS)
 def evaluate_folder_task(generated_dir: str, results_uri: str, profile: str, reference_dir: str | None,
                          run_dir: str | None, split: str, dataset: str, metrics: list[str], device: str,
                          run_id: str | None = None, provenance: dict | None = None) -> list[dict]:

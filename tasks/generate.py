@@ -7,14 +7,13 @@ import sys
 from prefect import task
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, RETRIES, SHARD_TIMEOUT_S, STORAGE_TIMEOUT_S, model_slot
+from tasks.operations import RESULTS, RETRIES, model_slot
 from v2a import generate
 from v2a.fingerprint import fingerprints
 from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
 
 
-@task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES,
-      timeout_seconds=STORAGE_TIMEOUT_S, **RESULTS)
+@task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES, **RESULTS)
 def plan_generation(embeddings_uri: str, split: str, shard_size: int, max_clips: int | None,
                     clips_uri: str | None = None) -> list[list[str]]:
     from v2a.io.embeddings import split_ids
@@ -34,7 +33,7 @@ def _shard_done(gen_dir: str, clip_ids: list[str], samples: int) -> bool:
 
 
 # `shard` is (index, clip ids): the index names the task run, the ids are the work.
-@task(name="generate-shard", task_run_name="generate-shard-{shard[0]}", **RETRIES, timeout_seconds=SHARD_TIMEOUT_S,
+@task(name="generate-shard", task_run_name="generate-shard-{shard[0]}", **RETRIES,
       **RESULTS, cache_policy=stage_cache(reads=("embeddings_uri", "checkpoint", "clips_uri"), profile="profile"))
 def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: str, run_id: str, profile: str,
                    checkpoint: str | None, conditioning: str, samples: int, seconds: float, steps: int,

@@ -3,13 +3,13 @@
 from prefect import task
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, RETRIES, STORAGE_TIMEOUT_S
+from tasks.operations import RESULTS, RETRIES
 from v2a import ingest
 from v2a.fingerprint import fingerprints
 
 
 # The CSV and the image folder are what ingest reads; the video folder only prefixes the clips' URIs.
-@task(name="ingest", cache_policy=stage_cache(reads=("csv", "images")), **RETRIES, timeout_seconds=STORAGE_TIMEOUT_S,
+@task(name="ingest", cache_policy=stage_cache(reads=("csv", "images")), **RETRIES,
       **RESULTS)
 def ingest_task(out_uri: str, csv: str | None, videos: str | None, images: str | None, dataset: str,
                 errors_uri: str | None) -> dict:

@@ -15,13 +15,23 @@ GPU_LIMIT = "gpu"
 
 # Storage and model loads fail transiently (a dropped S3 connection, a busy NFS): retried with backoff.
 RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_jitter_factor": 0.5}
-# Past these a task is stuck, not slow: a shard of 256 clips embeds in minutes on one GPU, a paper-size
-# generation shard in under an hour, training the paper's 12-layer mapper in hours.
-SHARD_TIMEOUT_S = 4 * 3600
-TRAIN_TIMEOUT_S = 48 * 3600
-STORAGE_TIMEOUT_S = 3600
+# No task timeouts: the stage tasks run on worker threads, where Prefect cannot interrupt a blocking
+# call (it warns once per task run instead); a stuck run is cancelled from the UI or by the worker.
 # Cached task results are JSON, never pickle: a shared, writable cache must not run code on a worker.
 RESULTS = {"persist_result": True, "result_serializer": "json"}
+
+
+def jsonable(value):
+    """A task result as plain JSON values: numpy scalars as Python numbers, timestamps as ISO strings."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        return value.item()
+    return value
 
 
 def uses_gpu(device: str | None) -> bool:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from prefect import task
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, RETRIES, STORAGE_TIMEOUT_S
+from tasks.operations import RESULTS, RETRIES
 from v2a import report
 from v2a.fingerprint import fingerprints
 from v2a.model_cache import get_model
 
 
 # Cached like the stage tasks: an unchanged pipeline re-run neither loads Wav2CLIP nor rebuilds the page.
-@task(name="listening-report", **RESULTS, **RETRIES, timeout_seconds=STORAGE_TIMEOUT_S, cache_policy=stage_cache(
+@task(name="listening-report", **RESULTS, **RETRIES, cache_policy=stage_cache(
     reads=("runs_root/clips.parquet", "runs_root/embeddings", "runs_root/mappers", "runs_root/generations",
            "runs_root/results"), profile="profile"))
 def report_task(runs_root: str, run_ids: list[str], out: str | None, profile: str | None, clips: int, seed: int,

@@ -5,20 +5,19 @@ import sys
 from prefect import task
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, RETRIES, TRAIN_TIMEOUT_S, model_slot
+from tasks.operations import RESULTS, RETRIES, jsonable, model_slot
 from v2a import storage, train
 from v2a.fingerprint import fingerprints
 from v2a.mapper.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
 
 # Retried from its last epoch checkpoint: a retry resumes, it does not start over.
-@task(name="train-mapper", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES,
-      timeout_seconds=TRAIN_TIMEOUT_S, **RESULTS)
+@task(name="train-mapper", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES, **RESULTS)
 def train_task(embeddings_uri: str, out_dir: str, mapper: str, aggregator: str, options: dict,
                restart_incompatible: bool = False, clips_uri: str | None = None) -> dict:
     with model_slot(options.get("device")):
         metrics = train.train_stage(embeddings_uri, out_dir, mapper=mapper, aggregator=aggregator, options=options,
                                     restart_incompatible=restart_incompatible, clips_uri=clips_uri,
                                     progress=sys.stderr.isatty())
-    return {**metrics,
+    return {**jsonable(metrics),
             "outputs": fingerprints([storage.join(out_dir, WEIGHTS_NAME), storage.join(out_dir, CONFIG_NAME)])}

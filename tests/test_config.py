@@ -108,3 +108,74 @@ def test_valid_training_options_load_into_the_trainer_config():
 def test_a_bad_profile_override_is_refused_naming_it(override, field):
     with pytest.raises(ProfileError, match=field.replace(".", r"\.")):
         load_profile("tiny", override)
+
+
+@pytest.mark.parametrize("section, values, field", [
+    ("embed", {"shard_size": True}, "embed.shard_size"),     # YAML's `true` is not 1
+    ("embed", {"num_frames": 2.5}, "embed.num_frames"),      # nor is 2.5 a frame count
+    ("embed", {"max_seconds": True}, "embed.max_seconds"),
+    ("generate", {"seed": -1}, "generate.seed"),
+    ("generate", {"samples": "2"}, "generate.samples"),
+])
+def test_integers_and_numbers_are_strict(section, values, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        config_from_dict({**BASE, section: values})
+
+
+def test_an_unknown_choice_is_refused_listing_the_accepted_values():
+    from v2a.names import MAPPER_NAMES
+
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({**BASE, "train": {"mapper": "gan"}})
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("train.mapper = 'gan'; accepted:")
+    assert all(name in message for name in MAPPER_NAMES)
+
+
+def test_an_unknown_profile_is_refused_when_the_file_is_loaded():
+    with pytest.raises(ConfigError, match=r"^profile = 'nope'"):
+        config_from_dict({**BASE, "profile": "nope"})
+
+
+def test_a_section_built_in_code_is_checked_like_one_read_from_a_file():
+    from v2a.config import EmbedConfig, GenerateConfig
+
+    with pytest.raises(ConfigError, match=r"^embed\.num_frames = 0"):
+        EmbedConfig(num_frames=0)
+    g = GenerateConfig()
+    with pytest.raises(ConfigError, match=r"generate\.steps"):
+        g.steps = 2.5
+
+
+def test_an_empty_section_means_its_defaults():
+    from v2a.config import EmbedConfig
+
+    assert config_from_dict({**BASE, "embed": None}).embed == EmbedConfig()
+
+
+def test_a_config_file_loads_and_a_broken_one_is_one_line(tmp_path):
+    from v2a.config import load_config
+
+    good = tmp_path / "good.yaml"
+    good.write_text("out: /tmp/x\ndata: {images: imgs}\ngenerate: {samples: 2}\n")
+    assert load_config(str(good)).generate.samples == 2
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("out: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
+        load_config(str(broken))
+    assert "\n" not in str(err.value)
+
+
+def test_the_library_keyword_defaults_are_the_configuration_defaults():
+    import inspect
+
+    from v2a import generate, single
+    from v2a.config import GenerateConfig, defaults
+
+    g = defaults(GenerateConfig)
+    for fn, names in [(generate.generate_clips, {"samples", "seconds", "steps", "guidance_scale", "scheduler",
+                                                 "batch_size"}),
+                      (single.generate_for_inputs, {"samples", "steps", "guidance_scale", "scheduler",
+                                                    "mapper_guidance", "mapper_steps"})]:
+        params = inspect.signature(fn).parameters
+        assert {n: params[n].default for n in names} == {n: g[n] for n in names}, fn.__name__

@@ -96,6 +96,12 @@ class Section(BaseModel):
         except ValidationError as err:
             raise ConfigError(_one_line(err, (self._section,) if self._section else ())) from None
 
+    def __setattr__(self, name, value):
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as err:
+            raise ConfigError(_one_line(err, (self._section,) if self._section else ())) from None
+
 
 class DataConfig(Section):
     """Where the clips come from: a VGGSound-format CSV and its videos, or an image folder."""

@@ -25,3 +25,42 @@ def test_unknown_mapper_is_refused_by_the_parser():
                                      "pipeline", "demo", "report"])
 def test_every_stage_has_a_subcommand(command):
     assert command in build_parser()._subparsers._group_actions[0].choices
+
+
+def test_a_bad_pipeline_config_is_refused_before_prefect_loads(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"out: {tmp_path}/out\ndata: {{csv: a.csv, videos: v}}\nembed: {{shard_size: true}}\n")
+    probe = ("import sys; from flows.cli import main; rc = main(['pipeline', '--config', sys.argv[1]]); "
+             "print('prefect' in sys.modules); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", probe, str(bad)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stdout.strip() == "False"  # refused without importing Prefect, let alone starting a server
+    assert done.stderr.strip().splitlines() == ["v2a pipeline: error: embed.shard_size = True: input should be a "
+                                                "valid integer"]
+
+
+def test_stage_options_take_their_defaults_and_choices_from_the_config_models():
+    from v2a.config import EmbedConfig, GenerateConfig
+    from v2a.names import SCHEDULERS
+
+    embed = build_parser().parse_args(["embed", "--out", "x"])
+    assert {k: getattr(embed, k) for k in EmbedConfig.model_fields} == EmbedConfig().model_dump()
+    gen = build_parser().parse_args(["generate", "--embeddings", "e", "--out", "o"])
+    assert (gen.mapper_guidance, gen.mapper_steps) == (GenerateConfig().mapper_guidance, GenerateConfig().mapper_steps)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "--scheduler", "euler"])
+    assert set(SCHEDULERS) <= set(build_parser()._subparsers._group_actions[0].choices["generate"]
+                                  .format_help().replace(",", " ").replace("{", " ").replace("}", " ").split())
+
+
+def test_version_and_an_example_in_every_help(capsys):
+    from v2a import __version__
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--version"])
+    assert __version__ in capsys.readouterr().out
+    for name, parser in build_parser()._subparsers._group_actions[0].choices.items():
+        assert f"example:\n  v2a {name}" in parser.format_help(), name

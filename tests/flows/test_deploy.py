@@ -1,5 +1,6 @@
 """prefect.yaml deploys: a real `prefect server` on loopback, a process work pool, one deployment run by a worker."""
 
+import json
 import os
 import re
 import signal
@@ -88,9 +89,9 @@ def test_a_deployed_flow_runs_on_a_process_worker_and_writes_its_output(prefect_
     _prefect(env, "work-pool", "create", "v2a", "--type", "process")
     _prefect(env, "--no-prompt", "deploy", "--name", "v2a-ingest", "--name", "v2a-reevaluate")
     out = tmp_path / "run"
-    started = _prefect(env, "deployment", "run", "ingest/v2a-ingest", "-p", f"out={out}",
-                       "-p", f"csv={synth_dir / 'vggsound.csv'}", "-p", f"videos={synth_dir / 'videos'}",
-                       "-p", "dataset=synthetic")
+    data = json.dumps({"csv": str(synth_dir / "vggsound.csv"), "videos": str(synth_dir / "videos"),
+                       "dataset": "synthetic"})
+    started = _prefect(env, "deployment", "run", "ingest/v2a-ingest", "-p", f"out={out}", "-p", f"data={data}")
     flow_run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", started).group(1)
     _prefect(env, "worker", "start", "--pool", "v2a", "--run-once", timeout=240)
 
