@@ -13,7 +13,11 @@ DEFAULT_FETCH_PROFILE = "paper"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("weights", help="list, fetch and verify the checkpoints profiles name (the weights registry)")
+    import argparse
+
+    text = "list, fetch and verify the checkpoints profiles name (the weights registry)"
+    p = sub.add_parser("weights", help=text, description=text, epilog="example:\n  v2a weights fetch --profile paper",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     wsub = p.add_subparsers(dest="weights_command", required=True)
     helps = {
         "list": "each entry: present / missing / partial / corrupt / unverified, sizes, the field it fills",
