@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from v2a import storage
 from v2a.aggregate import AGGREGATORS
 from v2a.decoders import BACKENDS
-from v2a.names import CONDITIONINGS, MAPPER_NAMES, METRICS, SCHEDULERS
+from v2a.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, METRICS, SCHEDULERS
 
 
 class ConfigError(ValueError):
@@ -196,8 +196,10 @@ class GenerateConfig(Section):
     guidance_scale: NonNegativeFloat = Field(2.5, description="AudioLDM classifier-free guidance scale")
     scheduler: Literal[SCHEDULERS] = Field("ddim", description="AudioLDM sampler")
     mapper_guidance: NonNegativeFloat = Field(
-        0.9, description="diffusion mapper's classifier-free guidance (paper's best: 0.9); unused by reg-* mappers")
-    mapper_steps: PositiveInt = Field(200, description="diffusion mapper sampling steps; unused by reg-* mappers")
+        MAPPER_GUIDANCE, description="diffusion mapper's classifier-free guidance (paper's best: 0.9); unused by "
+                                     "reg-* mappers")
+    mapper_steps: PositiveInt = Field(MAPPER_STEPS, description="diffusion mapper sampling steps; unused by reg-* "
+                                                                "mappers")
     batch_size: PositiveInt = Field(8, description="samples per AudioLDM call")
     seed: NonNegativeInt = Field(0, description="run seed: every clip's noise is derived from it and the clip id")
     max_clips: PositiveInt | None = Field(None, description="generate for the first N clips of the split only")

@@ -35,6 +35,8 @@ from v2a.mapper.evaluate import embedding_metrics
 from v2a.mapper.factory import (MAPPER_NAMES, TRANSFORMER_BLOCKS, build_mapper, build_objective, check_block,
                                 count_trainable_params, mapper_name, parse_mapper_name, resolve_depth_expansion)
 
+from v2a.names import MAPPER_GUIDANCE, MAPPER_STEPS  # noqa: E402  (the paper's sampling, written once)
+
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_NAME = "history.json"
 CURVE_NAME = "training_curve.png"
@@ -76,8 +78,8 @@ class TrainConfig:
     # Dropout of the noisy embedding x_t (DALLE2's image_cond_drop_prob) for networks with a learned
     # null x_t (the dalle2-prior block); None: cond_drop_prob for those (DALLE2's default), 0 otherwise.
     x_drop_prob: float | None = None
-    sampling_steps: int = 200  # stored as the checkpoint's inference default (paper: 200)
-    guidance_scale: float = 0.9  # stored as the inference default (paper best: 0.9)
+    sampling_steps: int = MAPPER_STEPS  # stored as the checkpoint's inference default (paper: 200)
+    guidance_scale: float = MAPPER_GUIDANCE  # stored as the inference default (paper best: 0.9)
     eta: float = 1.0
     sampling_clamp_l2norm: bool = True
     timestep_spacing: str = "dalle2"  # DDIM grid: "dalle2" (DALLE2-pytorch's p_sample_loop_ddim) or "even"
@@ -85,7 +87,7 @@ class TrainConfig:
     # are sampled with fewer steps than at inference.
     val_every: int = 1
     val_sampling_steps: int = 25
-    val_guidance_scale: float = 0.9
+    val_guidance_scale: float = MAPPER_GUIDANCE
     val_batch_size: int = 16384
     keep_checkpoints: int = 1  # epoch checkpoints kept on disk (the newest ones)
     # A resumable checkpoint (weights + optimizer: 585 MB for the paper's Transformer) every this many
