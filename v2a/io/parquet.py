@@ -70,13 +70,13 @@ def _files(uri: str) -> list[tuple[str, str]]:
         return []
     if fs.isfile(path):
         info = fs.info(path)
-        return [(str(uri), f"{info.get('size')}:{_token(info)}")]
+        return [(str(uri), f"{info.get('size')}:{_token(fs, path, info)}")]
     out = []
     for full, info in sorted(fs.find(path, detail=True).items()):
         base = full.rsplit("/", 1)[-1]
         if not full.endswith(".parquet") or base.startswith("."):
             continue
-        out.append((_as_uri(uri, fs, full), f"{info.get('size')}:{_token(info)}"))
+        out.append((_as_uri(uri, fs, full), f"{info.get('size')}:{_token(fs, full, info)}"))
     return out
 
 
@@ -87,11 +87,12 @@ def _as_uri(base: str, fs, path: str) -> str:
     return path if path.startswith(f"{protocol}://") else f"{protocol}://{path}"
 
 
-def _token(info: dict) -> str:
-    for key in ("ETag", "etag", "mtime", "LastModified", "last_modified", "ino", "created"):
-        if info.get(key) is not None:
-            return f"{key}={info[key]}"
-    return ""
+def _token(fs, path: str, info: dict) -> str:
+    # The fingerprints' change token (store token plus inode): a file rewritten twice in one clock tick
+    # must not serve the cached footer of its previous state.
+    from v2a.fingerprint import _token as change_token
+
+    return change_token(fs, path, info)
 
 
 def _footer(uri: str, token: str) -> _Footer:
