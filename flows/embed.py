@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.naming import stage_run_name
-from flows.runners import bounded_thread_runner
+from flows.runners import bounded_thread_runner, model_resources
 from flows.errors import require_clips
 from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
@@ -27,9 +27,11 @@ def embed_flow(out: str, profile: str = DEFAULT_PROFILE, embed: EmbedConfig = Em
                               e.device, frame_rate=e.frame_rate)
     remove_stale_shards(emb_uri, plans)
     groups = [plans[i:i + shards_per_task] for i in range(0, len(plans), max(1, shards_per_task))]
-    grouped = map_calls(embed_shards, groups, desc="embed shards", clips_uri=clips_uri, profile=profile,
-                        num_frames=e.num_frames, max_seconds=e.max_seconds, batch_size=e.batch_size, device=e.device,
-                        frame_rate=e.frame_rate, decoder=e.decoder, workers=e.workers, pool=e.pool)
+    with model_resources(e.device):
+        grouped = map_calls(embed_shards, groups, desc="embed shards", clips_uri=clips_uri, profile=profile,
+                            num_frames=e.num_frames, max_seconds=e.max_seconds, batch_size=e.batch_size,
+                            device=e.device, frame_rate=e.frame_rate, decoder=e.decoder, workers=e.workers,
+                            pool=e.pool)
     results = [{**s, "cached": g.get("cached", False)} for g in grouped for s in g["shards"]]
     # Shards from the task cache or found on disk were done by an earlier run: only the rest is new.
     new = [r for r in results if not r["skipped"] and not r["cached"]]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.runners import bounded_thread_runner
+from flows.runners import bounded_thread_runner, model_resources
 from tasks.caching import map_calls
 from tasks.generate import generate_shard, plan_generation
 from v2a.config import DEFAULT_PROFILE, GenerateConfig
@@ -29,12 +29,13 @@ def generate_flow(embeddings: str, out: str, run_id: str, profile: str = DEFAULT
     g, layout = generate, RunLayout(out)
     gen_dir = layout.generations(run_id).root
     shards = plan_generation(embeddings, g.split, shard_size, g.max_clips, clips_uri=layout.clips)
-    results = map_calls(
-        generate_shard, list(enumerate(shards)), desc="generate shards", embeddings_uri=embeddings, gen_dir=gen_dir,
-        run_id=run_id, profile=profile, checkpoint=checkpoint, conditioning=g.conditioning, samples=g.samples,
-        seconds=g.seconds, steps=g.steps, guidance_scale=g.guidance_scale, scheduler=g.scheduler,
-        mapper_guidance=g.mapper_guidance, mapper_steps=g.mapper_steps, batch_size=g.batch_size, seed=g.seed,
-        device=g.device, clips_uri=layout.clips)
+    with model_resources(g.device):
+        results = map_calls(
+            generate_shard, list(enumerate(shards)), desc="generate shards", embeddings_uri=embeddings,
+            gen_dir=gen_dir, run_id=run_id, profile=profile, checkpoint=checkpoint, conditioning=g.conditioning,
+            samples=g.samples, seconds=g.seconds, steps=g.steps, guidance_scale=g.guidance_scale,
+            scheduler=g.scheduler, mapper_guidance=g.mapper_guidance, mapper_steps=g.mapper_steps,
+            batch_size=g.batch_size, seed=g.seed, device=g.device, clips_uri=layout.clips)
     new = [r for r in results if not r["cached"]]
     summary = {"gen_dir": gen_dir, "generated": sum(r["generated"] for r in new),
                "skipped": sum(r["skipped"] for r in new) + sum(r["generated"] + r["skipped"] for r in results

@@ -8,6 +8,9 @@ in the CSV is seen by every later stage without re-embedding.
 
 import pyarrow as pa
 
+from storage_schemas import provenance
+from storage_schemas.validate import added_metadata
+
 NAME = "embeddings"
 DIM = 512  # CLIP ViT-B/32 and CLAP HTSAT: the paper's width; profiles with other widths use schema(dim)
 
@@ -23,7 +26,8 @@ def schema(dim: int = DIM) -> pa.Schema:
         pa.field("audio_emb", pa.list_(pa.float32(), dim)),
         pa.field("clip_model_id", pa.string(), nullable=False),
         pa.field("clap_model_id", pa.string(), nullable=False),
-    ])
+        *provenance.FIELDS,  # host and device that encoded the shard; null in shards written before them
+    ], metadata=added_metadata(*provenance.NAMES))
 
 
 SCHEMA = schema(DIM)

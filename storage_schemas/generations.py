@@ -2,6 +2,9 @@
 
 import pyarrow as pa
 
+from storage_schemas import provenance
+from storage_schemas.validate import added_metadata
+
 NAME = "generations"
 SCHEMA = pa.schema([
     pa.field("run_id", pa.string(), nullable=False),
@@ -22,4 +25,5 @@ SCHEMA = pa.schema([
     pa.field("seconds", pa.float32(), nullable=False),
     pa.field("sample_rate", pa.int32(), nullable=False),
     pa.field("gen_time_s", pa.float32(), nullable=False),
-])
+    *provenance.FIELDS,                                     # host and device that generated the file
+], metadata=added_metadata(*provenance.NAMES))

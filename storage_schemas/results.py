@@ -7,6 +7,9 @@ Null means "does not apply" as well as "unknown": a reg-* mapper has no mapper g
 
 import pyarrow as pa
 
+from storage_schemas import provenance
+from storage_schemas.validate import added_metadata
+
 NAME = "results"
 _FIELDS = [
     pa.field("run_id", pa.string(), nullable=False),
@@ -39,9 +42,10 @@ _FIELDS = [
     pa.field("config_digest", pa.string()),                # v2a.config.PipelineConfig.digest() of the run
     pa.field("git_commit", pa.string()),                   # of the v2a code that wrote the row, when in a git checkout
     pa.field("flow_run_id", pa.string()),                  # the Prefect flow run that wrote the row
+    *provenance.FIELDS,                                    # host and device the extractors ran on
 ]
 
 # The columns an older results file may lack; they read as nulls (the readers find them in the metadata).
 ADDED = ("n_samples", "samples_per_clip", "conditioning", "scheduler", "run_seed", "profile", "config_digest",
-         "git_commit", "flow_run_id")
-SCHEMA = pa.schema(_FIELDS, metadata={b"v2a.added_columns": ",".join(ADDED).encode()})
+         "git_commit", "flow_run_id", *provenance.NAMES)
+SCHEMA = pa.schema(_FIELDS, metadata=added_metadata(*ADDED))

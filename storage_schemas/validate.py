@@ -9,6 +9,20 @@ class SchemaError(ValueError):
     """A table does not match the schema of the file it is written to or read from."""
 
 
+# Schema metadata naming the columns a table gained after files were written without them: nullable
+# columns that older files read as null, and that a writer may leave out (they are written as null).
+ADDED_COLUMNS_KEY = b"v2a.added_columns"
+
+
+def added_metadata(*names: str) -> dict:
+    return {ADDED_COLUMNS_KEY: ",".join(names).encode()}
+
+
+def added_columns(schema: pa.Schema | None) -> set[str]:
+    meta = (schema.metadata or {}) if schema is not None else {}
+    return set(filter(None, meta.get(ADDED_COLUMNS_KEY, b"").decode().split(",")))
+
+
 def validate(table: pa.Table, schema: pa.Schema, name: str = "table") -> None:
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
@@ -36,11 +50,15 @@ def conform(data, schema: pa.Schema, name: str = "table") -> pa.Table:
     extra = [c for c in table.column_names if c not in schema.names]
     if extra:
         raise SchemaError(f"{name}: unknown column(s) {extra}; expected {schema.names}")
-    missing = [f.name for f in schema if f.name not in table.column_names]
+    optional = added_columns(schema)
+    missing = [f.name for f in schema if f.name not in table.column_names and f.name not in optional]
     if missing:
         raise SchemaError(f"{name}: missing column(s) {missing}; expected {schema.names}")
     columns = []
     for field in schema:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
         col = table.column(field.name)
         try:
             columns.append(col.cast(field.type) if not col.type.equals(field.type) else col)

@@ -13,6 +13,7 @@ from v2a.io import clips as clips_io
 from v2a.fingerprint import fingerprints
 from tasks.operations import RESULTS, RETRIES, model_slot
 from v2a.model_cache import get_model, model_lock
+from v2a.runtime import devices
 
 
 def _settings(num_frames: int, max_seconds: float, frame_rate: float | None = None) -> dict:
@@ -74,5 +75,5 @@ def embed_shards(plans: list[dict], clips_uri: str, profile: str, num_frames: in
             summaries.append(embed.run_shard(
                 plan, by_id, get_model(profile, "clip", device), get_model(profile, "clap", device), num_frames,
                 max_seconds, batch_size, progress=sys.stderr.isatty(), frame_rate=frame_rate, decoder=decoder,
-                workers=workers, pool=pool))
+                workers=workers, pool=pool, provenance=devices.provenance(device)))
     return {"shards": summaries, "outputs": fingerprints([p.uri for p in plans])}

@@ -12,6 +12,7 @@ from v2a import evaluate, storage
 from v2a.fingerprint import fingerprints
 from v2a.io.layout import RunLayout
 from v2a.model_cache import get_model
+from v2a.runtime import devices
 
 EXTRACTORS = {"fd": "panns", "kl": "panns", "is": "panns", "fad": "vggish", "cs": "wav2clip"}
 
@@ -20,6 +21,11 @@ def _flow_run_id() -> str | None:
     from prefect.runtime import flow_run
 
     return flow_run.id
+
+
+def _provenance(given: dict | None, device: str) -> dict:
+    """The caller's provenance, with the flow run and where the extractors run (host, device)."""
+    return {**(given or {}), "flow_run_id": _flow_run_id(), **devices.provenance(device)}
 
 
 def _plain_rows(rows: list[dict]) -> list[dict]:
@@ -42,7 +48,7 @@ def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str
     with model_slot(device):
         rows = evaluate.evaluate_run(gen_dir, out, _extractors(profile, metrics, device), split=split,
                                      dataset=dataset, metrics=metrics, progress=sys.stderr.isatty(),
-                                     provenance={**(provenance or {}), "flow_run_id": _flow_run_id()})
+                                     provenance=_provenance(provenance, device))
     # Parts are named by what they hold, so a re-run replaces its own file: changed files count as written.
     written = sorted(u for u, fp in fingerprints(storage.list_files(results, ".parquet")).items() if before.get(u) != fp)
     return {"rows": _plain_rows(rows), "outputs": fingerprints(written)}
@@ -56,5 +62,5 @@ def evaluate_folder_task(generated_dir: str, results_uri: str, profile: str, ref
         rows = evaluate.evaluate_folder(generated_dir, results_uri, _extractors(profile, metrics, device),
                                         reference_dir=reference_dir, run_dir=run_dir, split=split, run_id=run_id,
                                         dataset=dataset, metrics=metrics,
-                                        provenance={**(provenance or {}), "flow_run_id": _flow_run_id()})
+                                        provenance=_provenance(provenance, device))
     return _plain_rows(rows)

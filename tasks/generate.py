@@ -11,6 +11,7 @@ from tasks.operations import RESULTS, RETRIES, model_slot
 from v2a import generate
 from v2a.fingerprint import fingerprints
 from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
+from v2a.runtime import devices
 
 
 @task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES, **RESULTS)
@@ -56,5 +57,5 @@ def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: s
                 seconds=seconds, steps=steps, guidance_scale=guidance_scale, scheduler=scheduler,
                 batch_size=batch_size, run_seed=seed, progress=sys.stderr.isatty(),
                 mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
-                mapper_kind=mapper.config.get("name") if mapper else None)
+                mapper_kind=mapper.config.get("name") if mapper else None, provenance=devices.provenance(device))
     return {**summary, "outputs": fingerprints(wanted_files)}

@@ -1,9 +1,10 @@
 """How the stage tasks run under Prefect: GPU slots, retries, timeouts, result serialisation.
 
-GPU work holds a slot of the global concurrency limit `gpu` (`prefect gcl create gpu --limit 1`)
-only while a model runs: the slot is taken inside the task body, after Prefect's cache lookup, so a
-cached task never waits for one, and only on a CUDA device (CPU work takes none). Without such a
-limit on the server the slot is free (Prefect's non-strict mode).
+GPU work holds a slot of its device's global concurrency limit, `gpu:HOST:cuda:K` (K: the GPU's id
+on that host; `prefect gcl create gpu:HOST:cuda:K --limit 1`), only while a model runs: N GPUs run N
+model tasks at once, and two runs never crowd one GPU. The slot is taken inside the task body, after
+Prefect's cache lookup, so a cached task never waits for one, and only on a CUDA device (CPU work
+takes none). Without such a limit on the server the slot is free (Prefect's non-strict mode).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager, nullcontext
 
-GPU_LIMIT = "gpu"
+GPU_LIMIT = "gpu"  # the prefix of every device's limit
 
 # Storage and model loads fail transiently (a dropped S3 connection, a busy NFS): retried with backoff.
 RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_jitter_factor": 0.5}
@@ -38,16 +39,24 @@ def uses_gpu(device: str | None) -> bool:
     return str(device or "").startswith("cuda")
 
 
+def gpu_slot(device: str) -> str:
+    """The limit a model task on `device` holds a slot of: its GPU's, named by host and physical id (a
+    worker pinned to GPU 3 runs on its `cuda:0`, which is `gpu:HOST:cuda:3`)."""
+    from v2a.runtime.devices import host, physical_device
+
+    return f"{GPU_LIMIT}:{host()}:{physical_device(device)}"
+
+
 @contextmanager
 def model_slot(device: str | None):
-    """Hold one `gpu` slot while the body runs on a CUDA device; nothing on CPU."""
+    """Hold one slot of the device's `gpu:HOST:cuda:K` limit while the body runs on CUDA; nothing on CPU."""
     if not uses_gpu(device):
         with nullcontext():
             yield
         return
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(GPU_LIMIT, occupy=1, strict=False):
+    with concurrency(gpu_slot(device), occupy=1, strict=False):
         yield
 
 

@@ -34,6 +34,8 @@ PositiveFloat = Annotated[float, Field(strict=True, gt=0)]
 NonNegativeFloat = Annotated[float, Field(strict=True, ge=0)]
 
 RUNNER_KINDS = ("thread", "dask", "ray")
+# What runner.cluster_kwargs may still set when runner.gpus starts one worker per GPU.
+GPU_CLUSTER_KWARGS = ("threads_per_worker", "memory_limit", "dashboard_address")
 POOLS = ("auto", "thread", "process")
 DECODERS = ("auto", *BACKENDS)
 # Shard tasks running at once on the thread runner. Model work is serialised by a lock per model,
@@ -225,6 +227,26 @@ class RunnerConfig(Section):
     cluster_kwargs: dict[str, Any] = Field(default_factory=dict,
                                            description="dask without address: LocalCluster keyword arguments")
     init_kwargs: dict[str, Any] = Field(default_factory=dict, description="ray: ray.init keyword arguments")
+    gpus: str | int | list[int] | None = Field(
+        None, description="dask without address: one worker per GPU of this node, pinned to it: "
+                          "auto (every visible GPU), N (the first N) or a list of GPU indices ([0, 2])")
+
+    @field_validator("gpus", mode="before")
+    @classmethod
+    def _gpus(cls, value):
+        accepted = "accepted: 'auto', a number of GPUs (1 or more) or a list of distinct GPU indices ([0, 2])"
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, list)):
+            raise ValueError(f"runner.gpus = {value!r}; {accepted}")
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"runner.gpus = {value!r}: no GPU to start a worker on; {accepted}")
+        if isinstance(value, list):
+            if not value or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in value):
+                raise ValueError(f"runner.gpus = {value!r}; {accepted}")
+            if len(set(value)) != len(value):
+                raise ValueError(f"runner.gpus = {value!r}: a GPU listed twice; {accepted}")
+        return value
 
     @model_validator(mode="after")
     def _fits_the_kind(self):
@@ -239,6 +261,17 @@ class RunnerConfig(Section):
             raise ValueError(f"runner.init_kwargs applies to kind 'ray', not {self.kind!r}")
         if self.address is not None and self.kind == "thread":
             raise ValueError("runner.address applies to kinds 'dask' and 'ray', not 'thread'")
+        if self.gpus is not None:
+            if self.kind != "dask":
+                raise ValueError(f"runner.gpus applies to kind 'dask', not {self.kind!r} (Ray gives each model "
+                                 "task on CUDA a GPU of its own)")
+            if self.address:
+                raise ValueError("runner.gpus starts workers on this node; with runner.address the workers are "
+                                 "started on their own nodes, one per GPU (README: From one machine to a cluster)")
+            unknown = sorted(set(self.cluster_kwargs) - set(GPU_CLUSTER_KWARGS))
+            if unknown:
+                raise ValueError(f"runner.cluster_kwargs: {unknown} with runner.gpus (one worker per GPU); "
+                                 f"accepted: {list(GPU_CLUSTER_KWARGS)}")
         return self
 
     def check_installed(self) -> None:
@@ -246,6 +279,18 @@ class RunnerConfig(Section):
         if package and importlib.util.find_spec(package) is None:
             raise ConfigError(f"runner.kind = {self.kind!r} needs the package {package.replace('_', '-')}, "
                               "which is not installed")
+
+    def gpu_ids(self, visible: list[str] | None = None) -> list[str]:
+        """The GPUs this node's workers are pinned to, one each ([] without runner.gpus); `visible`
+        defaults to the GPUs this process sees."""
+        if self.gpus is None:
+            return []
+        from v2a.runtime.devices import DeviceError, resolve_gpus, visible_gpus
+
+        try:
+            return resolve_gpus(self.gpus, visible_gpus() if visible is None else visible)
+        except DeviceError as err:
+            raise ConfigError(str(err)) from None
 
 
 class CacheConfig(Section):
@@ -277,8 +322,20 @@ class PipelineConfig(Section):
     runner: RunnerConfig = Field(default_factory=RunnerConfig, description=RunnerConfig.__doc__)
     cache: CacheConfig = Field(default_factory=CacheConfig, description=CacheConfig.__doc__)
 
+    @model_validator(mode="after")
+    def _one_gpu_per_worker(self):
+        # A worker pinned to its GPU sees that one only, as cuda:0: naming another cannot work there.
+        if self.runner.gpus is not None:
+            for name in ("embed", "generate"):
+                device = getattr(self, name).device
+                if device.startswith("cuda:") and device != "cuda:0":
+                    raise ValueError(f"{name}.device = {device!r}: with runner.gpus each worker sees only its "
+                                     "own GPU; write device: cuda")
+        return self
+
     def check_environment(self) -> "PipelineConfig":
-        """The checks that look outside the file: the profile resolves, the runner's package is installed."""
+        """The checks that look outside the file: the profile resolves, the runner's package is installed,
+        the GPUs of runner.gpus are there."""
         from v2a.models import ProfileError, load_profile
 
         try:
@@ -286,6 +343,7 @@ class PipelineConfig(Section):
         except (ProfileError, FileNotFoundError, ValueError) as err:
             raise ConfigError(f"profile = {self.profile!r}: {err}") from None
         self.runner.check_installed()
+        self.runner.gpu_ids()
         return self
 
     @property

@@ -318,9 +318,11 @@ def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int =
 
 def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_encoder, num_frames: int,
               max_seconds: float, batch_size: int, progress: bool = False, *, frame_rate: float | None = None,
-              decoder: str = "auto", workers: int | None = 1, pool: str = "auto") -> dict:
+              decoder: str = "auto", workers: int | None = 1, pool: str = "auto",
+              provenance: dict | None = None) -> dict:
     """Embed one shard unless its output already exists. Errors are written before the shard,
-    so a shard file on disk always means its errors are recorded too."""
+    so a shard file on disk always means its errors are recorded too. `provenance`: the host and
+    device recorded in every row (storage_schemas/provenance.py)."""
     if storage.exists(plan.uri):
         return {"shard": plan.index, "skipped": True, "rows": None, "errors": None}
     missing = [c for c in plan.clip_ids if c not in clips_by_id]
@@ -332,5 +334,5 @@ def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_
                                        decoder=decoder, workers=workers, pool=pool)
     if errors:
         parquet.write_table(errors, plan.errors_uri, errors_schema.SCHEMA, "errors")
-    embeddings_io.write_embeddings(block, plan.uri)
+    embeddings_io.write_embeddings(block, plan.uri, provenance=provenance)
     return {"shard": plan.index, "skipped": False, "rows": len(block), "errors": len(errors)}

@@ -112,9 +112,11 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
                    samples: int = _G["samples"], seconds: float = _G["seconds"], steps: int = _G["steps"],
                    guidance_scale: float = _G["guidance_scale"], scheduler: str = _G["scheduler"],
                    batch_size: int = _G["batch_size"], run_seed: int = _G["seed"], progress: bool = False,
-                   mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None) -> dict:
+                   mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None,
+                   provenance: dict | None = None) -> dict:
     """Generate audio for embedding rows not yet done: one table part per finished batch while it runs,
-    merged into one part for these rows at the end."""
+    merged into one part for these rows at the end. `provenance`: the host and device recorded in each
+    row (storage_schemas/provenance.py)."""
     clip_ids = [r["clip_id"] for r in rows]
     key = generations_io.shard_key(run_id, clip_ids, samples)
     done = done_samples(gen_dir, clip_ids)
@@ -146,7 +148,8 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
                 "mapper_steps": conditioner.mapper_steps if conditioner.mode == "mapper" else None,
                 "generator_id": generator.model_id, "generator_guidance": guidance_scale, "generator_steps": steps,
                 "scheduler": scheduler, "seconds": seconds, "sample_rate": generator.sample_rate,
-                "gen_time_s": per_item,
+                "gen_time_s": per_item, "host": (provenance or {}).get("host"),
+                "device": (provenance or {}).get("device"),
             })
         generations_io.write_batch(gen_dir, out_rows, key)
         written += len(out_rows)

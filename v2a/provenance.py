@@ -23,4 +23,4 @@ def git_commit() -> str | None:
 
 
 # The keys a caller (the pipeline, a Prefect task) may add to every results row it writes.
-PROVENANCE_KEYS = ("config_digest", "profile", "run_seed", "flow_run_id")
+PROVENANCE_KEYS = ("config_digest", "profile", "run_seed", "flow_run_id", "host", "device")

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from storage_schemas import SchemaError, validate
 from storage_schemas import embeddings as embeddings_schema
+from storage_schemas import provenance as provenance_schema
 from v2a import storage
 from v2a.io import clips as clips_io
 from v2a.io import parquet
@@ -133,8 +134,9 @@ def table_to_block(table: pa.Table, with_times: bool = False) -> EmbeddingBlock:
                           col("clap_model_id"), times)
 
 
-def block_to_table(block: EmbeddingBlock, frame_times=None) -> pa.Table:
-    """The Arrow table of a block in the current schema (widths from the arrays)."""
+def block_to_table(block: EmbeddingBlock, frame_times=None, provenance: dict | None = None) -> pa.Table:
+    """The Arrow table of a block in the current schema (widths from the arrays); `provenance`: the host
+    and device that encoded every row (storage_schemas/provenance.py), null when not given."""
     n = len(block)
     dim = block.frames.shape[1] if block.frames.ndim == 2 and block.frames.shape[1] else _audio_dim(block)
     audio_dim = block.audio.shape[1] if block.audio.ndim == 2 and block.audio.shape[1] else dim
@@ -153,6 +155,7 @@ def block_to_table(block: EmbeddingBlock, frame_times=None) -> pa.Table:
         pa.array(block.clip_ids, pa.string()), pa.array(block.kinds, pa.string()), image_frames,
         pa.array(times if times is not None else [None] * n, pa.list_(pa.float32())), audio,
         pa.array(block.clip_model_ids, pa.string()), pa.array(block.clap_model_ids, pa.string()),
+        *[pa.array([(provenance or {}).get(name)] * n, pa.string()) for name in provenance_schema.NAMES],
     ], schema=schema)
 
 
@@ -166,13 +169,14 @@ def check_schema(schema: pa.Schema, where: str) -> None:
         raise SchemaError(f"{where}: missing column(s) ['image_frames']; expected {embeddings_schema.SCHEMA.names}")
     inner = schema.field("image_frames").type
     if pa.types.is_list(inner) and pa.types.is_fixed_size_list(inner.value_type):
-        validate(schema.empty_table(), embeddings_schema.schema(inner.value_type.list_size), where)
+        # shards written before the provenance columns lack them: they read as null
+        parquet.check_footer(schema, embeddings_schema.schema(inner.value_type.list_size), None, where)
     else:
         validate(schema.empty_table(), embeddings_schema.LEGACY_SCHEMA, where)
 
 
-def write_embeddings(block: EmbeddingBlock, uri: str, frame_times=None) -> pa.Table:
-    table = block_to_table(block, frame_times)
+def write_embeddings(block: EmbeddingBlock, uri: str, frame_times=None, provenance: dict | None = None) -> pa.Table:
+    table = block_to_table(block, frame_times, provenance)
     return parquet.write_table(table, uri, table.schema, "embeddings", sort_by="clip_id")
 
 

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage_schemas import conform, validate
+from storage_schemas.validate import added_columns
 from v2a import storage
 
 # Rows per row group: small enough that a read of a few clips decodes little, large enough that the
@@ -156,24 +157,16 @@ def _checked(uri: str, token: str, footer: _Footer, name: str, schema, columns, 
     if check is not None:
         check(footer.schema, where)
     else:
-        _check(footer.schema, schema, columns, where)
+        check_footer(footer.schema, schema, columns, where)
     with _FOOTERS_LOCK:
         if len(_CHECKED) > _FOOTERS_MAX:
             _CHECKED.clear()
         _CHECKED.add(key)
 
 
-ADDED_COLUMNS_KEY = b"v2a.added_columns"
-
-
-def added_columns(schema: pa.Schema | None) -> set[str]:
-    """Columns a schema gained after files were written without them (nullable; such files read them as null),
-    listed in the schema's metadata (see storage_schemas/results.py)."""
-    meta = (schema.metadata or {}) if schema is not None else {}
-    return set(filter(None, meta.get(ADDED_COLUMNS_KEY, b"").decode().split(",")))
-
-
-def _check(footer_schema: pa.Schema, schema: pa.Schema | None, columns, where: str) -> None:
+def check_footer(footer_schema: pa.Schema, schema: pa.Schema | None, columns, where: str) -> None:
+    """A file's schema against the expected one (only `columns` when given); columns the schema gained
+    later may be absent."""
     if schema is None:
         return
     absent = added_columns(schema) - set(footer_schema.names)
