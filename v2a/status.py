@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from storage_schemas import errors as errors_schema
+from storage_schemas import provenance as provenance_schema
 from storage_schemas import results as results_schema
 from v2a import __version__, storage
 from v2a.io import parquet
@@ -80,7 +81,25 @@ def out_status(out: str) -> dict:
                          layout.generations_root, f"{len(runs)} run(s)"))
     stages.append(_stage("evaluate", not results.empty, len(results), errors_by_stage, layout.results,
                          f"{sum(r['evaluated'] for r in runs)} of {len(runs)} run(s) scored by v{__version__}"))
-    return {"out": str(out), "stages": stages, "runs": runs, "error_reasons": reasons}
+    made_on = [*_spread("embed", emb_uri), *[row for s in sets for row in _spread("generate", GenerationLayout(
+        s.gen_dir).table)], *_spread("evaluate", layout.results)]
+    return {"out": str(out), "stages": stages, "runs": runs, "error_reasons": reasons, "made_on": made_on}
+
+
+UNKNOWN = "unknown"  # rows written before the host and device columns existed
+
+
+def _spread(stage: str, uri: str) -> list[dict]:
+    """[{stage, host, device, rows}] of a table: how its rows spread over the hosts and devices that made them
+    (two string columns read per file; files from before those columns count as unknown)."""
+    counts: dict[tuple, int] = {}
+    for table in parquet.iter_tables(uri, None, stage, columns_if_present=["clip_id", *provenance_schema.NAMES]):
+        values = [table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
+                  for c in provenance_schema.NAMES]
+        for where in zip(*values):
+            key = tuple(v or UNKNOWN for v in where)
+            counts[key] = counts.get(key, 0) + 1
+    return [{"stage": stage, "host": h, "device": d, "rows": n} for (h, d), n in sorted(counts.items())]
 
 
 # What makes two reasons the same kind: the line number, quoted values and numbers of one clip or row.
@@ -125,6 +144,8 @@ def format_status(status: dict) -> str:
         lines += ["runs:", runs.to_string(index=False)]
     else:
         lines.append("runs: none yet")
+    if status.get("made_on"):
+        lines += ["", "where the rows were made (host, device):", pd.DataFrame(status["made_on"]).to_string(index=False)]
     if status.get("error_reasons"):
         lines += ["", "errors by reason (one example of each kind; all rows: the errors table):"]
         for r in status["error_reasons"]:
