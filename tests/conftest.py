@@ -28,5 +28,6 @@ def prefect_harness():
     """One temporary Prefect server for the whole session: entering one costs ~12 s."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # 120 s, not Prefect's 30: on a loaded 2-core machine the temporary server can take longer to answer.
+    with prefect_test_harness(server_startup_timeout=120):
         yield
