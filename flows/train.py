@@ -12,9 +12,9 @@ from flows.naming import artifact_key, location_run_id, stage_run_name
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.train import train_task
-from v2a import storage
+from v2a.core import storage
 from v2a.config import TrainStageConfig
-from v2a.mapper.train import CURVE_NAME
+from v2a.mapper.trainer import CURVE_NAME
 
 # The curve is inlined as a data URI so the Prefect UI shows it without a file server; a PNG past this
 # size (none the trainer draws) is linked by path only, to keep artifacts out of the database's way.

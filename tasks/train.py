@@ -1,4 +1,4 @@
-"""Prefect task over v2a.train."""
+"""Prefect task over v2a.stages.train."""
 
 import sys
 
@@ -6,8 +6,9 @@ from prefect import task
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES, jsonable, model_slot
-from v2a import storage, train
-from v2a.fingerprint import fingerprints
+from v2a.core import storage
+from v2a.stages import train
+from v2a.core.fingerprint import fingerprints
 from v2a.mapper.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
 

@@ -31,11 +31,11 @@ from torch import nn
 
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
                                    save_mapper, save_safetensors, sha256_file, state_dict_to_safetensors)
-from v2a.mapper.evaluate import embedding_metrics
+from v2a.mapper.validation import embedding_metrics
 from v2a.mapper.factory import (MAPPER_NAMES, TRANSFORMER_BLOCKS, build_mapper, build_objective, check_block,
                                 count_trainable_params, mapper_name, parse_mapper_name, resolve_depth_expansion)
 
-from v2a.names import MAPPER_GUIDANCE, MAPPER_STEPS  # noqa: E402  (the paper's sampling, written once)
+from v2a.core.names import MAPPER_GUIDANCE, MAPPER_STEPS  # noqa: E402  (the paper's sampling, written once)
 
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_NAME = "history.json"

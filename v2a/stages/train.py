@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from v2a import storage
+from v2a.core import storage
 from v2a.io.pairs import compact
 from v2a.io.pairs import load_pairs as load_aggregated
 
@@ -55,7 +55,7 @@ def discard_incompatible_checkpoints(out_dir: str, config, train_clip: np.ndarra
     import shutil
     from pathlib import Path
 
-    from v2a.mapper.train import CHECKPOINTS_DIR, _check_resumable, _epoch_dirs, fingerprint_arrays
+    from v2a.mapper.trainer import CHECKPOINTS_DIR, _check_resumable, _epoch_dirs, fingerprint_arrays
 
     epochs = _epoch_dirs(Path(out_dir))
     if not epochs:
@@ -84,7 +84,7 @@ def train_stage(embeddings_uri: str, out_dir: str, mapper: str = "diff-transform
     import tempfile
 
     from v2a.mapper.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-    from v2a.mapper.train import CHECKPOINTS_DIR, TrainConfig, train_mapper
+    from v2a.mapper.trainer import CHECKPOINTS_DIR, TrainConfig, train_mapper
 
     options = dict(options or {})
     config = TrainConfig(mapper=mapper, **options)

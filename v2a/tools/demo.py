@@ -24,7 +24,7 @@ def demo_config(out: Path, data: Path, seconds: float) -> dict:
 def prepare_demo(out: str | Path, seconds: float = 2.0, classes: int = 6, clips_per_class: int = 8,
                  seed: int = 0) -> tuple[str, str]:
     """Write the synthetic data (once) and the pipeline config; return (config path, run output)."""
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     out = Path(out).resolve()
     data = out / "data"

@@ -14,10 +14,11 @@ import pandas as pd
 
 from storage_schemas import errors as errors_schema
 from storage_schemas import results as results_schema
-from v2a import __version__, storage
+from v2a import __version__
+from v2a.core import storage
 from v2a.io import parquet
 from v2a.io.layout import GenerationLayout, RunLayout
-from v2a.reevaluate import generation_sets
+from v2a.stages.reevaluate import generation_sets
 
 
 def count_rows(uri: str) -> tuple[int, int]:
