@@ -28,8 +28,7 @@ def train_flow(embeddings: str, out_dir: str, train: TrainStageConfig = TrainSta
     (the pipeline owns its mapper folder) instead of stopping the run. clips: the clips table the
     splits are read from (default: the one beside the embeddings folder)."""
     mapper = train.mapper
-    metrics = call(train_task, embeddings, out_dir, mapper, train.aggregator, dict(train.options),
-                   restart_incompatible, clips_uri=clips)
+    metrics = call(train_task, embeddings, out_dir, train, restart_incompatible, clips_uri=clips)
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     key = artifact_key("mapper-training", _run_of(out_dir))
     create_table_artifact(key=key, table=[{"field": k, "value": str(v)} for k, v in shown.items()],
