@@ -12,6 +12,7 @@ from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io.layout import RunLayout
+from v2a.io.mappers import find_mapper
 
 
 @dataclass
@@ -104,9 +105,7 @@ def load_run(runs_root: str, run_id: str) -> RunData:
     mapper_dir = mapper_config = None
     exact = True
     if first["conditioning"] == "mapper":
-        from v2a.io.mappers import find_mapper
-
-    mapper_dir, mapper_config, exact = find_mapper(runs_root, first["mapper_checkpoint_id"], first["mapper_kind"])
+        mapper_dir, mapper_config, exact = find_mapper(runs_root, first["mapper_checkpoint_id"], first["mapper_kind"])
     return RunData(run_id, gens, latest_metrics(results), mapper_dir, mapper_config, exact)
 
 
