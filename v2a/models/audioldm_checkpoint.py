@@ -562,7 +562,9 @@ def load_audioldm_checkpoint(path: str | Path, dtype: torch.dtype = torch.float3
                                      else torch.zeros(1, n, dtype=buf.dtype))
     if ema:
         log.info("%s: UNet from the EMA weights (model_ema.*), as AudioLDM samples", ckpt.path)
-    return AudioLDMComponents(net.to(dtype), vae.to(dtype), voc.to(dtype), text.to(dtype),
+    if dtype != torch.float32:
+        net, vae, voc, text = (m.to(dtype) for m in (net, vae, voc, text))
+    return AudioLDMComponents(net, vae, voc, text,
                               scheduler_config(sd, scheduler), ema, list(ucfg["attention_head_dim"]), ckpt.stand_ins)
 
 
