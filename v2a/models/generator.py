@@ -277,7 +277,10 @@ def _from_checkpoint(cfg: GeneratorConfig, dtype: torch.dtype):
     from transformers import ClapTextModelWithProjection, SpeechT5HifiGan
 
     kw = {"local_files_only": local_only}
-    unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", torch_dtype=dtype, **kw)
+    # the weights do not depend on the heads: a folder written with diffusers' converter (8 heads in every
+    # block) gets AudioLDM's own layout back with generator.unet.attention_head_dim
+    heads = {"attention_head_dim": cfg.unet["attention_head_dim"]} if "attention_head_dim" in cfg.unet else {}
+    unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", torch_dtype=dtype, **heads, **kw)
     vae = AutoencoderKL.from_pretrained(ref, subfolder="vae", torch_dtype=dtype, **kw)
     vocoder = SpeechT5HifiGan.from_pretrained(ref, subfolder="vocoder", dtype=dtype, **kw)
     text_encoder = ClapTextModelWithProjection.from_pretrained(ref, subfolder="text_encoder", dtype=dtype, **kw)
