@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from .safe_load import load_weights_only
+
 log = logging.getLogger(__name__)
 
 UNET_PREFIX = "model.diffusion_model."
@@ -62,25 +64,6 @@ ROBERTA_LAYER_NORM_EPS = 1e-5
 
 # --------------------------------------------------------------------------- reading
 
-class _Inert:
-    """Stands in for a class or function that a checkpoint names outside its tensors (Lightning's
-    hyper-parameters, callback states, numpy scalars): built from the pickled arguments, it runs none
-    of the named code and keeps nothing."""
-
-    def __new__(cls, *args, **kwargs):
-        return object.__new__(cls)
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def __setstate__(self, state):
-        pass
-
-
-def _inert_for(name: str):
-    return type(f"Inert[{name}]", (_Inert,), {"__module__": __name__, "__qualname__": f"Inert[{name}]"})
-
-
 @dataclass
 class CheckpointFile:
     """A checkpoint's tensors and how they were read."""
@@ -93,40 +76,17 @@ class CheckpointFile:
 def read_checkpoint(path: str | Path) -> CheckpointFile:
     """The tensors of a checkpoint, read without running code from the file.
 
-    ``.safetensors`` through safetensors; anything else through ``torch.load(weights_only=True)``.
-    When the file also pickles objects that the weights-only reader refuses (a Lightning checkpoint's
-    ``hyper_parameters``, callback or loop states), the names of those globals are listed by
-    ``torch.serialization.get_unsafe_globals_in_checkpoint`` (a static scan of the pickle, nothing
-    runs) and each is allow-listed as an *inert placeholder* class of ours, never as the named class
-    or function itself; the weights-only reader then loads the file, and only tensors are kept.
-    Lightning's ``{"state_dict": ...}`` wrapper is unwrapped.
+    ``.safetensors`` through safetensors; anything else through ``torch.load(weights_only=True)``,
+    with whatever else the file pickles (Lightning's hyper-parameters, callback and loop states) read
+    as inert placeholders (``safe_load.load_weights_only``); only tensors are kept. Lightning's
+    ``{"state_dict": ...}`` wrapper is unwrapped.
     """
     path = Path(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return CheckpointFile(dict(load_file(str(path), device="cpu")), path)
-    stand_ins: list[str] = []
-    try:
-        obj = _torch_load(path)
-    except Exception as exc:  # noqa: BLE001 - retried with stand-ins or re-raised with the reason
-        if not isinstance(exc, __import__("pickle").UnpicklingError):
-            raise RuntimeError(f"{path}: cannot be read as a PyTorch checkpoint ({exc.__class__.__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
-        stand_ins = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-        if not stand_ins:
-            raise RuntimeError(f"{path}: torch.load(weights_only=True) refused it "
-                               f"({str(exc).splitlines()[0]}) and no global names the refusal") from exc
-        log.info("%s: reading %d non-tensor globals as inert placeholders: %s", path, len(stand_ins), stand_ins)
-        with torch.serialization.safe_globals([(_inert_for(name), name) for name in stand_ins]):
-            try:
-                obj = _torch_load(path)
-            except Exception as again:  # noqa: BLE001
-                raise RuntimeError(
-                    f"{path}: cannot be read with torch.load(weights_only=True), even with the globals it names "
-                    f"({', '.join(stand_ins)}) read as inert placeholders: {str(again).splitlines()[0]}. v2a never "
-                    "unpickles arbitrary objects; convert the checkpoint to .safetensors with a trusted script."
-                ) from again
+    obj, stand_ins = load_weights_only(path)
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
@@ -135,15 +95,6 @@ def read_checkpoint(path: str | Path) -> CheckpointFile:
     if not tensors:
         raise RuntimeError(f"{path}: holds no tensors")
     return CheckpointFile(tensors, path, stand_ins)
-
-
-def _torch_load(path: Path):
-    try:  # a zip-format file is memory-mapped: a 2.7 GB AudioLDM checkpoint is not read into memory twice
-        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as exc:
-        if "mmap" not in str(exc):
-            raise
-        return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
 def is_audioldm_checkpoint(state_dict: dict) -> bool:
@@ -275,7 +226,6 @@ def unet_config(layout: UNetLayout, heads: list[int] | None = None) -> dict:
 
 def vae_config(vae: dict, scale_factor: float) -> dict:
     """``AutoencoderKL`` kwargs for AudioLDM's mel VAE (LDM Encoder/Decoder, ``ddconfig``)."""
-    ch = int(vae["encoder.conv_in.weight"].shape[0])
     levels = _indices(vae, r"encoder\.down\.(\d+)\.")
     nrb = len(_indices(vae, r"encoder\.down\.0\.block\.(\d+)\."))
     widths = [int(vae[f"encoder.down.{i}.block.0.conv1.weight"].shape[0]) for i in levels]
