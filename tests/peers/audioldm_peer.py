@@ -74,8 +74,7 @@ def rerandomise(model, seed: int) -> None:
             base = 1.0 if name.endswith("weight") else 0.0
             p.copy_(base + 0.1 * torch.randn(p.shape, generator=g))
         else:
-            fan_in = p[0].numel() if not isinstance(p, torch.nn.Parameter) or p.ndim > 1 else 1
-            p.copy_(torch.randn(p.shape, generator=g) / fan_in ** 0.5)
+            p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)  # fan-in scaled
     if getattr(model, "use_ema", False):
         shadow = dict(model.model_ema.named_buffers())
         for name, p in model.model.named_parameters():

@@ -360,7 +360,7 @@ def convert_vae(vae: dict) -> dict:
     n_up = len(_indices(vae, r"decoder\.up\.(\d+)\."))
     out = {}
     for key, value in vae.items():
-        if key.startswith("vocoder."):
+        if key.startswith(("vocoder.", "loss.")):  # the HiFi-GAN is converted apart; a training loss is not needed
             continue
         m = re.match(r"(encoder|decoder)\.(.*)", key)
         if not m:
