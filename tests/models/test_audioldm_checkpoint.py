@@ -138,3 +138,19 @@ def test_a_diffusers_folder_gets_the_heads_the_profile_names(tmp_path):
     peak = float(eps["base"].abs().max())
     assert float((eps["same"] - eps["base"]).abs().max()) <= 1e-6 * peak
     assert float((eps["other"] - eps["base"]).abs().max()) > 1e-3 * peak
+
+
+def test_a_missing_ckpt_fails_at_once_naming_the_field(tmp_path):
+    from v2a.models import CheckpointNotFoundError, build_generator
+
+    with pytest.raises(CheckpointNotFoundError, match="generator.weights"):
+        build_generator({"model_id": "x", "weights": str(tmp_path / "audioldm-s-full-v2.ckpt")})
+
+
+def test_a_ckpt_that_is_not_audioldm_says_so(tmp_path):
+    from v2a.models import build_generator
+
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"encoder.weight": torch.ones(2)}}, path)
+    with pytest.raises(RuntimeError, match="not an original AudioLDM checkpoint"):
+        build_generator({"model_id": "x", "weights": str(path)})
