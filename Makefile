@@ -28,7 +28,8 @@ $(STAMP): requirements.txt pyproject.toml
 	# Reference packages for tests/peers (model code only; no weights are downloaded). --no-deps: dalle2-pytorch
 	# pins open-clip<3 and frechet-audio-distance numpy<2; their import-time needs are in requirements.txt.
 	$(BIN)/pip install -q --no-deps dalle2-pytorch==1.15.6 rotary-embedding-torch==0.9.1 panns-inference==0.1.1 \
-		torchvggish==0.2 wav2clip==0.1.0 pytorch-fid==0.3.0 frechet-audio-distance==0.3.4 encodec==0.1.1
+		torchvggish==0.2 wav2clip==0.1.0 pytorch-fid==0.3.0 frechet-audio-distance==0.3.4 encodec==0.1.1 \
+		audioldm==0.1.1 progressbar==2.5
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
