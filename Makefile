@@ -42,6 +42,8 @@ test: $(STAMP)
 	@# The listening-report test opens its page in headless Chromium; where it cannot be installed, that test skips.
 	test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| echo "chromium could not be installed: the browser test will skip"
+	@# The layering (pyproject.toml, [tool.importlinter]): flows -> tasks -> stages -> io/models/... -> core.
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest tests
 
 clean:

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from v2a.core import storage
+from v2a.io.layout import RunLayout
 from v2a.stages.report.assets import clip_scores, copy_file, safe_name, write_mel_png, write_poster_png, write_wave_file
 from v2a.stages.report.page import GENERATOR_TAG, METRIC_ORDER, Plot, format_value, markdown_summary, mean_or_none, render_page
 from v2a.config import ReportConfig, default
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 def default_report_dir(runs_root: str, run_ids: list[str]) -> str:
-    return storage.join(runs_root, "listening", safe_name("__vs__".join(run_ids)))
+    return storage.join(RunLayout(runs_root).listening, safe_name("__vs__".join(run_ids)))
 
 
 def build_report(runs_root: str, run_ids: list[str], out: str | None = None, clips: int = DEFAULT_CLIPS,
@@ -204,7 +205,6 @@ def _score_reference_audio(runs_root: str, clips: list[ClipAsset], reference_wav
                            frames: dict, cs_extractor, first: RunData) -> None:
     """CLIP-Score of the real audio. Evaluate stores the real audio's Wav2CLIP embeddings with the reference
     statistics: they are read rather than computed again; only clips no stored set holds are embedded."""
-    from v2a.io.layout import RunLayout
     from v2a.metrics.reference_stats import stored_per_clip
     from v2a.metrics.scores import clip_score
 
@@ -231,7 +231,7 @@ def _summary(runs: list[RunData], chosen: list[str], clips: list[ClipAsset]) -> 
 def _collect_plots(runs_root: str, runs: list[RunData], work: Path, own: list[Path]) -> list[Plot]:
     plots: list[Plot] = []
     folder = Path("assets", "plots")
-    reports = storage.join(runs_root, "reports")
+    reports = RunLayout(runs_root).reports
     for uri in storage.list_files(reports, ".png"):
         # A report written under reports/ must not pull its own pictures back in.
         if "://" not in uri and any(Path(uri).resolve().is_relative_to(p.resolve()) for p in own):

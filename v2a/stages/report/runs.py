@@ -72,7 +72,7 @@ class ClipAsset:
 
 
 def available_runs(runs_root: str) -> list[str]:
-    fs, path = storage.filesystem(storage.join(runs_root, "generations"))
+    fs, path = storage.filesystem(RunLayout(runs_root).generations_root)
     if not fs.exists(path):
         return []
     return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False) if fs.isdir(p))
