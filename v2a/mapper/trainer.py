@@ -549,6 +549,10 @@ def _train_one_epoch(run: _Run, step: TrainStep, data: _Data, device: torch.devi
     bs = min(run.config.batch_size, n)
     t0 = time.perf_counter()
     gen = torch.Generator(device=device).manual_seed(_stream_seed(run.config.seed, 0, run.epoch))
+    if device.type == "cpu" or not run.config.cuda_graphs:
+        # Dropout (the dalle2-prior block's) draws from the global generator: seeded per epoch, a re-run and a
+        # resumed run make the same draws. A captured CUDA graph keeps its own generator state instead.
+        torch.manual_seed(_stream_seed(run.config.seed, 2, run.epoch))
     perm = torch.randperm(n, generator=gen, device=device)
     loss_sum = torch.zeros((), device=device)
     seen = 0
