@@ -66,7 +66,7 @@ def _sync(device: str) -> None:
 
 def _clips(s: dict) -> list[dict]:
     """Clip rows of synthetic videos (made once under $TMPDIR), cycled to s['clips']."""
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     width, height = s["size"]
     folder = (Path(os.environ.get("TMPDIR", "/tmp"))
@@ -82,8 +82,8 @@ def _clips(s: dict) -> list[dict]:
 
 def embed_rate(s: dict) -> float:
     """clips/s of the embed stage's decode + CLIP + CLAP on this process's device."""
-    from v2a.embed import embed_clips
-    from v2a.model_cache import get_model
+    from v2a.stages.embed import embed_clips
+    from v2a.runtime.model_cache import get_model
 
     clip_model, clap_model = get_model(s["profile"], "clip", s["device"]), get_model(s["profile"], "clap", s["device"])
     clips = _clips(s)
@@ -100,7 +100,7 @@ def embed_rate(s: dict) -> float:
 def _mapper(s: dict, dim: int):
     """The diffusion-Transformer mapper (random weights, one short training epoch to make a checkpoint)."""
     from v2a.mapper.checkpoint import load_mapper
-    from v2a.mapper.train import TrainConfig, train_mapper
+    from v2a.mapper.trainer import TrainConfig, train_mapper
 
     folder = tempfile.mkdtemp(prefix="v2a-gpu-suite-mapper-")
     x = np.random.default_rng(0).normal(size=(8, dim)).astype(np.float32)
@@ -111,7 +111,7 @@ def _mapper(s: dict, dim: int):
 
 def generate_rates(s: dict) -> dict[int, float]:
     """s/sample of mapper + AudioLDM per batch size, the whole pipeline from CLIP embedding to waveform."""
-    from v2a.model_cache import get_model
+    from v2a.runtime.model_cache import get_model
 
     gen = get_model(s["profile"], "generator", s["device"])
     negative = gen.negative_embedding()
@@ -137,8 +137,8 @@ def generate_rates(s: dict) -> dict[int, float]:
 
 def extractor_rates(s: dict) -> dict[str, float]:
     """clips/s of each evaluation extractor on 10-s (or the quick length) 16 kHz clips, as evaluation runs them."""
-    from v2a.metrics.evaluate import _extract
-    from v2a.model_cache import get_model
+    from v2a.metrics.scores import _extract
+    from v2a.runtime.model_cache import get_model
 
     seconds = s["clip_seconds"]
     rng = np.random.default_rng(1)
@@ -161,7 +161,7 @@ def mapper_epoch_seconds(s: dict) -> float:
     """Seconds per epoch of 183,730 pairs at batch 448: the trainer's own step, timed over
     `mapper_timed_steps` steps (a whole epoch on a GPU) and scaled to an epoch."""
     from v2a.mapper.factory import build_objective
-    from v2a.mapper.train import TrainConfig, TrainStep, make_network, make_optimizer
+    from v2a.mapper.trainer import TrainConfig, TrainStep, make_network, make_optimizer
 
     device = torch.device(s["device"])
     batch, dim = s["mapper_batch"], 512
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     gpus = []
     if device.startswith("cuda"):
-        from v2a.runtime.devices import visible_gpus
+        from v2a.core.devices import visible_gpus
 
         gpus = visible_gpus()
     where = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {os.cpu_count()} cores"

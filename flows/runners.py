@@ -7,7 +7,7 @@ stages do not each pay for starting workers (and loading models).
 ray: `prefect-ray`, on a local Ray instance or an existing cluster (`address`), started once per run;
 model tasks on CUDA ask Ray for a GPU each.
 
-GPU workers are pinned by `CUDA_VISIBLE_DEVICES`, set per worker process (v2a.runtime.devices),
+GPU workers are pinned by `CUDA_VISIBLE_DEVICES`, set per worker process (v2a.core.devices),
 rather than by dask-cuda's LocalCUDACluster: the same code then runs on a machine without a GPU
 (the tests start it on CPU), and no RAPIDS package pins the Dask version prefect-dask needs.
 Workers started by `dask cuda worker` on other nodes are pinned the same way and need nothing else.
@@ -70,7 +70,7 @@ def gpu_cluster(gpus: list[str], threads_per_worker: int = 1, memory_limit="auto
     CUDA_VISIBLE_DEVICES naming its GPU: inside it `cuda` is that GPU, and its models load once."""
     from distributed import Nanny, Scheduler, SpecCluster
 
-    from v2a.runtime.devices import worker_env
+    from v2a.core.devices import worker_env
 
     _workers_may_start_processes()
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard_address is not None,

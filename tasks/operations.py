@@ -42,7 +42,7 @@ def uses_gpu(device: str | None) -> bool:
 def gpu_slot(device: str) -> str:
     """The limit a model task on `device` holds a slot of: its GPU's, named by host and physical id (a
     worker pinned to GPU 3 runs on its `cuda:0`, which is `gpu:HOST:cuda:3`)."""
-    from v2a.runtime.devices import host, physical_device
+    from v2a.core.devices import host, physical_device
 
     return f"{GPU_LIMIT}:{host()}:{physical_device(device)}"
 

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 from storage_schemas import embeddings as embeddings_schema
 from storage_schemas import generations as generations_schema
 from storage_schemas import provenance as provenance_schema
-from v2a import status
+from v2a.tools import status
 from v2a.io import embeddings as embeddings_io
 from v2a.io import generations as generations_io
 from v2a.io import parquet

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from v2a.config import ConfigError, RunnerConfig, config_from_dict
-from v2a.runtime import devices
+from v2a.core import devices
 
 
 @pytest.mark.parametrize("spec, visible, wanted", [

@@ -77,7 +77,7 @@ def _run_while_killing(address: str, stage, appeared):
 
 
 def _ingest(out, synth_dir):
-    from v2a.ingest import ingest
+    from v2a.stages.ingest import ingest
 
     ingest(str(out / "clips.parquet"), csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"),
            dataset="synthetic")
@@ -90,7 +90,7 @@ def test_a_worker_killed_mid_embed_loses_no_shard_and_writes_none_twice(cluster,
     from flows.embed import embed_flow
 
     c, client = cluster
-    client.run(_slow_down, "v2a.embed", "embed_clips", 1.0)
+    client.run(_slow_down, "v2a.stages.embed", "embed_clips", 1.0)
     out = tmp_path / "run"
     _ingest(out, synth_dir)
     emb = out / "embeddings"

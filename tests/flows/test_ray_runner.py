@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from v2a.config import RunnerConfig
-from v2a.runtime import devices
+from v2a.core import devices
 
 
 @pytest.fixture(scope="module")

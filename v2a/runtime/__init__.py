@@ -1,1 +1,1 @@
-"""What a stage needs at run time on whichever process or machine runs it: models loaded once, devices."""
+"""What a worker process keeps between tasks: the models it has loaded (`model_cache`)."""
