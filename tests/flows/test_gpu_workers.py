@@ -152,8 +152,11 @@ def _where_am_i(item: int) -> dict:
 
     from tasks.operations import gpu_slot
 
+    import multiprocessing
+
     time.sleep(0.2)  # long enough that both workers get tasks
     return {"item": item, "pid": os.getpid(), "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "may_start_processes": not multiprocessing.current_process().daemon,
             **devices.provenance("cuda"), "slot": gpu_slot("cuda")}
 
 
@@ -177,6 +180,7 @@ def test_a_two_worker_gpu_cluster_runs_each_task_on_its_own_workers_device(prefe
     for r in seen:
         by_worker.setdefault(r["pid"], set()).add((r["visible"], r["device"], r["slot"]))
     assert len(by_worker) == 2 and os.getpid() not in by_worker       # two worker processes, not this one
+    assert all(r["may_start_processes"] for r in seen)                # the embed stage's decode pool can start
     assert all(len(v) == 1 for v in by_worker.values())               # a worker's tasks: always its own GPU
     assert sorted(next(iter(v))[:2] for v in by_worker.values()) == [("0", "cuda:0"), ("1", "cuda:1")]
     assert len({next(iter(v))[2] for v in by_worker.values()}) == 2   # and a slot of its own

@@ -98,3 +98,15 @@ def test_the_training_curve_is_attached_as_an_inline_image(pipeline_run):
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"mapper-training-{out.name}-diff-mlp-curve"])))
     inline = f"![training curve](data:image/png;base64,{base64.b64encode(curve.read_bytes()).decode()})"
     assert any(inline in (a.data or "") and str(curve) in (a.data or "") for a in artifacts)
+
+
+def test_every_row_names_the_host_and_device_that_made_it(pipeline_run):
+    from v2a.core.devices import host
+    from v2a.tools.status import out_status
+
+    out, summary = pipeline_run
+    for table in (out / "embeddings", out / "generations" / summary["run_id"] / "table", out / "results"):
+        rows = pd.read_parquet(table, columns=["host", "device"])
+        assert len(rows) and set(rows["host"]) == {host()} and set(rows["device"]) == {"cpu"}, table
+    spread = {(r["stage"], r["host"], r["device"]) for r in out_status(str(out))["made_on"]}
+    assert {("embed", host(), "cpu"), ("generate", host(), "cpu"), ("evaluate", host(), "cpu")} <= spread

@@ -29,6 +29,7 @@ def test_embedding_on_a_local_ray_instance_gives_the_rows_of_the_thread_pool(ray
     assert len(threads) == 12 and len(list((tmp_path / "ray" / "embeddings").glob("shard-*.parquet"))) == 3
     columns = ["clip_id", "kind", "clip_model_id", "clap_model_id", "host", "device"]
     assert on_ray[columns].equals(threads[columns])
+    assert set(on_ray["device"]) == {"cpu"} and on_ray["host"].notna().all()  # where each row was made
     for column in ("image_frames", "audio_emb"):
         for a, b in zip(on_ray[column], threads[column]):
             # Ray's worker processes may use other BLAS thread counts: equal up to float reduction order.
