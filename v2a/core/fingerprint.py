@@ -12,7 +12,7 @@ import hashlib
 import json
 import posixpath
 
-from v2a import storage
+from v2a.core import storage
 
 ABSENT = "absent"
 # Change tokens fsspec back-ends report, most specific first: content hashes before times.

@@ -25,7 +25,7 @@ import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from v2a import storage
+from v2a.core import storage
 
 LOCK_NAME = ".v2a.lock"
 

@@ -6,8 +6,6 @@ any model or Prefect code loads) does not pay for torch.
 
 # The paper's Table 4 rows: regression/diffusion objective × MLP/transformer network.
 MAPPER_NAMES = ("reg-mlp", "reg-transformer", "diff-mlp", "diff-transformer")
-# Table 1 and Table 2 metrics: FD (PANNs), FAD (VGGish), CS (Wav2CLIP), KL and IS (PANNs logits).
-METRICS = ("fd", "fad", "cs", "kl", "is")
 # AudioLDM's samplers we expose.
 SCHEDULERS = ("ddim", "dpmsolver++")
 # What AudioLDM is conditioned on: the mapper's pseudo-CLAP, raw CLIP, or the label's CLAP text (Table 3).

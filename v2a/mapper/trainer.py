@@ -12,7 +12,6 @@ safetensors, everything else in state.json; no pickle anywhere.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import math
@@ -21,7 +20,6 @@ import shutil
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,167 +28,17 @@ import torch
 from torch import nn
 
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
-                                   save_mapper, save_safetensors, sha256_file, state_dict_to_safetensors)
-from v2a.mapper.evaluate import embedding_metrics
-from v2a.mapper.factory import (MAPPER_NAMES, TRANSFORMER_BLOCKS, build_mapper, build_objective, check_block,
-                                count_trainable_params, mapper_name, parse_mapper_name, resolve_depth_expansion)
-
-from v2a.names import MAPPER_GUIDANCE, MAPPER_STEPS  # noqa: E402  (the paper's sampling, written once)
+                                   save_mapper, save_safetensors, state_dict_to_safetensors)
+from v2a.core.checkpoints import checkpoint_id
+from v2a.mapper.settings import MONITORS, TrainConfig
+from v2a.mapper.validation import embedding_metrics
+from v2a.mapper.factory import MAPPER_NAMES, build_mapper, build_objective, count_trainable_params
 
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_NAME = "history.json"
 CURVE_NAME = "training_curve.png"
 PLOT_EVERY_S = 60.0
 BEST_DIR = "best"
-SELECTIONS = ("last", "best")
-MONITORS = {"val_loss": -1.0, "val_cosine": 1.0}  # sign: +1 when higher is better
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; defaults are the paper's (best) settings."""
-
-    mapper: str = "diff-transformer"  # reg-mlp | reg-transformer | diff-mlp | diff-transformer
-    depth: int | None = None  # None: paper default for the mapper (MLP 1, reg-transformer 8, diff-transformer 12)
-    expansion: int | None = None  # None: 4 (MLP width multiplier / transformer feed-forward multiplier)
-    heads: int = 12
-    head_dim: int = 64
-    # Transformer block: "dalle2-prior" (DALLE2-pytorch's prior network, the paper's) or "query-slots".
-    transformer_block: str = "dalle2-prior"
-    prior_text_len: int = 77  # dalle2-prior: learned null text-encoding tokens (DALLE2's max_text_len)
-    epochs: int = 100
-    max_steps: int | None = None  # stop early after this many optimizer steps in total (smoke runs)
-    batch_size: int = 448
-    lr: float = 1.1e-4
-    # The paper's lr is the DALLE2-pytorch prior recipe; its weight decay and clipping come with it.
-    weight_decay: float = 6.02e-2
-    max_grad_norm: float | None = 0.5
-    seed: int = 0
-    ema: bool = False
-    ema_decay: float = 0.9999
-    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
-    bf16: bool = True  # bfloat16 autocast; applies on CUDA only (CPU runs stay float32 and deterministic)
-    compile: bool = False  # torch.compile the network for training steps (then no manual CUDA graph)
-    cuda_graphs: bool = True  # on CUDA, replay each full-batch training step as one CUDA graph
-    # Diffusion mapper settings (ignored by regression mappers).
-    num_timesteps: int = 1000
-    cond_drop_prob: float = 0.1
-    # Dropout of the noisy embedding x_t (DALLE2's image_cond_drop_prob) for networks with a learned
-    # null x_t (the dalle2-prior block); None: cond_drop_prob for those (DALLE2's default), 0 otherwise.
-    x_drop_prob: float | None = None
-    sampling_steps: int = MAPPER_STEPS  # stored as the checkpoint's inference default (paper: 200)
-    guidance_scale: float = MAPPER_GUIDANCE  # stored as the inference default (paper best: 0.9)
-    eta: float = 1.0
-    sampling_clamp_l2norm: bool = True
-    timestep_spacing: str = "dalle2"  # DDIM grid: "dalle2" (DALLE2-pytorch's p_sample_loop_ddim) or "even"
-    # Validation: a monitor of progress, cheaper than the final evaluation, so diffusion mappers
-    # are sampled with fewer steps than at inference.
-    val_every: int = 1
-    val_sampling_steps: int = 25
-    val_guidance_scale: float = MAPPER_GUIDANCE
-    val_batch_size: int = 16384
-    keep_checkpoints: int = 1  # epoch checkpoints kept on disk (the newest ones)
-    # A resumable checkpoint (weights + optimizer: 585 MB for the paper's Transformer) every this many
-    # epochs and at the end, instead of every epoch (58 GB of writes over 100 epochs).
-    checkpoint_every: int = 5
-    # Which weights become model.safetensors: "last" (the final epoch's) or "best" (the epoch with the
-    # best `monitor` on the validation pairs; those weights are also kept in checkpoints/best/).
-    select: str = "last"
-    monitor: str = "val_loss"  # val_loss (lower is better) | val_cosine (higher is better)
-    early_stopping_patience: int | None = None  # stop after this many validations without improvement
-
-    # Fields that may change between a run and its resumption; every other field shapes the
-    # trajectory and must match the checkpoint.
-    RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "bf16", "compile", "cuda_graphs", "sampling_steps",
-                         "guidance_scale", "eta", "sampling_clamp_l2norm", "timestep_spacing", "val_every",
-                         "val_sampling_steps", "val_guidance_scale", "val_batch_size", "keep_checkpoints",
-                         "checkpoint_every", "select", "early_stopping_patience")
-
-    def __post_init__(self):
-        try:
-            kind, arch = parse_mapper_name(self.mapper)
-        except ValueError:
-            raise ValueError(f"TrainConfig.mapper={self.mapper!r} is not accepted; "
-                             f"accepted: {', '.join(MAPPER_NAMES)}") from None
-        self.mapper = mapper_name(kind, arch)
-        for name in ("depth", "expansion"):
-            _require(name, getattr(self, name), lambda v: v is None or (_is_int(v) and v >= 1),
-                     "None (paper default) or an integer >= 1")
-        self.depth, self.expansion = resolve_depth_expansion(kind, arch, self.depth, self.expansion)
-        try:
-            check_block(self.transformer_block)
-        except ValueError:
-            raise ValueError(f"TrainConfig.transformer_block={self.transformer_block!r} is not accepted; "
-                             f"accepted: {', '.join(TRANSFORMER_BLOCKS)}") from None
-        _require("timestep_spacing", self.timestep_spacing, lambda v: v in ("dalle2", "even"), "'dalle2' or 'even'")
-        _require("x_drop_prob", self.x_drop_prob, lambda v: v is None or (_is_num(v) and 0 <= v < 1),
-                 "None or a number in [0, 1)")
-        for name in ("heads", "head_dim", "prior_text_len", "epochs", "batch_size", "num_timesteps", "sampling_steps",
-                     "val_every", "val_sampling_steps", "val_batch_size", "keep_checkpoints", "checkpoint_every"):
-            _require(name, getattr(self, name), lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-        _require("max_steps", self.max_steps, lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1")
-        _require("select", self.select, lambda v: v in SELECTIONS, " or ".join(map(repr, SELECTIONS)))
-        _require("monitor", self.monitor, lambda v: v in MONITORS, " or ".join(map(repr, MONITORS)))
-        _require("early_stopping_patience", self.early_stopping_patience,
-                 lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1")
-        _require("seed", self.seed, lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-        _require("lr", self.lr, lambda v: _is_num(v) and v > 0, "a number > 0")
-        _require("weight_decay", self.weight_decay, lambda v: _is_num(v) and v >= 0, "a number >= 0")
-        _require("max_grad_norm", self.max_grad_norm, lambda v: v is None or (_is_num(v) and v > 0),
-                 "None or a number > 0")
-        _require("ema_decay", self.ema_decay, lambda v: _is_num(v) and 0 < v < 1, "a number in (0, 1)")
-        _require("cond_drop_prob", self.cond_drop_prob, lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)")
-        _require("eta", self.eta, lambda v: _is_num(v) and v >= 0, "a number >= 0")
-        for name in ("guidance_scale", "val_guidance_scale"):
-            _require(name, getattr(self, name), _is_num, "a number")
-        for name in ("sampling_steps", "val_sampling_steps"):
-            _require(name, getattr(self, name), lambda v: v <= self.num_timesteps,
-                     f"an integer <= num_timesteps ({self.num_timesteps})")
-        for name in ("ema", "bf16", "compile", "cuda_graphs", "sampling_clamp_l2norm"):
-            _require(name, getattr(self, name), lambda v: isinstance(v, bool), "True or False")
-        _require("device", self.device, lambda v: isinstance(v, str) and re.fullmatch(r"cpu|cuda(:\d+)?", v),
-                 "'cpu', 'cuda' or 'cuda:N'")
-
-    @property
-    def kind(self) -> str:
-        return parse_mapper_name(self.mapper)[0]
-
-    @property
-    def arch(self) -> str:
-        return parse_mapper_name(self.mapper)[1]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def objective_settings(self) -> dict:
-        if self.kind == "regression":
-            return {}
-        return {"num_timesteps": self.num_timesteps, "schedule": "cosine", "cond_drop_prob": self.cond_drop_prob,
-                "x_drop_prob": self.resolved_x_drop_prob(), "sampling_steps": self.sampling_steps,
-                "guidance_scale": self.guidance_scale, "eta": self.eta,
-                "sampling_clamp_l2norm": self.sampling_clamp_l2norm, "timestep_spacing": self.timestep_spacing}
-
-    def resolved_x_drop_prob(self) -> float:
-        has_null_x = self.arch == "transformer" and self.transformer_block == "dalle2-prior"
-        if self.x_drop_prob is None:
-            return float(self.cond_drop_prob) if has_null_x else 0.0
-        if self.x_drop_prob > 0 and not has_null_x:
-            raise ValueError(f"TrainConfig.x_drop_prob={self.x_drop_prob}: only the dalle2-prior transformer has a "
-                             "learned null x_t to drop to")
-        return float(self.x_drop_prob)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _require(name: str, value, ok: Callable, accepted: str) -> None:
-    if not ok(value):
-        raise ValueError(f"TrainConfig.{name}={value!r} is not accepted; accepted: {accepted}")
 
 
 # ---- pieces shared with benchmarks/bench_mapper.py ---------------------------------------------
@@ -444,7 +292,7 @@ def _save_epoch_checkpoint(out_dir: Path, epoch: int, state: dict, net: nn.Modul
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_safetensors(state_dict_to_safetensors(net), tmp / "model.safetensors")
+    save_safetensors(state_dict_to_safetensors(net), tmp / WEIGHTS_NAME)
     opt_tensors, groups = _optimizer_tensors(optimizer)
     save_safetensors(opt_tensors, tmp / "optimizer.safetensors")
     if ema_net is not None:
@@ -560,8 +408,8 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
         last_epoch, where = epoch_dirs[-1]
         saved = json.loads((where / "state.json").read_text())
         _check_resumable(saved, config, train_fp, where)
-        model_tensors = read_safetensors(where / "model.safetensors")
-        check_state_shapes(net, model_tensors, str(where / "model.safetensors"))
+        model_tensors = read_safetensors(where / WEIGHTS_NAME)
+        check_state_shapes(net, model_tensors, str(where / WEIGHTS_NAME))
         net.load_state_dict(model_tensors)
         _load_optimizer_tensors(optimizer, read_safetensors(where / "optimizer.safetensors"))
         if ema_net is not None:
@@ -672,7 +520,7 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
     final.update({"selected": selected, "best_epoch": best["epoch"] if best else None,
                   "trainable_params": count_trainable_params(net), "epochs_completed": epoch,
                   "global_step": global_step, "resumed_from_epoch": resumed_from, "out_dir": str(out_dir),
-                  "checkpoint_id": sha256_file(out_dir / WEIGHTS_NAME)[:12], "mapper": config.mapper})
+                  "checkpoint_id": checkpoint_id(out_dir / WEIGHTS_NAME), "mapper": config.mapper})
     return final
 
 

@@ -1,6 +1,6 @@
 """Decoding of videos and images into sampled RGB frames and 16 kHz mono audio.
 
-Videos go through a decoder backend (``v2a.decoders``: PyAV, decord or torchcodec) that picks the
+Videos go through a decoder backend (``v2a.media.decoders``: PyAV, decord or torchcodec) that picks the
 frames while decoding (never the whole video in memory), evenly spaced over the clip by count
 (``num_frames``) or by rate (``frame_rate``).
 """
@@ -12,8 +12,9 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from v2a import storage
-from v2a.decoders import CLAP_SECONDS, DecodedClip, MediaError, Sampling, decode
+from v2a.core.rates import DECODE_SAMPLE_RATE
+from v2a.core import storage
+from v2a.media.decoders import CLAP_SECONDS, DecodedClip, MediaError, Sampling, decode
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
@@ -59,7 +60,7 @@ def read_image(uri: str) -> DecodedClip:
         except Exception as err:  # PIL raises many kinds for bad files
             raise MediaError(f"not a readable image: {err}") from err
         rgb = _to_rgb(_exif_upright(img))
-    return DecodedClip(rgb[None], np.zeros(1, np.float32), None, 16000, 0.0)
+    return DecodedClip(rgb[None], np.zeros(1, np.float32), None, DECODE_SAMPLE_RATE, 0.0)
 
 
 def _exif_upright(img: Image.Image) -> Image.Image:
@@ -79,7 +80,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def read_video(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_seconds: float | None = None,
+def read_video(uri: str, num_frames: int = 10, sample_rate: int = DECODE_SAMPLE_RATE, max_seconds: float | None = None,
                frame_rate: float | None = None, backend: str | None = "auto", audio: bool = True,
                threads: int = 0, channels: str = "mean") -> DecodedClip:
     """Frames evenly spaced over the first ``max_seconds`` (``num_frames`` of them, or ``frame_rate``
@@ -90,7 +91,7 @@ def read_video(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_sec
     return decode(uri, sampling, backend)
 
 
-def read_clip(uri: str, num_frames: int = 10, sample_rate: int = 16000, max_seconds: float | None = None,
+def read_clip(uri: str, num_frames: int = 10, sample_rate: int = DECODE_SAMPLE_RATE, max_seconds: float | None = None,
               frame_rate: float | None = None, backend: str | None = "auto", audio: bool = True,
               threads: int = 0, channels: str = "mean") -> DecodedClip:
     if is_image(uri):

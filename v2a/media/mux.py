@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 
-from v2a import storage
+from v2a.core import storage
 
 
 def mux_soundtrack(video_uri: str, wave: np.ndarray, sample_rate: int, out_uri: str) -> None:

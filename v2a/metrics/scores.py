@@ -2,7 +2,7 @@
 
 Keys. `generated` is keyed by *sample* id, `reference` and `image_embeddings` by *clip* id;
 `clip_id_of(sample_id)` says which clip a sample belongs to. The default strips the
-`__s<k>` suffix that `v2a.generate` gives the k-th sample of a clip (`abc_000030__s1` ->
+`__s<k>` suffix that `v2a.stages.generate` gives the k-th sample of a clip (`abc_000030__s1` ->
 `abc_000030`) and leaves other keys unchanged, so one sample per clip can simply use the clip
 id. Pass `clip_id_of=lambda k: k` (or your own mapping) to decide otherwise.
 
@@ -38,13 +38,10 @@ from v2a.metrics.reference_stats import reference_stats
 
 log = logging.getLogger(__name__)
 
-from v2a.names import METRICS  # noqa: E402  (listed once, importable without torch)
+from v2a.metrics.specs import METRICS, SPECS  # noqa: E402  (the one metric table)
 AUDIO_SUFFIXES = (".wav", ".flac")
 _SAMPLE_SUFFIX = re.compile(r"__s\d+$")
 
-# Which extractor each metric runs on, and whether it needs the reference audio.
-_NEEDS = {"fd": ("panns", True), "kl": ("panns", True), "is": ("panns", False),
-          "fad": ("vggish", True), "cs": ("wav2clip", False)}
 
 
 def clip_id_of_sample(sample_id: str) -> str:
@@ -139,23 +136,23 @@ def _pairs(sample_ids, clip_id_of, available, what: str) -> tuple[list[int], lis
 
 def _wanted(metrics, reference, image_embeddings, extractors) -> list[str]:
     if metrics is None:
-        chosen = [m for m in METRICS if _NEEDS[m][0] in extractors
-                  and (reference is not None or not _NEEDS[m][1])
-                  and (m != "cs" or image_embeddings is not None)]
+        chosen = [m for m in METRICS if SPECS[m].extractor in extractors
+                  and (reference is not None or not SPECS[m].needs_reference)
+                  and (image_embeddings is not None or not SPECS[m].needs_frames)]
         if not chosen:
             raise ValueError("nothing to compute: give extractors and reference audio or image embeddings")
         return chosen
     chosen = []
     for m in metrics:
-        if m not in _NEEDS:
+        if m not in SPECS:
             raise ValueError(f"unknown metric {m!r}; accepted: {', '.join(METRICS)}")
-        ext, needs_ref = _NEEDS[m]
+        ext, needs_ref = SPECS[m].extractor, SPECS[m].needs_reference
         if ext not in extractors:
             raise ValueError(f"metric {m!r} needs the {ext!r} extractor; extractors given: {sorted(extractors)}")
         if needs_ref and reference is None:
             raise ValueError(f"metric {m!r} needs reference audio")
-        if m == "cs" and image_embeddings is None:
-            raise ValueError("metric 'cs' needs image_embeddings")
+        if SPECS[m].needs_frames and image_embeddings is None:
+            raise ValueError(f"metric {m!r} needs image_embeddings")
         chosen.append(m)
     return chosen
 

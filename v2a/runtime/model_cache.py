@@ -12,7 +12,7 @@ _GUARD = threading.Lock()
 @lru_cache(maxsize=16)
 def get_model(profile: str, component: str, device: str = "cpu"):
     from v2a.models.profile import load_profile
-    from v2a.weights import ensure_weights
+    from v2a.models.profile_weights import ensure_weights
 
     prof = load_profile(profile)
     # registry weights this component needs: fetched now when online; offline, a one-line error naming
@@ -39,8 +39,8 @@ def model_lock(profile: str, component: str, device: str = "cpu") -> threading.L
 
 
 def get_mapper(checkpoint_dir: str, device: str = "cpu"):
-    from v2a import storage
-    from v2a.fingerprint import fingerprint
+    from v2a.core import storage
+    from v2a.core.fingerprint import fingerprint
     from v2a.mapper.checkpoint import WEIGHTS_NAME
 
     # Keyed on the weights file's state too: a folder retrained in place must not serve the old mapper.

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from v2a import storage
+from v2a.core import storage
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import torch
 from tqdm import tqdm
 
 from storage_schemas import errors as errors_schema
-from v2a import storage
-from v2a.decoders import resolve_backend
+from v2a.core import storage
+from v2a.media.decoders import resolve_backend
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
 from v2a.media import MediaError, read_clip

@@ -11,24 +11,19 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import numpy as np
-import soundfile as sf
 
+from v2a.core.rates import DECODE_SAMPLE_RATE
 from storage_schemas import results as results_schema
-from v2a import __version__, storage
+from v2a import __version__
+from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
+from v2a.io.audio import read_wave
 from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.reference_stats import id_list_sha256
-from v2a.names import METRICS
-
-
-def read_wave(uri: str) -> tuple[np.ndarray, int]:
-    fs, path = storage.filesystem(uri)
-    with fs.open(path, "rb") as handle:
-        wave, sr = sf.read(handle, dtype="float32", always_2d=True)
-    return wave.mean(axis=1), sr
+from v2a.metrics.specs import METRICS, SPECS
 
 
 class ReferenceAudio(Mapping):
@@ -39,7 +34,7 @@ class ReferenceAudio(Mapping):
     were embedded); a clip that fails to decode now raises, naming it, instead of silently changing
     the reference set that the stored statistics were computed on."""
 
-    def __init__(self, uris: dict[str, str], seconds: float, sample_rate: int = 16000):
+    def __init__(self, uris: dict[str, str], seconds: float, sample_rate: int = DECODE_SAMPLE_RATE):
         self._uris, self.seconds, self.sample_rate = dict(sorted(uris.items())), seconds, sample_rate
 
     def __getitem__(self, clip_id: str) -> np.ndarray:
@@ -59,7 +54,7 @@ class ReferenceAudio(Mapping):
         return len(self._uris)
 
 
-def reference_audio(clips_uri: str, clip_ids, seconds: float, sample_rate: int = 16000,
+def reference_audio(clips_uri: str, clip_ids, seconds: float, sample_rate: int = DECODE_SAMPLE_RATE,
                     embeddings_uri: str | None = None) -> ReferenceAudio:
     """The real audio of the given video clips that have sound (lazily decoded, see ReferenceAudio).
 
@@ -94,8 +89,8 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
                  metrics=METRICS, progress: bool = False, provenance: dict | None = None) -> list[dict]:
     """Evaluate one generation run of the pipeline; write and return its rows of the results table.
 
-    provenance: what the caller knows of the run (v2a.provenance.PROVENANCE_KEYS), recorded in every row."""
-    from v2a.metrics.evaluate import evaluate_audio
+    provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row."""
+    from v2a.metrics.scores import evaluate_audio
 
     inputs = evaluation_inputs(gen_dir, out, split)
     gens, clip_ids, generated, images, reference = (inputs.gens, inputs.clip_ids, inputs.generated, inputs.images,
@@ -141,7 +136,7 @@ class GeneratedAudio(Mapping):
 
 def evaluation_inputs(gen_dir: str, out: str, split: str = "test") -> RunInputs:
     """What evaluating a run needs, gathered from the tables: nothing is decoded here."""
-    from v2a.generate import read_generations
+    from v2a.io.generations import read_generations
 
     layout = RunLayout(out)
     gens = read_generations(gen_dir)
@@ -203,7 +198,7 @@ def _trainable_params_m(out: str, checkpoint_id) -> float | None:
     """The paper's 'trainable M' column: the mapper's own parameters (the frozen models do not count)."""
     if not isinstance(checkpoint_id, str):
         return None
-    from v2a.report.runs import find_mapper
+    from v2a.io.mappers import find_mapper
 
     _, config, exact = find_mapper(out, checkpoint_id, None)
     if not exact or not config or "trainable_params" not in config:
@@ -212,7 +207,7 @@ def _trainable_params_m(out: str, checkpoint_id) -> float | None:
 
 
 def _provenance(given: dict | None) -> dict:
-    from v2a.provenance import PROVENANCE_KEYS, git_commit
+    from v2a.core.provenance import PROVENANCE_KEYS, git_commit
 
     given = dict(given or {})
     unknown = sorted(set(given) - set(PROVENANCE_KEYS))
@@ -239,14 +234,14 @@ def _row(protocol: dict, metric_row: dict, n_clips: int) -> dict:
 def _samples_per_clip(generated) -> list[int]:
     from collections import Counter
 
-    from v2a.metrics.evaluate import clip_id_of_sample
+    from v2a.metrics.scores import clip_id_of_sample
 
     return list(Counter(clip_id_of_sample(k) for k in generated).values()) or [0]
 
 
 def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, reference_dir: str | None = None,
                     run_dir: str | None = None, split: str = "test", run_id: str | None = None,
-                    dataset: str = "external", clip_seconds: float = 10.0, sample_rate: int = 16000,
+                    dataset: str = "external", clip_seconds: float = 10.0, sample_rate: int = DECODE_SAMPLE_RATE,
                     metrics=METRICS, stats_dir: str | None = None, provenance: dict | None = None) -> list[dict]:
     """Evaluate any folder of wav/flac files, e.g. another system's outputs.
 
@@ -254,7 +249,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     with the same stems, or, with `run_dir`, the real audio of `split` from that run's clips table;
     CS needs `run_dir` too (its embeddings table holds the CLIP frames of each clip).
     """
-    from v2a.metrics.evaluate import clip_id_of_sample, evaluate_audio, load_audio_folder
+    from v2a.metrics.scores import clip_id_of_sample, evaluate_audio, load_audio_folder
 
     generated = {k: w for k, (w, _) in load_audio_folder(generated_dir, target_sample_rate=sample_rate).items()}
     if not generated:
@@ -272,7 +267,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     images = None
     if run_dir and embeddings_io.exists(RunLayout(run_dir).embeddings):
         images = _image_frames(RunLayout(run_dir).embeddings, clip_ids) or None
-    metrics = [m for m in metrics if (reference or m not in ("fd", "fad", "kl")) and (images or m != "cs")]
+    metrics = [m for m in metrics if (reference or not SPECS[m].needs_reference) and (images or not SPECS[m].needs_frames)]
     if not metrics:
         raise ValueError("nothing to compute: give --reference (FD, FAD, KL) and/or a run folder with embeddings (CS)")
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=clip_seconds,

@@ -6,43 +6,27 @@ does not depend on which batch it lands in, and a resumed run reproduces it.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import time
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from v2a import storage
-from v2a.aggregate import aggregate_frames, frames_array
+from v2a.core import storage
+from v2a.core.aggregate import aggregate_frames, frames_array
 from v2a.config import GenerateConfig, TrainStageConfig, defaults
-from v2a.ingest import check_clip_id
+from v2a.core.seeds import derive_seed  # noqa: F401  (re-exported: older scripts import it from here)
 from v2a.io import generations as generations_io
+from v2a.io.audio import write_wav
+from v2a.io.clips import check_clip_id
+from v2a.io.generations import read_generations
 
 # The library's keyword defaults are the configuration's (v2a/config.py), written there once.
 _G, _T = defaults(GenerateConfig), defaults(TrainStageConfig)
 
 
-def derive_seed(run_seed: int, clip_id: str, sample: int = 0, purpose: str = "audio") -> int:
-    digest = hashlib.sha256(f"{purpose}:{run_seed}:{clip_id}:{sample}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**62 - 1)
-
-
 def audio_uri(gen_dir: str, clip_id: str, sample: int) -> str:
     return storage.join(gen_dir, "audio", f"{check_clip_id(clip_id)}__s{int(sample)}.wav")
-
-
-def write_wav(uri: str, wave: np.ndarray, sample_rate: int) -> None:
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(wave, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
-    with storage.atomic_write(uri) as handle:
-        handle.write(buf.getvalue())
-
-
-def read_generations(gen_dir: str, ids=None):
-    """The generations table (only `ids` when given); where a damaged file was generated again, one row per file."""
-    return generations_io.read_generations(gen_dir, ids=ids)
 
 
 def is_valid_audio(uri: str, seconds: float, sample_rate: int) -> bool:

@@ -9,12 +9,12 @@ import posixpath
 import re
 
 from storage_schemas import clips as clips_schema
-from v2a import storage
+from v2a.core import storage
 from v2a.io import clips as clips_io
+from v2a.io.clips import check_clip_id, is_safe_clip_id  # noqa: F401  (check_clip_id: older imports)
 from v2a.media import IMAGE_EXTENSIONS
 
 SPLITS = ("train", "test", "val")
-_SAFE_ID = re.compile(r"^[\w\-.]+$")
 
 
 class IngestError(ValueError):
@@ -23,20 +23,6 @@ class IngestError(ValueError):
 
 def vggsound_clip_id(youtube_id: str, start_seconds: int) -> str:
     return f"{youtube_id}_{int(start_seconds):06d}"
-
-
-def _safe_id(clip_id: str) -> bool:
-    # Ids become file names later: nothing that could climb out of the output folder. Unicode letters
-    # and digits (\w) are allowed: they are file-name safe everywhere this runs.
-    return bool(_SAFE_ID.match(clip_id)) and clip_id not in (".", "..") and ".." not in clip_id
-
-
-def check_clip_id(clip_id: str) -> str:
-    """The id, if it is safe as a file name; a table written by hand must not steer writes elsewhere."""
-    if not isinstance(clip_id, str) or not _safe_id(clip_id):
-        raise ValueError(f"clip id {clip_id!r} cannot name a file: only letters, digits, '_', '-' and '.' "
-                         "are accepted, and no '..'")
-    return clip_id
 
 
 def _decode_csv(data: bytes) -> str:
@@ -107,7 +93,7 @@ def read_vggsound_csv(csv_uri: str, videos_uri: str, dataset: str = "vggsound") 
             errors.append(_err(f"line{lineno}", where, f"line {lineno}: youtube_id is empty"))
             continue
         clip_id = vggsound_clip_id(youtube_id, start_s)
-        if not _safe_id(clip_id):
+        if not is_safe_clip_id(clip_id):
             errors.append(_err(f"line{lineno}", where, f"line {lineno}: clip id {clip_id!r} contains characters "
                                                         "not allowed in a file name"))
             continue

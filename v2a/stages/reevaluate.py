@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage_schemas import results as results_schema
-from v2a import __version__, storage
+from v2a import __version__
+from v2a.core import storage
 from v2a.io import parquet
 from v2a.io.layout import RunLayout
 

@@ -69,7 +69,7 @@ def check_models(profile: str | dict, device: str = "cpu", prompts=PROMPTS,
     absent = [name for name in ("clap", "generator") if not prof.get(name)]
     if absent:
         return CheckResult(True, f"nothing to compare: the profile has no {' and no '.join(absent)} section")
-    from v2a.weights import ensure_weights
+    from v2a.models.profile_weights import ensure_weights
 
     ensure_weights(prof, ["clap", "generator"], profile_name=profile if isinstance(profile, str) else None)
     clap = build_clap(prof["clap"], device=device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from storage_schemas import mapped as mapped_schema
-from v2a.generate import derive_seed
+from v2a.core.seeds import derive_seed
 from v2a.io import parquet
 from v2a.io.pairs import load_pairs
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from v2a import storage
-from v2a.aggregate import aggregate_frames
+from v2a.core import storage
+from v2a.core.aggregate import aggregate_frames
 from v2a.config import EmbedConfig, GenerateConfig, TrainStageConfig, defaults
-from v2a.generate import derive_seed, write_wav
+from v2a.core.seeds import derive_seed
+from v2a.io.audio import write_wav
 from v2a.media import is_image, read_clip
-from v2a.mux import mux_soundtrack
+from v2a.media.mux import mux_soundtrack
 
 _G, _E, _T = defaults(GenerateConfig), defaults(EmbedConfig), defaults(TrainStageConfig)
 MAX_SECONDS = _G["seconds"]  # AudioLDM's clip length

@@ -35,6 +35,8 @@ import av
 import numpy as np
 from tqdm.auto import tqdm
 
+from v2a.core.rates import DECODE_SAMPLE_RATE
+
 GENERATOR_VERSION = 1
 
 # Named colours first (they make readable labels and are far apart in hue); classes past the
@@ -509,8 +511,8 @@ def _validate(classes, clips_per_class, seconds, seed, one_to_many, test_fractio
     need(is_int(height) and height >= 16 and height % 2 == 0, "height", height, "an even integer >= 16")
     need(is_int(fps) and 1 <= fps <= 120, "fps", fps, "an integer from 1 to 120")
     # 16 kHz (AudioLDM's rate) keeps every class's loudest partial, up to about 5.2 kHz, below Nyquist.
-    need(is_int(audio_rate) and 16000 <= audio_rate <= 96000, "audio_rate", audio_rate,
-         "an integer sample rate from 16000 to 96000")
+    need(is_int(audio_rate) and DECODE_SAMPLE_RATE <= audio_rate <= 96000, "audio_rate", audio_rate,
+         f"an integer sample rate from {DECODE_SAMPLE_RATE} to 96000")
 
 
 def _plan_clips(table: list[ClassSpec], clips_per_class: int, seed: int, test_fraction: float,

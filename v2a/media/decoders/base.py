@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
+from v2a.core.rates import DECODE_SAMPLE_RATE
+
 # A player's notion of "the frame at t": slack for timestamps printed with limited precision.
 _EPS = 1e-6
 # A decoded stream that ends this long before the container says it should is a truncated file.
@@ -41,7 +43,7 @@ class Sampling:
 
     num_frames: int = 10                 # evenly spaced frames (ignored when frame_rate is set)
     frame_rate: float | None = None      # frames per second instead of a fixed count
-    sample_rate: int = 16000             # AudioLDM's CLAP input rate
+    sample_rate: int = DECODE_SAMPLE_RATE  # AudioLDM's CLAP input rate
     max_seconds: float | None = None     # only the first max_seconds of the file (VGGSound: 10)
     audio: bool = True                   # False: skip the audio track (frames only)
     threads: int = 0                     # FFmpeg threads per clip; 0 lets FFmpeg choose (use 1 with many workers)
@@ -115,13 +117,13 @@ def to_mono(samples: np.ndarray, rate: int, sampling: Sampling) -> np.ndarray:
     """(C, T) float samples at the stream's rate → (T',) float32 mono at ``sampling.sample_rate``,
     cut to ``audio_seconds(sampling)``.
 
-    Channels are averaged (``sampling.channels="first"``: channel 0 is kept); the rate changes with torchaudio's windowed-sinc resampler (``v2a.resample``),
+    Channels are averaged (``sampling.channels="first"``: channel 0 is kept); the rate changes with torchaudio's windowed-sinc resampler (``v2a.media.resample``),
     the one AudioLDM's data loading uses. Every backend hands its native samples here, so their
     audio is identical whatever FFmpeg build each one carries.
     """
     import torch
 
-    from v2a.resample import resample
+    from v2a.media.resample import resample
 
     wave = np.asarray(samples, dtype=np.float32)
     wave = wave.reshape(1, -1) if wave.ndim == 1 else wave
@@ -222,7 +224,7 @@ class Source:
     object (s3://, ...) is fetched once into memory and each pass reads its own in-memory handle."""
 
     def __init__(self, uri: str):
-        from v2a import storage
+        from v2a.core import storage
 
         self.uri = str(uri)
         self._fs, self._path = storage.filesystem(self.uri)

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from v2a import storage
-from v2a.report.assets import clip_scores, copy_file, safe_name, write_mel_png, write_poster_png, write_wave_file
-from v2a.report.page import GENERATOR_TAG, METRIC_ORDER, Plot, format_value, markdown_summary, mean_or_none, render_page
+from v2a.core import storage
+from v2a.stages.report.assets import clip_scores, copy_file, safe_name, write_mel_png, write_poster_png, write_wave_file
+from v2a.stages.report.page import GENERATOR_TAG, METRIC_ORDER, Plot, format_value, markdown_summary, mean_or_none, render_page
 from v2a.config import ReportConfig, default
-from v2a.report.runs import (ClipAsset, RunData, SampleAsset, available_runs, load_run, read_clip_rows, read_frames,
+from v2a.stages.report.runs import (ClipAsset, RunData, SampleAsset, available_runs, load_run, read_clip_rows, read_frames,
                              stratified_sample)
 
 DEFAULT_CLIPS = default(ReportConfig, "clips")  # defined in v2a.config
@@ -90,9 +90,9 @@ def _build(runs_root: str, runs: list[RunData], work: Path, n_clips: int, seed: 
            final: Path | None) -> dict:
     import av
 
-    from v2a.evaluate import read_wave
+    from v2a.io.audio import read_wave
     from v2a.media import MediaError, read_clip
-    from v2a.mux import mux_soundtrack
+    from v2a.media.mux import mux_soundtrack
 
     common = set.intersection(*(set(r.generations["clip_id"]) for r in runs))
     clip_rows = read_clip_rows(runs_root, common)
@@ -163,7 +163,7 @@ def _build(runs_root: str, runs: list[RunData], work: Path, n_clips: int, seed: 
         # The real audio's Wav2CLIP embeddings are stored by evaluate with the reference statistics:
         # read them rather than running the extractor again; only clips no stored set holds are embedded.
         from v2a.io.layout import RunLayout
-        from v2a.metrics.evaluate import clip_score
+        from v2a.metrics.scores import clip_score
         from v2a.metrics.reference_stats import stored_per_clip
 
         wanted = [a.clip_id for a in clips if a.clip_id in reference_waves and a.clip_id in frames]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from v2a import storage
+from v2a.core import storage
 
 POSTER_SIZE = (320, 240)
 
@@ -72,7 +72,7 @@ def clip_scores(extractor, waves: list[np.ndarray], sample_rate: int, clip_secon
                 frames: list[np.ndarray]) -> list[float]:
     """CS of each (audio, frames) pair, scored exactly as the run's CS metric is, so they average to it."""
     from v2a.metrics import audio
-    from v2a.metrics.evaluate import clip_score
+    from v2a.metrics.scores import clip_score
 
     if not waves:
         return []
@@ -82,7 +82,7 @@ def clip_scores(extractor, waves: list[np.ndarray], sample_rate: int, clip_secon
 
 
 def write_wave_file(path: Path, wave: np.ndarray, sample_rate: int) -> None:
-    from v2a.generate import write_wav
+    from v2a.io.audio import write_wav
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_wav(str(path), wave, sample_rate)

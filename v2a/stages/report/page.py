@@ -14,14 +14,16 @@ import numpy as np
 import pandas as pd
 
 from v2a import __version__
-from v2a.report.runs import ClipAsset, RunData
+from v2a.metrics.specs import LOWER_IS_BETTER, METRIC_SPECS, METRICS
+from v2a.stages.report.runs import ClipAsset, RunData
 
 GENERATOR_TAG = "v2a listening report"
-METRIC_ORDER = ("fd", "fad", "cs", "cs_reference", "kl", "is", "gen_time_s", "trainable_params_m")
-METRIC_NAMES = {"fd": "FD", "fad": "FAD", "cs": "CS", "cs_reference": "CS of the real audio", "kl": "KL",
-                "is": "IS", "gen_time_s": "generation time per sample (s)",
-                "trainable_params_m": "trainable parameters (M)"}
-LOWER_IS_BETTER = {"fd", "fad", "kl"}
+# The metrics in the table's order (the real audio's CS next to CS), then the rows about the run.
+_EXTRA_ROWS = {"cs_reference": "CS of the real audio", "gen_time_s": "generation time per sample (s)",
+               "trainable_params_m": "trainable parameters (M)"}
+METRIC_ORDER = (*(k for m in METRICS for k in ((m, "cs_reference") if m == "cs" else (m,))),
+                "gen_time_s", "trainable_params_m")
+METRIC_NAMES = {**{s.name: s.label for s in METRIC_SPECS}, **_EXTRA_ROWS}
 
 
 @dataclass

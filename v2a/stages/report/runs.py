@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from v2a import storage
+from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io.layout import RunLayout
@@ -86,44 +85,9 @@ def latest_metrics(results: pd.DataFrame) -> pd.DataFrame:
             .sort_values("metric").reset_index(drop=True))
 
 
-def _sha256_12(uri: str) -> str:
-    return storage.sha256_of(uri)[:12]
-
-
-def find_mapper(runs_root: str, checkpoint_id: str | None, kind: str | None) -> tuple[str | None, dict | None, bool]:
-    """(folder, config.json, exact) of the mapper a run used.
-
-    The generations table names the checkpoint by the hash of its weights; a folder with the run's
-    mapper name but other weights (trained again since) is still returned, flagged as not exact.
-    """
-    root = storage.join(runs_root, "mappers")
-    fs, root_path = storage.filesystem(root)
-    if not fs.exists(root_path):
-        return None, None, True
-    # Folders are named from `root` as given (relative or a URI), not as the filesystem lists them.
-    names = sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(root_path, detail=False) if fs.isdir(p))
-    folders = [storage.join(root, n) for n in names if storage.exists(storage.join(root, n, "config.json"))]
-    by_name = None
-    for folder in folders:
-        weights = storage.join(folder, "model.safetensors")
-        if checkpoint_id and storage.exists(weights) and _sha256_12(weights) == checkpoint_id:
-            return folder, _read_json(storage.join(folder, "config.json")), True
-        if kind and posixpath.basename(folder) == kind:
-            by_name = folder
-    if by_name is not None:
-        return by_name, _read_json(storage.join(by_name, "config.json")), False
-    return None, None, True
-
-
-def _read_json(uri: str) -> dict:
-    fs, path = storage.filesystem(uri)
-    with fs.open(path, "r") as handle:
-        return json.load(handle)
-
-
 def load_run(runs_root: str, run_id: str) -> RunData:
-    from v2a.generate import read_generations
-    from v2a.results import read_results
+    from v2a.io.generations import read_generations
+    from v2a.io.results import read_results
 
     gen_dir = RunLayout(runs_root).generations(run_id).root
     gens = read_generations(gen_dir)
@@ -140,7 +104,9 @@ def load_run(runs_root: str, run_id: str) -> RunData:
     mapper_dir = mapper_config = None
     exact = True
     if first["conditioning"] == "mapper":
-        mapper_dir, mapper_config, exact = find_mapper(runs_root, first["mapper_checkpoint_id"], first["mapper_kind"])
+        from v2a.io.mappers import find_mapper
+
+    mapper_dir, mapper_config, exact = find_mapper(runs_root, first["mapper_checkpoint_id"], first["mapper_kind"])
     return RunData(run_id, gens, latest_metrics(results), mapper_dir, mapper_config, exact)
 
 

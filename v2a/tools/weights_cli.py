@@ -6,7 +6,8 @@ import argparse
 
 from v2a.weights.cache import cache_dir, status
 from v2a.weights.download import WeightsError
-from v2a.weights.fetch import fetch_command, fetch_entry, offline, profile_entries, profile_refs, verify_entry
+from v2a.models.profile_weights import profile_entries, profile_refs
+from v2a.weights.fetch import fetch_command, fetch_entry, offline, verify_entry
 from v2a.weights.registry import Entry, get_entry, registry
 
 DEFAULT_FETCH_PROFILE = "paper"
