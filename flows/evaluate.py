@@ -12,7 +12,7 @@ from prefect.artifacts import create_table_artifact
 from flows.naming import artifact_key, stage_run_name
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
-from tasks.evaluate import evaluate_folder_task, evaluate_task
+from tasks.evaluate import evaluate_folder_task, evaluate_task, scoring_of
 from v2a.core import storage
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io.layout import GenerationLayout, RunLayout
@@ -26,16 +26,17 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
                   device: str = default(EmbedConfig, "device"), run_id: str | None = None,
                   provenance: dict | None = None) -> list[dict]:
     """provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row."""
-    layout, metrics, split = RunLayout(out), list(evaluate.metrics), evaluate.split
+    layout, metrics, split = RunLayout(out), evaluate.metric_list(), evaluate.split
+    scoring = scoring_of(evaluate)
     cached = False
     if storage.exists(GenerationLayout(generations).table) and reference is None:
-        result = call(evaluate_task, generations, out, profile, split, dataset, metrics, device, provenance)
+        result = call(evaluate_task, generations, out, profile, split, dataset, metrics, device, provenance, scoring)
         rows, cached = result["rows"], result["cached"]
     else:
         # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
         run_dir = out if storage.exists(layout.clips) else None
         rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
-                                    dataset, metrics, device, run_id=run_id, provenance=provenance)
+                                    dataset, metrics, device, run_id=run_id, provenance=provenance, scoring=scoring)
     scored = rows[0]["run_id"] if rows else (run_id or GenerationLayout(generations).run_id)
     create_table_artifact(key=artifact_key("evaluation", scored), table=_report_rows(rows),
                           description=f"Metrics of {generations} on split {split}, next to the paper's Table 1 "

@@ -24,6 +24,7 @@ from v2a.media.decoders import BACKENDS
 from v2a.models import sampling as audioldm
 from v2a.core.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, SCHEDULERS
 from v2a.mapper.settings import TrainConfig
+from v2a.metrics.protocols import CHANNEL_RULES, DEFAULT_PROTOCOL, PROTOCOL_NAMES, PROTOCOLS
 from v2a.metrics.specs import METRICS
 
 
@@ -217,11 +218,25 @@ class GenerateConfig(Section):
 
 
 class EvaluateConfig(Section):
-    """Stage 5: FD, FAD, CS (and KL, IS) of the generated audio against the split's real audio."""
+    """Stage 5: the protocol's metrics (v2a-mapper: FD, FAD, CS, KL, IS; av-benchmark: MMAudio's columns) of the
+    generated audio against the split's real audio."""
 
     _section: ClassVar[str] = "evaluate"
     split: str = Field("test", min_length=1, description="the clips' split to score")
-    metrics: list[Literal[METRICS]] = Field(list(METRICS), min_length=1, description="metrics to compute")
+    protocol: Literal[PROTOCOL_NAMES] = Field(
+        DEFAULT_PROTOCOL, description="evaluation preset: v2a-mapper (the paper's table) or av-benchmark (MMAudio's)")
+    metrics: list[Literal[METRICS]] | None = Field(
+        None, min_length=1, description="metrics to compute (default: the protocol's: "
+        + "; ".join(f"{p.name}: {' '.join(p.metrics)}" for p in PROTOCOLS.values()) + ")")
+    channel_rule: Literal[CHANNEL_RULES] | None = Field(
+        None, description="how a stereo file becomes mono: mean | channel0-minus-mean (audioldm_eval) | "
+                          "av-benchmark (mean, then mean removed) (default: the protocol's)")
+    clip_seconds: float | None = Field(
+        None, gt=0, description="seconds scored per clip (default: the protocol's: av-benchmark 8; v2a-mapper "
+                                "the generation's length)")
+
+    def metric_list(self) -> list[str]:
+        return list(self.metrics or PROTOCOLS[self.protocol].metrics)
 
 
 class RunnerConfig(Section):
