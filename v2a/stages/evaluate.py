@@ -167,7 +167,8 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     metrics = list(metrics or how.protocol.metrics)
     gens, clip_ids, generated, images = inputs.gens, inputs.clip_ids, inputs.generated, inputs.images
     generated.channel_rule = how.channel_rule
-    reference = reference_audio(RunLayout(out).clips, clip_ids, how.clip_seconds, inputs.sample_rate,
+    ref_rate = _reference_rate(extractors, inputs.sample_rate)
+    reference = reference_audio(RunLayout(out).clips, clip_ids, how.clip_seconds, ref_rate,
                                 embeddings_uri=RunLayout(out).embeddings, channel_rule=how.channel_rule)
     sample_rate, seconds, first = inputs.sample_rate, how.clip_seconds, gens.iloc[0]
     if not reference:
@@ -179,7 +180,8 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
         metrics = [m for m in metrics if m != "ib"]
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
                           stats_dir=RunLayout(out).reference_stats, metrics=list(metrics),
-                          progress=progress, video_frames=frames, pad=how.protocol.pad_short, loading=how.loading)
+                          progress=progress, video_frames=frames, pad=how.protocol.pad_short,
+                          loading=_loading_key(how, ref_rate, inputs.sample_rate), reference_sample_rate=ref_rate)
     return _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds,
                        provenance, how)
 
@@ -357,7 +359,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
         run = RunLayout(run_dir)
         in_split = set(clips_io.read_clips(run.clips, columns=["clip_id"], ids=clip_ids, split=split)
                        .column("clip_id").to_pylist())
-        ref_rate = sample_rate or DECODE_SAMPLE_RATE
+        ref_rate = sample_rate or _reference_rate(extractors, DECODE_SAMPLE_RATE)
         reference = reference_audio(run.clips, sorted(in_split), how.clip_seconds, ref_rate,
                                     embeddings_uri=run.embeddings, channel_rule=how.channel_rule)
     images = None
@@ -391,6 +393,19 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                   protocol_row["id_list_sha256"], str(reference_dir), str(run_dir),
                   sorted(getattr(e, "model_id", str(e)) for e in extractors.values()), *_protocol_key(how))
     return full
+
+
+def _loading_key(how: Scoring, ref_rate: int, gen_rate: int) -> str | None:
+    """Stored reference statistics are keyed by how the real audio was read: the channel rule and padding,
+    and the decode rate when it is not the generation's."""
+    parts = [p for p in (how.loading, None if ref_rate == gen_rate else f"decoded@{ref_rate}") if p]
+    return ";".join(parts) or None
+
+
+def _reference_rate(extractors: dict, floor: int) -> int:
+    """The rate the real audio of video clips is decoded at: the highest any extractor runs at (PaSST's 32 kHz
+    reference keeps its 8-16 kHz band, as av-benchmark's native-rate files do), and no lower than `floor`."""
+    return max([int(floor)] + [int(getattr(e, "sample_rate", 0) or 0) for e in extractors.values()])
 
 
 def _folder_audio(folder: str, sample_rate: int | None, channel_rule: str) -> tuple[dict[str, np.ndarray], int]:
