@@ -142,13 +142,13 @@ def _check_models(args) -> None:
 
 def _results(args) -> None:
     require_location(args.out)
-    _print_results(args.out, args.run)
+    _print_results(args.out, args.run, args.table)
 
 
-def _print_results(out: str, run_id: str | None) -> None:
+def _print_results(out: str, run_id: str | None, table: str = "long") -> None:
     from v2a.io.results import format_results
 
-    print(format_results(out, run_id))
+    print(format_results(out, run_id, table))
 
 
 def _report(args) -> None:
@@ -293,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(s, GenerateConfig, only=["steps", "guidance_scale", "scheduler", "seconds", "seed", "device",
                                                "mapper_guidance", "mapper_steps"], rename={"steps": "generator_steps"})
 
-    s = _command(sub, "evaluate", "generated audio (+ reference) → FD, FAD, CS rows in the results table",
+    s = _command(sub, "evaluate", "generated audio (+ reference) → the protocol's metric rows (v2a-mapper: FD, FAD, "
+                 "CS, KL, IS; av-benchmark: MMAudio's FD_PaSST ... IB) in the results table",
                  "v2a evaluate --generations runs/a/generations/run-1 --out runs/a --profile tiny", _evaluate)
     s.add_argument("--generations", required=True, help="a generation run folder or any folder of wav/flac files")
     s.add_argument("--out", required=True, help="run folder holding clips/embeddings; results go to OUT/results")
@@ -309,9 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_option(s)
     _device_option(s)
 
-    s = _command(sub, "results", "print the results table", "v2a results --out runs/a --run run-1", _results)
+    s = _command(sub, "results", "print the results table", "v2a results --out runs/a --run run-1 --table mmaudio",
+                 _results)
     s.add_argument("--out", required=True, help="a pipeline output location")
     s.add_argument("--run", help="only this run id's rows")
+    s.add_argument("--table", choices=["long", "mmaudio"], default="long",
+                   help="long: one row per metric with its protocol; mmaudio: one row per run in MMAudio's columns "
+                        "and order, next to its published VGGSound rows (default: %(default)s)")
 
     s = _command(sub, "status", "runs, stages done, row counts and errors per stage of an output location",
                  "v2a status --out runs/a", _status)

@@ -105,3 +105,21 @@ def test_the_default_protocol_reads_other_rates_as_before(tmp_path, extractors):
     b = evaluate_folder(str(pre), str(tmp_path / "r2"), extractors, reference_dir=str(ref), clip_seconds=1.0,
                         metrics=["fd", "kl"])
     assert [r["value"] for r in a] == pytest.approx([r["value"] for r in b], rel=1e-5)
+
+
+def test_results_table_mmaudio_prints_each_run_in_mmaudios_columns_and_order(tmp_path, run_dir, extractors):
+    from v2a.io.results import format_results
+
+    clips = pd.read_parquet(run_dir / "clips.parquet").query("split == 'test'")
+    gen = _system_folder(tmp_path / "other", sorted(clips["clip_id"]), 16000, 1.0)
+    rows = evaluate_folder(str(gen), str(tmp_path / "results"), extractors, run_dir=str(run_dir),
+                           protocol="av-benchmark", clip_seconds=1.0, run_id="other", metrics=["fd_passt", "fd", "ib"])
+    text = format_results(str(tmp_path), table="mmaudio")
+    header = text.splitlines()[1].split()
+    assert header == ["run", "protocol", "seconds", "FD_PaSST", "FD_PANNs", "FD_VGG", "KL_PANNs", "KL_PaSST", "IS",
+                      "IB", "DeSync"]
+    ours = text.splitlines()[2].split()
+    by = {r["metric"]: r["value"] for r in rows}
+    assert ours[:3] == ["other", "av-benchmark", "1"] and float(ours[3]) == pytest.approx(by["fd_passt"], rel=1e-3)
+    assert ours[5:10] == ["-"] * 5 and ours[-1] == "-"  # not computed here; DeSync never
+    assert "V2A-Mapper" in text and "arXiv 2412.15322" in text and "not yet checked" in text
