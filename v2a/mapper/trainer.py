@@ -20,6 +20,7 @@ import shutil
 import time
 import warnings
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -362,6 +363,72 @@ def _plot_curve(path: Path, history: list[dict]) -> None:
 
 # ---- the training loop --------------------------------------------------------------------------
 
+@dataclass
+class _Best:
+    """The best validation so far (by `monitor`), its weights, and the validations since it improved."""
+
+    monitor: str
+    record: dict | None = None   # {"epoch", "value", "monitor"}
+    state: dict | None = None    # CPU copy of the evaluated weights at that epoch
+    dirty: bool = False          # not yet written to checkpoints/best/
+    stale: int = 0
+
+    def observe(self, epoch: int, record: dict, eval_net: nn.Module) -> None:
+        value, sign = record.get(self.monitor), MONITORS[self.monitor]
+        if value is not None and (self.record is None or sign * value > sign * self.record["value"]):
+            self.record = {"epoch": epoch, "value": float(value), "monitor": self.monitor}
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in eval_net.state_dict().items()}
+            self.dirty, self.stale = True, 0
+        else:
+            self.stale += 1
+
+    def flush(self, out_dir: Path) -> None:
+        if self.dirty:
+            _save_best(out_dir, self.state)
+            self.dirty = False
+
+
+@dataclass
+class _Run:
+    """What a training run carries from epoch to epoch (and what an epoch checkpoint restores)."""
+
+    config: TrainConfig
+    net: nn.Module
+    objective: object
+    optimizer: torch.optim.Optimizer
+    ema_net: nn.Module | None
+    best: _Best
+    history: list[dict] = field(default_factory=list)
+    epoch: int = 0
+    global_step: int = 0
+    resumed_from: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def eval_net(self) -> nn.Module:
+        return self.ema_net if self.ema_net is not None else self.net
+
+    def max_steps_reached(self) -> bool:
+        return self.config.max_steps is not None and self.global_step >= self.config.max_steps
+
+    def finished(self) -> bool:
+        return self.epoch >= self.config.epochs or self.max_steps_reached() or self.stopped_early
+
+
+@dataclass
+class _Data:
+    """The pairs on the training device."""
+
+    clip: torch.Tensor
+    clap: torch.Tensor
+    val_clip: torch.Tensor | None
+    val_clap: torch.Tensor | None
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_clip is not None
+
+
 def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.ndarray | None,
                  val_clap: np.ndarray | None, config: TrainConfig, out_dir: str | Path, metadata: dict | None = None,
                  progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None) -> dict:
@@ -377,19 +444,34 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    train_clip, train_clap = _check_pairs("train", train_clip, train_clap, allow_empty=False)
-    has_val = val_clip is not None and val_clap is not None and len(val_clip) > 0
-    if has_val:
-        val_clip, val_clap = _check_pairs("val", val_clip, val_clap, allow_empty=True)
-        if val_clip.shape[1] != train_clip.shape[1]:
-            raise ValueError(f"val dim {val_clip.shape[1]} != train dim {train_clip.shape[1]}")
-    dim = train_clip.shape[1]
+    train_clip, train_clap, val_clip, val_clap = _checked_pairs(train_clip, train_clap, val_clip, val_clap)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     train_fp = fingerprint_arrays(train_clip, train_clap)
-    val_fp = fingerprint_arrays(val_clip, val_clap) if has_val else None
+    val_fp = fingerprint_arrays(val_clip, val_clap) if val_clip is not None else None
 
+    run = _new_run(config, train_clip.shape[1], device)
+    _resume_from_last_epoch(run, out_dir, train_fp)
+    data = _Data(*(torch.from_numpy(a).to(device) if a is not None else None
+                   for a in (train_clip, train_clap, val_clip, val_clap)))
+    state_base = {"config": config.to_dict(), "train_fingerprint": train_fp, "val_fingerprint": val_fp}
+    _epoch_loop(run, data, device, out_dir, state_base, progress, on_epoch_end)
+    selected = _select_final_weights(run, device)
+    return _save_final(run, data, out_dir, selected, metadata, train_fp, val_fp)
+
+
+def _checked_pairs(train_clip, train_clap, val_clip, val_clap):
+    train_clip, train_clap = _check_pairs("train", train_clip, train_clap, allow_empty=False)
+    if val_clip is None or val_clap is None or len(val_clip) == 0:
+        return train_clip, train_clap, None, None
+    val_clip, val_clap = _check_pairs("val", val_clip, val_clap, allow_empty=True)
+    if val_clip.shape[1] != train_clip.shape[1]:
+        raise ValueError(f"val dim {val_clip.shape[1]} != train dim {train_clip.shape[1]}")
+    return train_clip, train_clap, val_clip, val_clap
+
+
+def _new_run(config: TrainConfig, dim: int, device: torch.device) -> _Run:
     net = make_network(config, dim).to(device)
     objective = build_objective(config.kind, dim, config.objective_settings())
     optimizer = make_optimizer(net, config, device)
@@ -398,101 +480,56 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
         ema_net = copy.deepcopy(net)
         for p in ema_net.parameters():
             p.requires_grad_(False)
+    return _Run(config, net, objective, optimizer, ema_net, _Best(config.monitor))
 
-    history: list[dict] = []
-    start_epoch, global_step, resumed_from = 0, 0, None
-    best, best_state, best_dirty, stale_validations = None, None, False, 0
-    sign = MONITORS[config.monitor]
+
+def _resume_from_last_epoch(run: _Run, out_dir: Path, train_fp: str) -> None:
+    """Load the newest epoch checkpoint into `run` (weights, optimizer, EMA, history, best) if there is one."""
     epoch_dirs = _epoch_dirs(out_dir)
-    if epoch_dirs:
-        last_epoch, where = epoch_dirs[-1]
-        saved = json.loads((where / "state.json").read_text())
-        _check_resumable(saved, config, train_fp, where)
-        model_tensors = read_safetensors(where / WEIGHTS_NAME)
-        check_state_shapes(net, model_tensors, str(where / WEIGHTS_NAME))
-        net.load_state_dict(model_tensors)
-        _load_optimizer_tensors(optimizer, read_safetensors(where / "optimizer.safetensors"))
-        if ema_net is not None:
-            ema_net.load_state_dict(read_safetensors(where / "ema.safetensors"))
-        history = saved["history"]
-        start_epoch, global_step, resumed_from = last_epoch, saved["global_step"], last_epoch
-        best = saved.get("best")
-        best_file = out_dir / CHECKPOINTS_DIR / BEST_DIR / WEIGHTS_NAME
-        if best is not None and best_file.exists():
-            best_state = read_safetensors(best_file)
-        stale_validations = int(saved.get("stale_validations", 0))
+    if not epoch_dirs:
+        return
+    last_epoch, where = epoch_dirs[-1]
+    saved = json.loads((where / "state.json").read_text())
+    _check_resumable(saved, run.config, train_fp, where)
+    model_tensors = read_safetensors(where / WEIGHTS_NAME)
+    check_state_shapes(run.net, model_tensors, str(where / WEIGHTS_NAME))
+    run.net.load_state_dict(model_tensors)
+    _load_optimizer_tensors(run.optimizer, read_safetensors(where / "optimizer.safetensors"))
+    if run.ema_net is not None:
+        run.ema_net.load_state_dict(read_safetensors(where / "ema.safetensors"))
+    run.history = saved["history"]
+    run.epoch, run.global_step, run.resumed_from = last_epoch, saved["global_step"], last_epoch
+    run.best.record = saved.get("best")
+    best_file = out_dir / CHECKPOINTS_DIR / BEST_DIR / WEIGHTS_NAME
+    if run.best.record is not None and best_file.exists():
+        run.best.state = read_safetensors(best_file)
+    run.best.stale = int(saved.get("stale_validations", 0))
 
-    step = TrainStep(net, objective, optimizer, config, device, ema_net)
-    clip_t = torch.from_numpy(train_clip).to(device)
-    clap_t = torch.from_numpy(train_clap).to(device)
-    if has_val:
-        val_clip_t = torch.from_numpy(val_clip).to(device)
-        val_clap_t = torch.from_numpy(val_clap).to(device)
-    n = clip_t.shape[0]
-    bs = min(config.batch_size, n)
-    steps_per_epoch = math.ceil(n / bs)
-    eval_net = ema_net if ema_net is not None else net
-    state_base = {"config": config.to_dict(), "train_fingerprint": train_fp, "val_fingerprint": val_fp}
 
+def _epoch_loop(run: _Run, data: _Data, device: torch.device, out_dir: Path, state_base: dict, progress: bool,
+                on_epoch_end: Callable[[dict], None] | None) -> None:
     from tqdm.auto import tqdm
 
-    def max_steps_reached() -> bool:
-        return config.max_steps is not None and global_step >= config.max_steps
-
-    epoch_bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"train {config.mapper}", unit="epoch",
+    config = run.config
+    step = TrainStep(run.net, run.objective, run.optimizer, config, device, run.ema_net)
+    epoch_bar = tqdm(total=config.epochs, initial=run.epoch, desc=f"train {config.mapper}", unit="epoch",
                      disable=not progress)
-    net.train()
-    epoch = start_epoch
+    run.net.train()
     last_plot = time.monotonic()
-    stop_early = False
-    while epoch < config.epochs and not max_steps_reached() and not stop_early:
-        t0 = time.perf_counter()
-        gen = torch.Generator(device=device).manual_seed(_stream_seed(config.seed, 0, epoch))
-        perm = torch.randperm(n, generator=gen, device=device)
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        for i in tqdm(range(0, n, bs), total=steps_per_epoch, leave=False, disable=not progress, unit="step",
-                      desc=f"epoch {epoch + 1}"):
-            idx = perm[i:i + bs]
-            loss_sum += step(clip_t[idx], clap_t[idx], gen) * idx.shape[0]
-            seen += idx.shape[0]
-            global_step += 1
-            if max_steps_reached():
-                break
-        epoch += 1
-        complete = seen == n
-        record = {"epoch": epoch, "step": global_step, "train_loss": float(loss_sum / seen),  # syncs the device
-                  "train_seconds": round(time.perf_counter() - t0, 3)}
-        last = epoch >= config.epochs or max_steps_reached()
-        if has_val and (epoch % config.val_every == 0 or last):
-            t_val = time.perf_counter()
-            record.update(validate(eval_net, objective, val_clip_t, val_clap_t, config, device))
-            record["val_seconds"] = round(time.perf_counter() - t_val, 3)
-            value = record.get(config.monitor)
-            if value is not None and (best is None or sign * value > sign * best["value"]):
-                best = {"epoch": epoch, "value": float(value), "monitor": config.monitor}
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in eval_net.state_dict().items()}
-                best_dirty, stale_validations = True, 0
-            else:
-                stale_validations += 1
-            if config.early_stopping_patience and stale_validations >= config.early_stopping_patience:
-                stop_early = record["early_stop"] = True
+    while not run.finished():
+        record, complete = _train_one_epoch(run, step, data, device, progress)
+        if data.has_val and (run.epoch % config.val_every == 0 or run.epoch >= config.epochs
+                             or run.max_steps_reached()):
+            _validate_epoch(run, data, device, record)
         if not complete:
             record["partial_epoch"] = True
-        history.append(record)
-        finishing = epoch >= config.epochs or max_steps_reached() or stop_early
-        if complete and (epoch % config.checkpoint_every == 0 or finishing):
-            # A partial epoch (max_steps) is not a resumable point: its permutation is half used.
-            if best_dirty:  # before the epoch checkpoint that refers to it
-                _save_best(out_dir, best_state)
-                best_dirty = False
-            _save_epoch_checkpoint(out_dir, epoch, {**state_base, "epoch": epoch, "global_step": global_step,
-                                                    "history": history, "best": best,
-                                                    "stale_validations": stale_validations},
-                                   net, optimizer, ema_net, config.keep_checkpoints)
+        run.history.append(record)
+        # A partial epoch (max_steps) is not a resumable point: its permutation is half used.
+        if complete and (run.epoch % config.checkpoint_every == 0 or run.finished()):
+            _checkpoint_epoch(run, out_dir, state_base)
         # Drawing the curve costs about half a second: every epoch would dominate short epochs.
         plot_now = time.monotonic() - last_plot > PLOT_EVERY_S
-        _write_history(out_dir, history, plot=plot_now)
+        _write_history(out_dir, run.history, plot=plot_now)
         if plot_now:
             last_plot = time.monotonic()
         epoch_bar.update(1)
@@ -500,26 +537,84 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
         if on_epoch_end is not None:
             on_epoch_end(dict(record))
     epoch_bar.close()
+    run.best.flush(out_dir)
 
-    if best_dirty:
-        _save_best(out_dir, best_state)
-    selected = "last"
-    if config.select == "best" and best_state is not None:
-        eval_net.load_state_dict({k: v.to(device) for k, v in best_state.items()})
-        selected = f"best (epoch {best['epoch']}, {best['monitor']} {best['value']:.6g})"
-    elif config.select == "best":
-        warnings.warn("select='best' needs validation pairs; the last epoch's weights are saved", stacklevel=2)
-    training = {**config.to_dict(), "epochs_completed": epoch, "global_step": global_step,
-                "train_pairs": n, "val_pairs": int(val_clip.shape[0]) if has_val else 0,
-                "val_fingerprint": val_fp, "weights": "ema" if ema_net is not None else "raw",
-                "selected": selected, "best": best, "stopped_early": stop_early}
-    save_mapper(out_dir, eval_net, objective, metadata=metadata, training=training, data_fingerprint=train_fp)
-    if history:
-        _write_history(out_dir, history)
-    final = dict(history[-1]) if history else {}
+
+def _train_one_epoch(run: _Run, step: TrainStep, data: _Data, device: torch.device,
+                     progress: bool) -> tuple[dict, bool]:
+    """One pass over a permutation drawn from (seed, epoch); (its record, whether it was whole)."""
+    from tqdm.auto import tqdm
+
+    n = data.clip.shape[0]
+    bs = min(run.config.batch_size, n)
+    t0 = time.perf_counter()
+    gen = torch.Generator(device=device).manual_seed(_stream_seed(run.config.seed, 0, run.epoch))
+    if device.type == "cpu" or not run.config.cuda_graphs:
+        # Dropout (the dalle2-prior block's) draws from the global generator: seeded per epoch, a re-run and a
+        # resumed run make the same draws. A captured CUDA graph keeps its own generator state instead.
+        torch.manual_seed(_stream_seed(run.config.seed, 2, run.epoch))
+    perm = torch.randperm(n, generator=gen, device=device)
+    loss_sum = torch.zeros((), device=device)
+    seen = 0
+    for i in tqdm(range(0, n, bs), total=math.ceil(n / bs), leave=False, disable=not progress, unit="step",
+                  desc=f"epoch {run.epoch + 1}"):
+        idx = perm[i:i + bs]
+        loss_sum += step(data.clip[idx], data.clap[idx], gen) * idx.shape[0]
+        seen += idx.shape[0]
+        run.global_step += 1
+        if run.max_steps_reached():
+            break
+    run.epoch += 1
+    record = {"epoch": run.epoch, "step": run.global_step, "train_loss": float(loss_sum / seen),  # syncs the device
+              "train_seconds": round(time.perf_counter() - t0, 3)}
+    return record, seen == n
+
+
+def _validate_epoch(run: _Run, data: _Data, device: torch.device, record: dict) -> None:
+    """Validation metrics into `record`; track the best epoch and stop early when patience runs out."""
+    t_val = time.perf_counter()
+    record.update(validate(run.eval_net, run.objective, data.val_clip, data.val_clap, run.config, device))
+    record["val_seconds"] = round(time.perf_counter() - t_val, 3)
+    run.best.observe(run.epoch, record, run.eval_net)
+    patience = run.config.early_stopping_patience
+    if patience and run.best.stale >= patience:
+        run.stopped_early = record["early_stop"] = True
+
+
+def _checkpoint_epoch(run: _Run, out_dir: Path, state_base: dict) -> None:
+    run.best.flush(out_dir)  # before the epoch checkpoint that refers to it
+    _save_epoch_checkpoint(out_dir, run.epoch, {**state_base, "epoch": run.epoch, "global_step": run.global_step,
+                                                "history": run.history, "best": run.best.record,
+                                                "stale_validations": run.best.stale},
+                           run.net, run.optimizer, run.ema_net, run.config.keep_checkpoints)
+
+
+def _select_final_weights(run: _Run, device: torch.device) -> str:
+    """Load the weights `config.select` asks for into the evaluated network; says which they are."""
+    if run.config.select != "best":
+        return "last"
+    best = run.best.record
+    if run.best.state is None:
+        warnings.warn("select='best' needs validation pairs; the last epoch's weights are saved", stacklevel=3)
+        return "last"
+    run.eval_net.load_state_dict({k: v.to(device) for k, v in run.best.state.items()})
+    return f"best (epoch {best['epoch']}, {best['monitor']} {best['value']:.6g})"
+
+
+def _save_final(run: _Run, data: _Data, out_dir: Path, selected: str, metadata: dict | None, train_fp: str,
+                val_fp: str | None) -> dict:
+    config, best = run.config, run.best.record
+    training = {**config.to_dict(), "epochs_completed": run.epoch, "global_step": run.global_step,
+                "train_pairs": data.clip.shape[0], "val_pairs": int(data.val_clip.shape[0]) if data.has_val else 0,
+                "val_fingerprint": val_fp, "weights": "ema" if run.ema_net is not None else "raw",
+                "selected": selected, "best": best, "stopped_early": run.stopped_early}
+    save_mapper(out_dir, run.eval_net, run.objective, metadata=metadata, training=training, data_fingerprint=train_fp)
+    if run.history:
+        _write_history(out_dir, run.history)
+    final = dict(run.history[-1]) if run.history else {}
     final.update({"selected": selected, "best_epoch": best["epoch"] if best else None,
-                  "trainable_params": count_trainable_params(net), "epochs_completed": epoch,
-                  "global_step": global_step, "resumed_from_epoch": resumed_from, "out_dir": str(out_dir),
+                  "trainable_params": count_trainable_params(run.net), "epochs_completed": run.epoch,
+                  "global_step": run.global_step, "resumed_from_epoch": run.resumed_from, "out_dir": str(out_dir),
                   "checkpoint_id": checkpoint_id(out_dir / WEIGHTS_NAME), "mapper": config.mapper})
     return final
 

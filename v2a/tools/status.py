@@ -29,7 +29,7 @@ def count_rows(uri: str) -> tuple[int, int]:
 
 def _mappers(out: str) -> list[dict]:
     found = []
-    for config_uri in storage.glob(storage.join(out, "mappers", "*", CONFIG_NAME)):
+    for config_uri in storage.glob(storage.join(RunLayout(out).mapper("*"), CONFIG_NAME)):
         fs, path = storage.filesystem(config_uri)
         with fs.open(path, "r") as handle:
             try:
