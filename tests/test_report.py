@@ -73,9 +73,10 @@ def built(run_root):
                                cs_extractor=get_model("tiny", "extractor:wav2clip"), progress=False)
 
 
-def _results(run_root: Path, run_id: str) -> dict[str, float]:
+def _results(run_root: Path, run_id: str, protocol: str = "v2a-mapper") -> dict[str, float]:
     df = pd.read_parquet(run_root / "results")
-    return dict(zip(df[df["run_id"] == run_id]["metric"], df[df["run_id"] == run_id]["value"]))
+    df = df[(df["run_id"] == run_id) & (df["protocol"] == protocol)]
+    return dict(zip(df["metric"], df["value"]))
 
 
 class _References(HTMLParser):
