@@ -12,9 +12,10 @@ Cost rows: one 8-s clip at a time (batch 1, as the slowest case), after one warm
 - imagebind video: 4 frames (0.5 fps over 8 s) of 360 x 640 -> 3 crops x 3 two-frame clips -> video embedding.
 Model building is reported apart (seeded random weights at the profile's sizes).
 
---sizes: 20 synthetic stereo references (channel 0 = noise with a DC offset, channel 1 = another noise) and
-20 mono generations, scored with the profile's PANNs Cnn14 under each channel rule, and 5-s generations
-under padding vs cutting. Random weights: the sizes say how far each path moves the numbers, not what
+--sizes: --clips synthetic stereo 44.1 kHz references of --seconds (channel 0 = noise with a DC offset,
+channel 1 = another noise) and as many mono 16 kHz generations, scored with the profile's PANNs Cnn14 under
+each channel rule; then generations of half the length, zero-padded (v2a-mapper) or scored as they are
+(av-benchmark). Random weights: the sizes say how far each path moves the numbers, not what
 they are with the released weights.
 """
 
@@ -65,7 +66,7 @@ def cost(profile: str, device: str, repeats: int) -> dict:
     return out
 
 
-def sizes(profile: str) -> dict:
+def sizes(profile: str, seconds: float = 10.0, clips: int = 20) -> dict:
     """FD / KL of the same files under each channel rule and under padding vs cutting."""
     import tempfile
     from pathlib import Path
@@ -82,19 +83,20 @@ def sizes(profile: str) -> dict:
         gen, ref, short = Path(tmp, "gen"), Path(tmp, "ref"), Path(tmp, "short")
         for d in (gen, ref, short):
             d.mkdir()
-        for i in range(20):
-            sf.write(gen / f"c{i}.wav", (0.2 * rng.standard_normal(160000)).astype(np.float32), 16000)
-            sf.write(short / f"c{i}.wav", (0.2 * rng.standard_normal(80000)).astype(np.float32), 16000)
-            left = 0.2 * rng.standard_normal(441000) + 0.05
-            right = 0.2 * rng.standard_normal(441000)
+        n16, n44 = int(seconds * 16000), int(seconds * 44100)
+        for i in range(clips):
+            sf.write(gen / f"c{i}.wav", (0.2 * rng.standard_normal(n16)).astype(np.float32), 16000)
+            sf.write(short / f"c{i}.wav", (0.2 * rng.standard_normal(n16 // 2)).astype(np.float32), 16000)
+            left = 0.2 * rng.standard_normal(n44) + 0.05
+            right = 0.2 * rng.standard_normal(n44)
             sf.write(ref / f"c{i}.wav", np.stack([left, right], 1).astype(np.float32), 44100)
         for rule in ("mean", "channel0-minus-mean", "av-benchmark"):
             rows = evaluate_folder(str(gen), str(Path(tmp, f"r-{rule}")), {"panns": panns}, reference_dir=str(ref),
-                                   clip_seconds=10.0, metrics=["fd", "kl"], channel_rule=rule)
+                                   clip_seconds=seconds, metrics=["fd", "kl"], channel_rule=rule)
             out[f"stereo_ref_{rule}"] = {r["metric"]: r["value"] for r in rows}
-        for proto in ("v2a-mapper", "av-benchmark"):  # pad 5-s generations to 8 s, or score them as 5 s
+        for proto in ("v2a-mapper", "av-benchmark"):  # generations of half the length: padded, or scored as they are
             rows = evaluate_folder(str(short), str(Path(tmp, f"s-{proto}")), {"panns": panns},
-                                   reference_dir=str(ref), clip_seconds=8.0, metrics=["fd", "kl"],
+                                   reference_dir=str(ref), clip_seconds=seconds, metrics=["fd", "kl"],
                                    protocol=proto, channel_rule="av-benchmark")
             out[f"short_gen_{proto}"] = {r["metric"]: r["value"] for r in rows}
     return out
@@ -107,10 +109,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one repeat")
     parser.add_argument("--sizes", action="store_true", help="measure the protocol paths instead of the cost")
+    parser.add_argument("--seconds", type=float, default=10.0, help="--sizes: clip length")
+    parser.add_argument("--clips", type=int, default=20, help="--sizes: number of clips")
     args = parser.parse_args()
     info = {"profile": args.profile, "device": args.device, "torch": torch.__version__, "threads":
             torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
-    result = sizes(args.profile) if args.sizes else cost(args.profile, args.device, 1 if args.quick else args.repeats)
+    result = sizes(args.profile, args.seconds, args.clips) if args.sizes else cost(args.profile, args.device, 1 if args.quick else args.repeats)
     print(json.dumps({**info, **result}, indent=2))
 
 
