@@ -8,6 +8,7 @@ from prefect import task
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES, model_slot
+from tasks.progress import reporter
 from v2a import generate
 from v2a.fingerprint import fingerprints
 from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
@@ -40,9 +41,11 @@ def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: s
                    guidance_scale: float, scheduler: str, mapper_guidance: float, mapper_steps: int,
                    batch_size: int, seed: int, device: str, clips_uri: str | None = None) -> dict:
     clip_ids = list(shard[1])
+    report = reporter(shard[0])  # the flow's progress artifact counts this shard's samples
     wanted_files = [generate.audio_uri(gen_dir, c, s) for c in clip_ids for s in range(samples)]
     if _shard_done(gen_dir, clip_ids, samples):
         # Done by an earlier run: no need to build the generator or the mapper.
+        report.add(samples=len(wanted_files), clips=len(clip_ids))
         return {"generated": 0, "skipped": len(wanted_files), "outputs": fingerprints(wanted_files)}
     rows = generate.conditioning_rows(embeddings_uri, clip_ids, clips_uri)
     with model_slot(device):  # loading the models onto the GPU is GPU work too
@@ -56,5 +59,6 @@ def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: s
                 seconds=seconds, steps=steps, guidance_scale=guidance_scale, scheduler=scheduler,
                 batch_size=batch_size, run_seed=seed, progress=sys.stderr.isatty(),
                 mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
-                mapper_kind=mapper.config.get("name") if mapper else None)
+                mapper_kind=mapper.config.get("name") if mapper else None,
+                on_samples=lambda n: report.add(samples=n, clips=n / samples))
     return {**summary, "outputs": fingerprints(wanted_files)}
