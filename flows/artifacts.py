@@ -3,7 +3,7 @@
 Each is published by its flow, not by a task, so a re-run served from the task cache publishes it
 again, saying that it is unchanged and which flow run made it (with a link to that run where the
 server has a UI). Pictures are embedded and locations are shown so that a browser can open them
-(v2a/markdown.py): no artifact holds a local path as a link or an image source.
+(v2a/core/markdown.py): no artifact holds a local path as a link or an image source.
 """
 
 from __future__ import annotations

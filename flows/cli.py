@@ -24,7 +24,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def _synth(args) -> None:
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     summary = make_synthetic_dataset(args.out, classes=args.classes, clips_per_class=args.clips_per_class,
                                      seconds=args.seconds, seed=args.seed, one_to_many=args.one_to_many)
@@ -63,7 +63,7 @@ def _train(args) -> None:
 
 
 def _map(args) -> None:
-    from v2a.mapping import map_embeddings
+    from v2a.tools.map_embeddings import map_embeddings
 
     n = map_embeddings(args.checkpoint, args.embeddings, args.out, samples=args.samples,
                        guidance_scale=args.guidance_scale, steps=args.steps, seed=args.seed, device=args.device)
@@ -84,8 +84,8 @@ def _generate(args) -> None:
 
 
 def _generate_inputs(args) -> None:
-    from v2a.model_cache import empty_text_embedding, get_mapper, get_model
-    from v2a.single import generate_for_inputs
+    from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
+    from v2a.tools.single import generate_for_inputs
 
     if args.conditioning == "mapper" and not args.checkpoint:
         raise ValueError("--checkpoint DIR is required (or --conditioning no-mapper)")
@@ -104,8 +104,8 @@ def _generate_inputs(args) -> None:
 
 
 def _interpolate(args) -> None:
-    from v2a.model_cache import empty_text_embedding, get_mapper, get_model
-    from v2a.single import interpolate
+    from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
+    from v2a.tools.single import interpolate
 
     paths = interpolate(args.a, args.b, args.points, args.out, get_model(args.profile, "clip", args.device),
                         get_model(args.profile, "generator", args.device), empty_text_embedding(args.profile, args.device),
@@ -126,7 +126,7 @@ def _evaluate(args) -> None:
 
 def _status(args) -> None:
     require_location(args.out)
-    from v2a.status import format_status, out_status
+    from v2a.tools.status import format_status, out_status
 
     print(format_status(out_status(args.out)))
 
@@ -141,7 +141,7 @@ def _reevaluate(args) -> None:
 
 
 def _check_models(args) -> None:
-    from v2a.checks import check_models
+    from v2a.tools.check_models import check_models
 
     print(f"check-models: {check_models(args.profile, device=args.device).message}")
 
@@ -152,7 +152,7 @@ def _results(args) -> None:
 
 
 def _print_results(out: str, run_id: str | None) -> None:
-    from v2a.results import format_results
+    from v2a.io.results import format_results
 
     print(format_results(out, run_id))
 
@@ -195,7 +195,7 @@ def _pipeline(args) -> None:
 
 def _demo(args) -> None:
     from flows.pipeline import pipeline_flow
-    from v2a.demo import prepare_demo
+    from v2a.tools.demo import prepare_demo
 
     t0 = time.perf_counter()
     config_path, out = prepare_demo(args.out, seconds=args.seconds)
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(s, TrainStageConfig)
     for name, kind in TRAIN_FLAGS.items():
         s.add_argument("--" + name.replace("_", "-"), type=kind, dest=name,
-                       help=f"trainer setting {name} (default: the paper's, v2a.mapper.train.TrainConfig)")
+                       help=f"trainer setting {name} (default: the paper's, v2a.mapper.trainer.TrainConfig)")
 
     s = _command(sub, "map", "mapper checkpoint + embeddings → pseudo-CLAP Parquet rows",
                  "v2a map --checkpoint runs/a/mappers/diff-mlp --embeddings runs/a/embeddings --out mapped.parquet",
@@ -347,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the clip sample (default: %(default)s)")
     _device_option(s)
 
-    from v2a.weights.cli import add_parser as add_weights_parser
+    from v2a.tools.weights_cli import add_parser as add_weights_parser
 
     add_weights_parser(sub)
 
@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Commands whose --out is a location of tables they write: one run at a time there (v2a/locking.py).
+# Commands whose --out is a location of tables they write: one run at a time there (v2a/core/locking.py).
 # `pipeline` and `demo` lock inside the pipeline flow, which deployments run too.
 LOCKED_COMMANDS = ("ingest", "embed", "train", "generate", "evaluate", "reevaluate")
 
@@ -387,7 +387,7 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> None:
-    from v2a.locking import run_lock
+    from v2a.core.locking import run_lock
 
     if getattr(args, "checkpoint", None):
         require_checkpoint(args.checkpoint)  # a hand-made or damaged checkpoint, refused before models load

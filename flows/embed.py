@@ -12,9 +12,9 @@ from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
 from tasks.embed import embed_shards, plan_embed_shards, plan_from, remove_stale_shards
 from tasks.progress import stage_progress
-from v2a import embed as embed_lib
+from v2a.stages import embed as embed_lib
 from v2a.config import DEFAULT_PROFILE, EmbedConfig
-from v2a.domain_gap import GapReport
+from v2a.stages.domain_gap import GapReport
 from v2a.io.layout import RunLayout
 
 

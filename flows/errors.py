@@ -66,7 +66,7 @@ def describe(err: BaseException, location: str | None = None) -> str | None:
     """The one line for ``err``, or None when it is not a user error or a storage fault (a bug).
 
     ``location``: the command's output location, named when an OS error carries no file name."""
-    from v2a.locking import RunLockedError
+    from v2a.core.locking import RunLockedError
 
     if isinstance(err, RunLockedError):
         return str(err)
@@ -144,7 +144,7 @@ def quiet_tracebacks(enabled: bool = True):
 
 def require_table(uri: str, what: str, remedy: str) -> None:
     """Refuse, before any flow starts, a command whose input table is not there yet."""
-    from v2a import storage
+    from v2a.core import storage
 
     if not storage.list_files(uri, ".parquet"):
         raise FileNotFoundError(f"no {what} at {uri}; {remedy}")
@@ -158,7 +158,7 @@ def require_clips(out: str) -> None:
 
 
 def require_ingest_inputs(csv: str | None, videos: str | None, images: str | None) -> None:
-    from v2a import storage
+    from v2a.core import storage
 
     if not csv and not images:
         raise ValueError("nothing to ingest: give --csv CSV --videos DIR, or --images DIR")
@@ -170,7 +170,7 @@ def require_ingest_inputs(csv: str | None, videos: str | None, images: str | Non
 
 
 def require_location(out: str) -> None:
-    from v2a import storage
+    from v2a.core import storage
 
     if not storage.exists(out):
         raise FileNotFoundError(f"{out}: no such output location; give the --out of an earlier run")
@@ -180,7 +180,7 @@ def require_checkpoint(checkpoint: str) -> None:
     """A mapper checkpoint folder whose config.json is a JSON object (what `v2a train` writes)."""
     import json
 
-    from v2a import storage
+    from v2a.core import storage
 
     remedy = "give --checkpoint a folder written by `v2a train` (config.json + model.safetensors)"
     config = storage.join(checkpoint, "config.json")

@@ -15,7 +15,7 @@ from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, s
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.evaluate import evaluate_folder_task, evaluate_task
-from v2a import storage
+from v2a.core import storage
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io.layout import GenerationLayout, RunLayout
 
@@ -27,7 +27,7 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
                   dataset: str = default(DataConfig, "dataset"), reference: str | None = None,
                   device: str = default(EmbedConfig, "device"), run_id: str | None = None,
                   provenance: dict | None = None) -> list[dict]:
-    """provenance: what the caller knows of the run (v2a.provenance.PROVENANCE_KEYS), recorded in every row."""
+    """provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row."""
     tag_run("evaluate", profile=profile, dataset=dataset)
     layout, metrics, split = RunLayout(out), list(evaluate.metrics), evaluate.split
     result = None
@@ -68,7 +68,7 @@ def _related_resources(out: str) -> list[dict]:
     the output location."""
     from prefect.runtime import flow_run
 
-    from v2a.storage import canonical
+    from v2a.core.storage import canonical
 
     related = []
     if flow_run.id:

@@ -65,7 +65,7 @@ def tag_run(stage: str, profile: str | None = None, dataset: str | None = None, 
 
 
 def _dataset_of(clips: str) -> str | None:
-    from v2a import storage
+    from v2a.core import storage
     from v2a.io import clips as clips_io
 
     try:

@@ -11,7 +11,7 @@ from tasks.caching import call
 from tasks.report import report_task
 from v2a.config import EmbedConfig, GenerateConfig, default
 from v2a.io.layout import RunLayout
-from v2a.report import DEFAULT_CLIPS, markdown_summary
+from v2a.stages.report import DEFAULT_CLIPS, markdown_summary
 
 
 @flow(name="report", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("report"), **FLOW_OPTIONS)

@@ -10,11 +10,11 @@ from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.progress import stage_progress
 from tasks.train import train_task
-from v2a import storage
+from v2a.core import storage
 from v2a.config import TrainStageConfig
 from v2a.io.embeddings import sibling_clips
-from v2a.mapper.train import CURVE_NAME
-from v2a.markdown import inline_png, location
+from v2a.mapper.trainer import CURVE_NAME
+from v2a.core.markdown import inline_png, location
 
 
 @flow(name="train", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("train"), **FLOW_OPTIONS)
@@ -45,7 +45,7 @@ def _attach_training_curve(out_dir: str, mapper: str, key: str, metrics: dict) -
     if not storage.exists(uri):
         return
     # Inlined as a data URI so the Prefect UI shows it without a file server (a PNG past
-    # v2a.markdown.MAX_INLINE_BYTES, which the trainer never draws, is only named).
+    # v2a.core.markdown.MAX_INLINE_BYTES, which the trainer never draws, is only named).
     image = inline_png(uri, "training curve")
     markdown_artifact(key, (f"{image}\n\n" if image else "") + location(uri, "training curve"),
                       f"Training curve of mapper {mapper}", result=metrics)

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from prefect.cache_policies import TASK_SOURCE, CachePolicy
 
-from v2a import __version__, storage
-from v2a.fingerprint import changed, fingerprint
+from v2a import __version__
+from v2a.core import storage
+from v2a.core.fingerprint import changed, fingerprint
 
 
 def profile_digest(profile: str) -> str:

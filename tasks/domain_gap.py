@@ -1,4 +1,4 @@
-"""Prefect task over v2a.domain_gap: the CLIP/CLAP gap pictures of an embeddings table."""
+"""Prefect task over v2a.stages.domain_gap: the CLIP/CLAP gap pictures of an embeddings table."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from prefect import get_run_logger, task
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, jsonable, made_by
-from v2a import domain_gap
-from v2a.fingerprint import fingerprints
+from v2a.stages import domain_gap
+from v2a.core.fingerprint import fingerprints
 
 
 # Cached on the shards' fingerprints (their file stats, not their bytes): an unchanged re-run draws nothing.

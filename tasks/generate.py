@@ -1,4 +1,4 @@
-"""Prefect tasks over v2a.generate: one task per shard of clips (a `gpu` slot while generating on CUDA)."""
+"""Prefect tasks over v2a.stages.generate: one task per shard of clips (a `gpu` slot while generating on CUDA)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from prefect import task
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES, model_slot
 from tasks.progress import reporter
-from v2a import generate
-from v2a.fingerprint import fingerprints
-from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
+from v2a.stages import generate
+from v2a.core.fingerprint import fingerprints
+from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
 
 
 @task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES, **RESULTS)

@@ -62,7 +62,7 @@ def slug(text: str) -> str:
 
 def location_digest(location: str) -> str:
     """Six hex digits of an output location's full form (absolute path or URI): two outputs never share them."""
-    from v2a.storage import canonical
+    from v2a.core.storage import canonical
 
     return hashlib.sha256(canonical(location).encode()).hexdigest()[:6]
 

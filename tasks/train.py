@@ -1,4 +1,4 @@
-"""Prefect task over v2a.train."""
+"""Prefect task over v2a.stages.train."""
 
 import math
 import sys
@@ -8,8 +8,9 @@ from prefect import get_run_logger, task
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES, jsonable, made_by, model_slot
 from tasks.progress import reporter
-from v2a import storage, train
-from v2a.fingerprint import fingerprints
+from v2a.core import storage
+from v2a.stages import train
+from v2a.core.fingerprint import fingerprints
 from v2a.mapper.checkpoint import CONFIG_NAME, WEIGHTS_NAME
 
 # At most this many epoch lines in a run's log: every epoch up to it, every N-th (and the last) past it.
@@ -42,7 +43,7 @@ def epoch_reporter(epochs: int, unit=0):
 @task(name="train-mapper", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES, **RESULTS)
 def train_task(embeddings_uri: str, out_dir: str, mapper: str, aggregator: str, options: dict,
                restart_incompatible: bool = False, clips_uri: str | None = None) -> dict:
-    from v2a.mapper.train import TrainConfig
+    from v2a.mapper.trainer import TrainConfig
 
     epochs = TrainConfig(mapper=mapper, **options).epochs
     with model_slot(options.get("device")):

@@ -16,7 +16,7 @@ import pytest
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory):
     """A small synthetic VGGSound-format set shared by the stage tests: 3 classes × 4 clips of 2 s."""
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     out = tmp_path_factory.mktemp("synth")
     make_synthetic_dataset(out, classes=3, clips_per_class=4, seconds=2.0, seed=1, images_per_class=1, progress=False)

@@ -123,7 +123,7 @@ def test_integers_and_numbers_are_strict(section, values, field):
 
 
 def test_an_unknown_choice_is_refused_listing_the_accepted_values():
-    from v2a.names import MAPPER_NAMES
+    from v2a.core.names import MAPPER_NAMES
 
     with pytest.raises(ConfigError) as err:
         config_from_dict({**BASE, "train": {"mapper": "gan"}})
@@ -169,7 +169,8 @@ def test_a_config_file_loads_and_a_broken_one_is_one_line(tmp_path):
 def test_the_library_keyword_defaults_are_the_configuration_defaults():
     import inspect
 
-    from v2a import generate, single
+    from v2a.stages import generate
+    from v2a.tools import single
     from v2a.config import GenerateConfig, defaults
 
     g = defaults(GenerateConfig)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from flows import cli
-from v2a import locking
-from v2a.locking import RunLockedError, run_lock
+from v2a.core import locking
+from v2a.core.locking import RunLockedError, run_lock
 
 _HOLD = """
 import sys, time
-from v2a.locking import run_lock
+from v2a.core.locking import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)
@@ -71,8 +71,8 @@ def test_a_released_lock_can_be_taken_again(tmp_path):
 
 
 def test_the_lock_file_is_hidden_from_tables_and_fingerprints(tmp_path):
-    from v2a import storage
-    from v2a.fingerprint import fingerprint
+    from v2a.core import storage
+    from v2a.core.fingerprint import fingerprint
 
     before = fingerprint(str(tmp_path))
     with run_lock(str(tmp_path)):

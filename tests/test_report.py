@@ -14,10 +14,10 @@ from PIL import Image
 
 from storage_schemas import clips as clips_schema
 from tests.browser import HeadlessChromium, find_chromium
-from v2a import embed, evaluate, generate, ingest, report, train
+from v2a.stages import embed, evaluate, generate, ingest, report, train
 from v2a.io import parquet
 from v2a.io.embeddings import read_embeddings
-from v2a.model_cache import empty_text_embedding, get_mapper, get_model
+from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
 
 MAPPED, PLAIN = "mapped", "no-mapper"
 
@@ -209,8 +209,8 @@ def test_page_loads_every_medium_and_shows_the_runs_metrics_in_chromium(built, r
 
 def test_the_real_audios_cs_comes_from_the_stored_reference_features(built, run_root):
     from v2a.metrics.reference_stats import stored_per_clip
-    from v2a.report.assets import clip_scores
-    from v2a.report.runs import read_frames
+    from v2a.stages.report.assets import clip_scores
+    from v2a.stages.report.runs import read_frames
 
     w2c = get_model("tiny", "extractor:wav2clip")
     shown = [c for c, v in built["reference_cs"].items() if v is not None]

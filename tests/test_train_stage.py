@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from storage_schemas import embeddings as embeddings_schema
-from v2a import storage
+from v2a.core import storage
 from v2a.io import parquet
-from v2a.train import train_stage
+from v2a.stages.train import train_stage
 
 OPTIONS = {"epochs": 2, "batch_size": 4, "val_sampling_steps": 2, "num_timesteps": 10, "sampling_steps": 2}
 

@@ -17,10 +17,12 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from v2a import storage
-from v2a.aggregate import AGGREGATORS
-from v2a.decoders import BACKENDS
-from v2a.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, METRICS, SCHEDULERS
+from v2a.core import storage
+from v2a.core.aggregate import AGGREGATORS
+from v2a.media.decoders import BACKENDS
+from v2a.models import sampling as audioldm
+from v2a.core.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, SCHEDULERS
+from v2a.metrics.specs import METRICS
 
 
 class ConfigError(ValueError):
@@ -149,7 +151,7 @@ class TrainStageConfig(Section):
                                                                  "(paper Table 5: mean)")
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="trainer settings (v2a.mapper.train.TrainConfig fields: epochs, lr, batch_size, depth, ...); "
+        description="trainer settings (v2a.mapper.trainer.TrainConfig fields: epochs, lr, batch_size, depth, ...); "
                     "unset ones take the paper's values")
 
     @field_validator("options", mode="before")
@@ -170,7 +172,7 @@ class TrainStageConfig(Section):
         """The options as the trainer will take them, so that a bad one fails at load time, not hours in."""
         import dataclasses
 
-        from v2a.mapper.train import TrainConfig
+        from v2a.mapper.trainer import TrainConfig
 
         known = {f.name for f in dataclasses.fields(TrainConfig)} - {"mapper"}
         unknown = sorted(set(self.options) - known)
@@ -191,10 +193,12 @@ class GenerateConfig(Section):
     conditioning: Literal[CONDITIONINGS] = Field(
         "mapper", description="mapper: the paper's method; no-mapper, text: the Table 3 baselines")
     samples: PositiveInt = Field(1, description="audio samples per clip")
-    seconds: PositiveFloat = Field(10.0, description="seconds of audio per sample (VGGSound clips are 10 s)")
-    steps: PositiveInt = Field(200, description="AudioLDM sampling steps")
-    guidance_scale: NonNegativeFloat = Field(2.5, description="AudioLDM classifier-free guidance scale")
-    scheduler: Literal[SCHEDULERS] = Field("ddim", description="AudioLDM sampler")
+    seconds: PositiveFloat = Field(audioldm.DEFAULT_SECONDS,
+                                   description="seconds of audio per sample (VGGSound clips are 10 s)")
+    steps: PositiveInt = Field(audioldm.DEFAULT_STEPS, description="AudioLDM sampling steps")
+    guidance_scale: NonNegativeFloat = Field(audioldm.DEFAULT_GUIDANCE_SCALE,
+                                             description="AudioLDM classifier-free guidance scale")
+    scheduler: Literal[SCHEDULERS] = Field(audioldm.DEFAULT_SCHEDULER, description="AudioLDM sampler")
     mapper_guidance: NonNegativeFloat = Field(
         MAPPER_GUIDANCE, description="diffusion mapper's classifier-free guidance (paper's best: 0.9); unused by "
                                      "reg-* mappers")

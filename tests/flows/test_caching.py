@@ -46,14 +46,14 @@ def run_pipeline(config: dict) -> tuple[dict, dict[str, list[str]]]:
 
 
 def _forget_models() -> None:
-    from v2a import model_cache
+    from v2a.runtime import model_cache
 
     for cached in (model_cache.get_model, model_cache._load_mapper, model_cache.empty_text_embedding):
         cached.cache_clear()
 
 
 def _models_loaded() -> int:
-    from v2a import model_cache
+    from v2a.runtime import model_cache
 
     return model_cache.get_model.cache_info().currsize + model_cache._load_mapper.cache_info().currsize
 
@@ -112,7 +112,7 @@ def test_a_cached_stage_whose_output_was_deleted_runs_again(first_run):
 def test_generation_sets_without_results_of_this_version_are_found_and_reevaluated(first_run):
     from flows.reevaluate import reevaluate_flow
     from v2a.config import EvaluateConfig
-    from v2a.reevaluate import pending_evaluation
+    from v2a.stages.reevaluate import pending_evaluation
 
     config, out, summary, _ = first_run
     assert pending_evaluation(str(out)) == []
@@ -133,7 +133,7 @@ def test_generation_sets_without_results_of_this_version_are_found_and_reevaluat
 
 def test_status_lists_stages_row_counts_errors_and_runs(first_run, capsys):
     from flows.cli import main
-    from v2a.status import out_status
+    from v2a.tools.status import out_status
 
     _, out, summary, _ = first_run
     status = out_status(str(out))

@@ -147,7 +147,7 @@ def test_early_stopping_ends_training_after_the_patience_runs_out(tiny_pairs, tm
 
 
 def test_resumable_checkpoints_are_written_every_n_epochs_and_at_the_end(tiny_pairs, tmp_path, monkeypatch):
-    import v2a.mapper.train as train_module
+    import v2a.mapper.trainer as train_module
 
     saved = []
     real = train_module._save_epoch_checkpoint

@@ -37,7 +37,7 @@ def test_short_audio_is_zero_padded_to_10_24_seconds_and_renormalised_as_audiold
     ref = ref / (np.abs(ref).max() + 1e-8) * 0.5
     ref = np.pad(ref, (0, 163840 - ref.size))
     ref = 0.5 * ref / np.abs(ref).max()
-    from v2a.resample import resample
+    from v2a.media.resample import resample
 
     expected = resample(torch.from_numpy(ref.astype(np.float32)), 16000, 48000)[:480000]
     torch.testing.assert_close(prepared, expected, atol=1e-6, rtol=0)

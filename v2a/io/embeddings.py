@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from storage_schemas import SchemaError, validate
 from storage_schemas import embeddings as embeddings_schema
-from v2a import storage
+from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.io import parquet
 

@@ -18,7 +18,7 @@ from torch import nn
 import v2a
 from v2a.mapper.factory import (LEGACY_BLOCK, architecture_of, build_mapper, build_objective, count_trainable_params,
                                 mapper_name)
-from v2a import storage
+from v2a.core import storage
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -215,7 +215,7 @@ def load_mapper(path: str | Path, device: str | torch.device = "cpu", bf16: bool
 def _load_remote_mapper(uri: str, device, bf16: bool) -> LoadedMapper:
     import tempfile
 
-    from v2a import storage
+    from v2a.core import storage
 
     with tempfile.TemporaryDirectory(prefix="v2a-mapper-") as tmp:
         for name in (CONFIG_NAME, WEIGHTS_NAME):

@@ -39,9 +39,8 @@ from .profile import CheckpointNotFoundError, GeneratorConfig, hub_offline, look
 
 log = logging.getLogger(__name__)
 
-from v2a.names import SCHEDULERS  # noqa: E402  (listed once)
-from v2a.config import GenerateConfig, defaults  # noqa: E402  (AudioLDM defaults, written there once)
-_G = defaults(GenerateConfig)
+from v2a.core.names import SCHEDULERS  # noqa: E402  (listed once)
+from .sampling import DEFAULT_GUIDANCE_SCALE, DEFAULT_SCHEDULER, DEFAULT_SECONDS, DEFAULT_STEPS  # noqa: E402
 # eta: DDIM's stochasticity (DPM-Solver++ has none); length: "audioldm" samples int(seconds * 25.6)
 # latent frames and cuts, "exact" samples just enough frames; clamp: AudioLDM's clip of runaway latents.
 SAMPLERS = {
@@ -157,10 +156,10 @@ class AudioLDMGenerator:
         return torch.cat(waves)
 
     @torch.inference_mode()
-    def generate(self, cond: np.ndarray, seeds: list[int], negative: np.ndarray | None = None, steps: int = _G["steps"],
-                 guidance_scale: float = _G["guidance_scale"], seconds: float = _G["seconds"],
-                 scheduler: str = _G["scheduler"], sampler: str | None = None, eta: float | None = None) -> np.ndarray:
-        """(B, cond_dim) CLAP-space conditions → (B, round(seconds * 16000)) float32 waveforms.
+    def generate(self, cond: np.ndarray, seeds: list[int], negative: np.ndarray | None = None, steps: int = DEFAULT_STEPS,
+                 guidance_scale: float = DEFAULT_GUIDANCE_SCALE, seconds: float = DEFAULT_SECONDS,
+                 scheduler: str = DEFAULT_SCHEDULER, sampler: str | None = None, eta: float | None = None) -> np.ndarray:
+        """(B, cond_dim) CLAP-space conditions → (B, round(seconds * AUDIOLDM_SAMPLE_RATE)) float32 waveforms.
 
         ``negative``: the unconditional embedding, (cond_dim,) or (B, cond_dim); None uses this
         generator's own CLAP text embedding of "". Guidance is skipped when ``guidance_scale <= 1``

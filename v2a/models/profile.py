@@ -21,6 +21,8 @@ This module imports no torch so that reading a profile stays cheap.
 
 from __future__ import annotations
 
+from v2a.core.offline import hub_offline  # noqa: F401  (re-exported)
+
 import copy
 import dataclasses
 import os
@@ -78,15 +80,6 @@ def _registry_entry(ref: str):
 
 
 # --------------------------------------------------------------------------- helpers
-
-def hub_offline() -> bool:
-    """True when the environment forbids downloads (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, or our V2A_OFFLINE).
-
-    Nothing in v2a sets these: offline is the user's choice (the Makefile and the tests set it for themselves).
-    """
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "V2A_OFFLINE"))
-
 
 def looks_like_path(ref: str) -> bool:
     """A weights reference is a local path if it exists or is written like one."""

@@ -75,7 +75,7 @@ def checkpoint_path(name: str, cfg: dict, official_file: str, where: str) -> Pat
 
 
 def file_sha256(path: Path) -> str:
-    from v2a.storage import sha256_of
+    from v2a.core.storage import sha256_of
 
     return sha256_of(path)
 
