@@ -9,7 +9,7 @@ same model.
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, tags
 
 from flows.artifacts import markdown_artifact
 from flows.embed import embed_flow
@@ -62,12 +62,14 @@ def pipeline_flow(config: PipelineConfig | None = None, config_file: str | None 
     cfg = given_config(config, config_file).check_environment()
     run_id = default_run_id(cfg)
     key = run_key(cfg.out, run_id)
-    tag_run("pipeline", profile=cfg.profile, dataset=cfg.data.dataset)
+    run_tags = tag_run("pipeline", profile=cfg.profile, dataset=cfg.data.dataset)
     d, t, g = cfg.data, cfg.train, cfg.generate
     # One run at a time writes OUT; a second fails at once naming the first. Every stage runs on the
     # configured task runner and keeps its cached results in cache.location; its runs are named
-    # after the stage and this run's key (`embed-run-1a2b3c4d-5e6f7a`).
-    with run_lock(cfg.out), stage_options(cfg, key) as stage:
+    # after the stage and this run's key (`embed-run-1a2b3c4d-5e6f7a`), and carry the run's profile
+    # and dataset tags (train, which has no profile of its own, too) beside their own stage tag.
+    shared = [tag for tag in run_tags if not tag.startswith("stage:")]
+    with run_lock(cfg.out), stage_options(cfg, key) as stage, tags(*shared):
         stage(ingest_flow)(cfg.out, data=d)
         stage(embed_flow)(cfg.out, profile=cfg.profile, embed=cfg.embed)
         checkpoint = None

@@ -30,8 +30,9 @@ class StageProgress:
     """Counts per unit of work ({unit: {"clips": 16, "shards": 2}}); the first count drives the bar."""
 
     def __init__(self, key: str, title: str, units: dict[Hashable, dict[str, int]],
-                 every: float = UPDATE_EVERY_S, publish: bool = True):
-        self.key, self.title, self.every = key, title, every
+                 every: float | None = None, publish: bool = True):
+        self.key, self.title = key, title
+        self.every = UPDATE_EVERY_S if every is None else every
         self.totals = {u: dict(c) for u, c in units.items()}
         self.done = {u: {name: 0 for name in c} for u, c in units.items()}
         self.names = list(next(iter(units.values()), {}))
@@ -99,7 +100,7 @@ class StageProgress:
 
 
 @contextmanager
-def stage_progress(key: str, title: str, units: dict[Hashable, dict[str, int]], every: float = UPDATE_EVERY_S):
+def stage_progress(key: str, title: str, units: dict[Hashable, dict[str, int]], every: float | None = None):
     """A StageProgress for the current flow run, findable by its tasks (`reporter`); published once
     more on the way out, finished or not, so the bar shows where a failed run stopped."""
     from prefect.runtime import flow_run
