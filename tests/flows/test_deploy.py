@@ -41,7 +41,8 @@ def prefect_server(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PWD=str(REPO),
                PREFECT_API_URL=api, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    # The UI (opened by the browser test) asks the API at PREFECT_UI_API_URL, by default port 4200's.
+    server_env = {**{k: v for k, v in env.items() if k != "PREFECT_API_URL"}, "PREFECT_UI_API_URL": api}
     log = open(home / "server.log", "w")
     server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
