@@ -28,5 +28,6 @@ def prefect_harness():
     """One temporary Prefect server for the whole session: entering one costs ~12 s."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # Prefect allows its test server 30 s to start; a loaded 2-core machine can take longer.
+    with prefect_test_harness(server_startup_timeout=120):
         yield
