@@ -320,17 +320,27 @@ def _wait_for_artifact(page, artifact, expected_images: int, timeout: float = 30
 
 
 def _screenshot_run_pages(page, ui: str, env, started: dict, folder: Path) -> None:
-    """The run form of the pipeline deployment and the pipeline run's page (docs/prefect-ui/)."""
+    """The run form of the pipeline deployment, the pipeline run's page and the artifacts of it and of
+    its embed stage (docs/prefect-ui/)."""
     with _client(env) as client:
         deployment = client.read_deployment_by_name("pipeline/v2a-pipeline")
-    for name, url, text in (
-            ("run-form", f"{ui}/deployments/deployment/{deployment.id}/run", "config_file"),
-            ("pipeline-run", f"{ui}/runs/flow-run/{started['pipeline/v2a-pipeline']}", "pipeline-"),
-            ("pipeline-run-artifacts", f"{ui}/runs/flow-run/{started['pipeline/v2a-pipeline']}?tab=Artifacts",
-             "pipeline-summary")):
+        embed_run = next(r for r in _flow_runs(client, started["pipeline/v2a-pipeline"]) if r.name.startswith("embed"))
+    pipeline_run = f"{ui}/runs/flow-run/{started['pipeline/v2a-pipeline']}"
+    for name, url, text, click, height in (
+            ("run-form", f"{ui}/deployments/deployment/{deployment.id}/run", "config_file", "PipelineConfig", 2600),
+            ("pipeline-run", pipeline_run, "pipeline-", "Details", 1400),
+            ("pipeline-run-artifacts", pipeline_run, "pipeline-", "Artifacts", 1400),
+            ("embed-run-artifacts", f"{ui}/runs/flow-run/{embed_run.id}", "embed-", "Artifacts", 1400)):
         page.navigate(url)
-        deadline = time.monotonic() + 20
-        while not page.evaluate(f"document.body.innerText.includes({json.dumps(text)})") and time.monotonic() < deadline:
-            time.sleep(0.3)
-        time.sleep(1.0)
-        page.screenshot(folder / f"{name}.png", height=1400)
+        _wait_for_text(page, text)
+        # The innermost element reading `click` (a tab, a toggle): its click reaches the handler above it.
+        page.evaluate("[...document.querySelectorAll('body *')].filter(e => e.children.length === 0)"
+                      f".find(e => e.textContent.trim() === {json.dumps(click)})?.click()")
+        time.sleep(2.0)
+        page.screenshot(folder / f"{name}.png", height=height)
+
+
+def _wait_for_text(page, text: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(f"document.body.innerText.includes({json.dumps(text)})") and time.monotonic() < deadline:
+        time.sleep(0.3)
