@@ -47,18 +47,12 @@ def _embed(args) -> None:
     embed_flow(args.out, profile=args.profile, embed=model_from_args(args, EmbedConfig))
 
 
-# Trainer settings offered as flags; the rest go in a pipeline config's train.options.
-TRAIN_FLAGS = {"depth": int, "expansion": int, "epochs": int, "max_steps": int, "batch_size": int, "lr": float,
-               "seed": int, "device": str}
-
-
 def _train(args) -> None:
     require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
     from flows.train import train_flow
     from v2a.config import TrainStageConfig
 
-    options = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
-    metrics = train_flow(args.embeddings, args.out, train=model_from_args(args, TrainStageConfig, options=options))
+    metrics = train_flow(args.embeddings, args.out, train=model_from_args(args, TrainStageConfig))
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
 
 
@@ -265,9 +259,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--embeddings", required=True, help="an embeddings table (OUT/embeddings)")
     s.add_argument("--out", required=True, help="checkpoint folder (config.json + model.safetensors)")
     add_model_options(s, TrainStageConfig)
-    for name, kind in TRAIN_FLAGS.items():
-        s.add_argument("--" + name.replace("_", "-"), type=kind, dest=name,
-                       help=f"trainer setting {name} (default: the paper's, v2a.mapper.trainer.TrainConfig)")
 
     s = _command(sub, "map", "mapper checkpoint + embeddings → pseudo-CLAP Parquet rows",
                  "v2a map --checkpoint runs/a/mappers/diff-mlp --embeddings runs/a/embeddings --out mapped.parquet",

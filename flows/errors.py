@@ -181,11 +181,12 @@ def require_checkpoint(checkpoint: str) -> None:
     import json
 
     from v2a.core import storage
+    from v2a.core.checkpoints import CONFIG_NAME, WEIGHTS_NAME
 
-    remedy = "give --checkpoint a folder written by `v2a train` (config.json + model.safetensors)"
-    config = storage.join(checkpoint, "config.json")
+    remedy = f"give --checkpoint a folder written by `v2a train` ({CONFIG_NAME} + {WEIGHTS_NAME})"
+    config = storage.join(checkpoint, CONFIG_NAME)
     if not storage.exists(config):
-        raise FileNotFoundError(f"{checkpoint} has no config.json; {remedy}")
+        raise FileNotFoundError(f"{checkpoint} has no {CONFIG_NAME}; {remedy}")
     fs, path = storage.filesystem(config)
     with fs.open(path, "r") as handle:
         try:

@@ -27,10 +27,9 @@ def train_flow(embeddings: str, out_dir: str, train: TrainStageConfig = TrainSta
     tag_run("train", clips=clips or sibling_clips(embeddings))
     # The mapper folder's own key: two folders (two outputs, two mappers) never share an artifact history.
     key = run_key(out_dir)
-    epochs = train.train_config().epochs
-    with stage_progress(artifact_key("train-progress", key), f"train {mapper}", {0: {"epochs": epochs}}) as progress:
-        metrics = call(train_task, embeddings, out_dir, mapper, train.aggregator, dict(train.options),
-                       restart_incompatible, clips_uri=clips)
+    with stage_progress(artifact_key("train-progress", key), f"train {mapper}",
+                        {0: {"epochs": train.epochs}}) as progress:
+        metrics = call(train_task, embeddings, out_dir, train, restart_incompatible, clips_uri=clips)
         progress.finish(0, note="from the task cache" if metrics["cached"] else None)
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     table_artifact(artifact_key("mapper-training", key), [{"field": k, "value": str(v)} for k, v in shown.items()],

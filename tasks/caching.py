@@ -109,10 +109,13 @@ def call(task, *args, **kwargs):
 def map_calls(task, items: list, desc: str | None = None, on_done=None, **kwargs) -> list:
     """`task.map(items, **kwargs)` with the same check per item, and a progress bar as they finish.
     on_done(i) is called as the task of items[i] completes (the stage's progress artifact, tasks/progress.py)."""
+    from prefect import unmapped
     from prefect.futures import as_completed
     from tqdm.auto import tqdm
 
-    futures = task.map(items, **kwargs)
+    # Only `items` is mapped over: a keyword value that happens to be iterable (a configuration section,
+    # a list) goes to every call whole.
+    futures = task.map(items, **{k: unmapped(v) for k, v in kwargs.items()})
     position = {id(f): i for i, f in enumerate(futures)}
     # A bar only on a terminal: in a worker's log every redraw would be a line.
     with tqdm(total=len(futures), desc=desc or task.name, unit="task", disable=not sys.stderr.isatty(),

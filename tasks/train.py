@@ -11,7 +11,8 @@ from tasks.progress import reporter
 from v2a.core import storage
 from v2a.stages import train
 from v2a.core.fingerprint import fingerprints
-from v2a.mapper.checkpoint import CONFIG_NAME, WEIGHTS_NAME
+from v2a.config import TrainStageConfig
+from v2a.core.checkpoints import CONFIG_NAME, WEIGHTS_NAME
 
 # At most this many epoch lines in a run's log: every epoch up to it, every N-th (and the last) past it.
 MAX_EPOCH_LINES = 100
@@ -41,14 +42,11 @@ def epoch_reporter(epochs: int, unit=0):
 
 # Retried from its last epoch checkpoint: a retry resumes, it does not start over.
 @task(name="train-mapper", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES, **RESULTS)
-def train_task(embeddings_uri: str, out_dir: str, mapper: str, aggregator: str, options: dict,
-               restart_incompatible: bool = False, clips_uri: str | None = None) -> dict:
-    from v2a.mapper.trainer import TrainConfig
-
-    epochs = TrainConfig(mapper=mapper, **options).epochs
-    with model_slot(options.get("device")):
-        metrics = train.train_stage(embeddings_uri, out_dir, mapper=mapper, aggregator=aggregator, options=options,
+def train_task(embeddings_uri: str, out_dir: str, config: TrainStageConfig, restart_incompatible: bool = False,
+               clips_uri: str | None = None) -> dict:
+    with model_slot(config.device):
+        metrics = train.train_stage(embeddings_uri, out_dir, config, aggregator=config.aggregator,
                                     restart_incompatible=restart_incompatible, clips_uri=clips_uri,
-                                    progress=sys.stderr.isatty(), on_epoch_end=epoch_reporter(epochs))
+                                    progress=sys.stderr.isatty(), on_epoch_end=epoch_reporter(config.epochs))
     return {**jsonable(metrics), "made_by": made_by(),
             "outputs": fingerprints([storage.join(out_dir, WEIGHTS_NAME), storage.join(out_dir, CONFIG_NAME)])}

@@ -19,7 +19,7 @@ def _config(synth_dir, out) -> dict:
         "out": str(out), "profile": "tiny",
         "data": {"csv": str(synth_dir / "vggsound.csv"), "videos": str(synth_dir / "videos"), "dataset": "synthetic"},
         "embed": {"num_frames": 3, "max_seconds": 2.0, "shard_size": 5},
-        "train": {"mapper": "diff-mlp", "options": {"epochs": 3, "batch_size": 8, "val_sampling_steps": 5}},
+        "train": {"mapper": "diff-mlp", "epochs": 3, "batch_size": 8, "val_sampling_steps": 5},
         "generate": {"seconds": 1.0, "steps": 3, "mapper_steps": 5, "batch_size": 2},
         "evaluate": {"metrics": ["fd", "cs"]},
     }
@@ -112,7 +112,7 @@ def test_a_cached_rerun_publishes_its_artifacts_again_naming_the_run_that_made_t
 def test_a_changed_train_config_reruns_train_and_the_stages_after_it_only(first_run):
     config, out, summary, _ = first_run
     changed = copy.deepcopy(config)
-    changed["train"]["options"]["epochs"] = 4
+    changed["train"]["epochs"] = 4
     again, states = run_pipeline(changed)
     assert again["run_id"] != summary["run_id"]  # a new generation set for the new mapper
     for upstream in ("ingest", "plan-embed-shards", "embed-shards", "domain-gap-report"):

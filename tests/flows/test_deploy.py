@@ -108,7 +108,7 @@ def _small_demo_config(demo: Path, data: Path) -> dict:
 
     config = demo_config(demo, data, seconds=2.0)
     config["embed"].update(num_frames=3, shard_size=5)
-    config["train"]["options"].update(epochs=3, batch_size=8, val_sampling_steps=5)
+    config["train"].update(epochs=3, batch_size=8, val_sampling_steps=5)
     config["generate"].update(seconds=1.0, steps=3, mapper_steps=5, batch_size=2)
     return config
 

@@ -91,8 +91,7 @@ def test_train_progress_moves_epoch_by_epoch_and_the_log_has_a_line_per_epoch(in
     if not (ingested / "embeddings").exists():
         pytest.skip("needs the embed test's output")
     state = train_flow(str(ingested / "embeddings"), str(ingested / "mappers" / "diff-mlp"),
-                       train=TrainStageConfig(mapper="diff-mlp", options={"epochs": 3, "batch_size": 8,
-                                                                          "val_sampling_steps": 2}),
+                       train=TrainStageConfig(mapper="diff-mlp", epochs=3, batch_size=8, val_sampling_steps=2),
                        return_state=True)
     assert state.is_completed()
     midway = _midway(published, "train diff-mlp")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import posixpath
 
+from v2a.io.layout import RunLayout
 from v2a.core import storage
 from v2a.core.checkpoints import CONFIG_NAME, WEIGHTS_NAME, checkpoint_id
 
@@ -15,7 +16,7 @@ def find_mapper(runs_root: str, wanted_id: str | None, kind: str | None) -> tupl
     The generations table names the checkpoint by the hash of its weights; a folder with the run's
     mapper name but other weights (trained again since) is still returned, flagged as not exact.
     """
-    root = storage.join(runs_root, "mappers")
+    root = RunLayout(runs_root).mappers
     fs, root_path = storage.filesystem(root)
     if not fs.exists(root_path):
         return None, None, True

@@ -12,7 +12,6 @@ safetensors, everything else in state.json; no pickle anywhere.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import math
@@ -21,7 +20,7 @@ import shutil
 import time
 import warnings
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -30,167 +29,17 @@ import torch
 from torch import nn
 
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
-                                   save_mapper, save_safetensors, sha256_file, state_dict_to_safetensors)
+                                   save_mapper, save_safetensors, state_dict_to_safetensors)
+from v2a.core.checkpoints import checkpoint_id
+from v2a.mapper.settings import MONITORS, TrainConfig
 from v2a.mapper.validation import embedding_metrics
-from v2a.mapper.factory import (MAPPER_NAMES, TRANSFORMER_BLOCKS, build_mapper, build_objective, check_block,
-                                count_trainable_params, mapper_name, parse_mapper_name, resolve_depth_expansion)
-
-from v2a.core.names import MAPPER_GUIDANCE, MAPPER_STEPS  # noqa: E402  (the paper's sampling, written once)
+from v2a.mapper.factory import MAPPER_NAMES, build_mapper, build_objective, count_trainable_params
 
 CHECKPOINTS_DIR = "checkpoints"
 HISTORY_NAME = "history.json"
 CURVE_NAME = "training_curve.png"
 PLOT_EVERY_S = 60.0
 BEST_DIR = "best"
-SELECTIONS = ("last", "best")
-MONITORS = {"val_loss": -1.0, "val_cosine": 1.0}  # sign: +1 when higher is better
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a training run; defaults are the paper's (best) settings."""
-
-    mapper: str = "diff-transformer"  # reg-mlp | reg-transformer | diff-mlp | diff-transformer
-    depth: int | None = None  # None: paper default for the mapper (MLP 1, reg-transformer 8, diff-transformer 12)
-    expansion: int | None = None  # None: 4 (MLP width multiplier / transformer feed-forward multiplier)
-    heads: int = 12
-    head_dim: int = 64
-    # Transformer block: "dalle2-prior" (DALLE2-pytorch's prior network, the paper's) or "query-slots".
-    transformer_block: str = "dalle2-prior"
-    prior_text_len: int = 77  # dalle2-prior: learned null text-encoding tokens (DALLE2's max_text_len)
-    epochs: int = 100
-    max_steps: int | None = None  # stop early after this many optimizer steps in total (smoke runs)
-    batch_size: int = 448
-    lr: float = 1.1e-4
-    # The paper's lr is the DALLE2-pytorch prior recipe; its weight decay and clipping come with it.
-    weight_decay: float = 6.02e-2
-    max_grad_norm: float | None = 0.5
-    seed: int = 0
-    ema: bool = False
-    ema_decay: float = 0.9999
-    device: str = "cpu"  # "cpu", "cuda" or "cuda:N"
-    bf16: bool = True  # bfloat16 autocast; applies on CUDA only (CPU runs stay float32 and deterministic)
-    compile: bool = False  # torch.compile the network for training steps (then no manual CUDA graph)
-    cuda_graphs: bool = True  # on CUDA, replay each full-batch training step as one CUDA graph
-    # Diffusion mapper settings (ignored by regression mappers).
-    num_timesteps: int = 1000
-    cond_drop_prob: float = 0.1
-    # Dropout of the noisy embedding x_t (DALLE2's image_cond_drop_prob) for networks with a learned
-    # null x_t (the dalle2-prior block); None: cond_drop_prob for those (DALLE2's default), 0 otherwise.
-    x_drop_prob: float | None = None
-    sampling_steps: int = MAPPER_STEPS  # stored as the checkpoint's inference default (paper: 200)
-    guidance_scale: float = MAPPER_GUIDANCE  # stored as the inference default (paper best: 0.9)
-    eta: float = 1.0
-    sampling_clamp_l2norm: bool = True
-    timestep_spacing: str = "dalle2"  # DDIM grid: "dalle2" (DALLE2-pytorch's p_sample_loop_ddim) or "even"
-    # Validation: a monitor of progress, cheaper than the final evaluation, so diffusion mappers
-    # are sampled with fewer steps than at inference.
-    val_every: int = 1
-    val_sampling_steps: int = 25
-    val_guidance_scale: float = MAPPER_GUIDANCE
-    val_batch_size: int = 16384
-    keep_checkpoints: int = 1  # epoch checkpoints kept on disk (the newest ones)
-    # A resumable checkpoint (weights + optimizer: 585 MB for the paper's Transformer) every this many
-    # epochs and at the end, instead of every epoch (58 GB of writes over 100 epochs).
-    checkpoint_every: int = 5
-    # Which weights become model.safetensors: "last" (the final epoch's) or "best" (the epoch with the
-    # best `monitor` on the validation pairs; those weights are also kept in checkpoints/best/).
-    select: str = "last"
-    monitor: str = "val_loss"  # val_loss (lower is better) | val_cosine (higher is better)
-    early_stopping_patience: int | None = None  # stop after this many validations without improvement
-
-    # Fields that may change between a run and its resumption; every other field shapes the
-    # trajectory and must match the checkpoint.
-    RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "bf16", "compile", "cuda_graphs", "sampling_steps",
-                         "guidance_scale", "eta", "sampling_clamp_l2norm", "timestep_spacing", "val_every",
-                         "val_sampling_steps", "val_guidance_scale", "val_batch_size", "keep_checkpoints",
-                         "checkpoint_every", "select", "early_stopping_patience")
-
-    def __post_init__(self):
-        try:
-            kind, arch = parse_mapper_name(self.mapper)
-        except ValueError:
-            raise ValueError(f"TrainConfig.mapper={self.mapper!r} is not accepted; "
-                             f"accepted: {', '.join(MAPPER_NAMES)}") from None
-        self.mapper = mapper_name(kind, arch)
-        for name in ("depth", "expansion"):
-            _require(name, getattr(self, name), lambda v: v is None or (_is_int(v) and v >= 1),
-                     "None (paper default) or an integer >= 1")
-        self.depth, self.expansion = resolve_depth_expansion(kind, arch, self.depth, self.expansion)
-        try:
-            check_block(self.transformer_block)
-        except ValueError:
-            raise ValueError(f"TrainConfig.transformer_block={self.transformer_block!r} is not accepted; "
-                             f"accepted: {', '.join(TRANSFORMER_BLOCKS)}") from None
-        _require("timestep_spacing", self.timestep_spacing, lambda v: v in ("dalle2", "even"), "'dalle2' or 'even'")
-        _require("x_drop_prob", self.x_drop_prob, lambda v: v is None or (_is_num(v) and 0 <= v < 1),
-                 "None or a number in [0, 1)")
-        for name in ("heads", "head_dim", "prior_text_len", "epochs", "batch_size", "num_timesteps", "sampling_steps",
-                     "val_every", "val_sampling_steps", "val_batch_size", "keep_checkpoints", "checkpoint_every"):
-            _require(name, getattr(self, name), lambda v: _is_int(v) and v >= 1, "an integer >= 1")
-        _require("max_steps", self.max_steps, lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1")
-        _require("select", self.select, lambda v: v in SELECTIONS, " or ".join(map(repr, SELECTIONS)))
-        _require("monitor", self.monitor, lambda v: v in MONITORS, " or ".join(map(repr, MONITORS)))
-        _require("early_stopping_patience", self.early_stopping_patience,
-                 lambda v: v is None or (_is_int(v) and v >= 1), "None or an integer >= 1")
-        _require("seed", self.seed, lambda v: _is_int(v) and v >= 0, "an integer >= 0")
-        _require("lr", self.lr, lambda v: _is_num(v) and v > 0, "a number > 0")
-        _require("weight_decay", self.weight_decay, lambda v: _is_num(v) and v >= 0, "a number >= 0")
-        _require("max_grad_norm", self.max_grad_norm, lambda v: v is None or (_is_num(v) and v > 0),
-                 "None or a number > 0")
-        _require("ema_decay", self.ema_decay, lambda v: _is_num(v) and 0 < v < 1, "a number in (0, 1)")
-        _require("cond_drop_prob", self.cond_drop_prob, lambda v: _is_num(v) and 0 <= v < 1, "a number in [0, 1)")
-        _require("eta", self.eta, lambda v: _is_num(v) and v >= 0, "a number >= 0")
-        for name in ("guidance_scale", "val_guidance_scale"):
-            _require(name, getattr(self, name), _is_num, "a number")
-        for name in ("sampling_steps", "val_sampling_steps"):
-            _require(name, getattr(self, name), lambda v: v <= self.num_timesteps,
-                     f"an integer <= num_timesteps ({self.num_timesteps})")
-        for name in ("ema", "bf16", "compile", "cuda_graphs", "sampling_clamp_l2norm"):
-            _require(name, getattr(self, name), lambda v: isinstance(v, bool), "True or False")
-        _require("device", self.device, lambda v: isinstance(v, str) and re.fullmatch(r"cpu|cuda(:\d+)?", v),
-                 "'cpu', 'cuda' or 'cuda:N'")
-
-    @property
-    def kind(self) -> str:
-        return parse_mapper_name(self.mapper)[0]
-
-    @property
-    def arch(self) -> str:
-        return parse_mapper_name(self.mapper)[1]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def objective_settings(self) -> dict:
-        if self.kind == "regression":
-            return {}
-        return {"num_timesteps": self.num_timesteps, "schedule": "cosine", "cond_drop_prob": self.cond_drop_prob,
-                "x_drop_prob": self.resolved_x_drop_prob(), "sampling_steps": self.sampling_steps,
-                "guidance_scale": self.guidance_scale, "eta": self.eta,
-                "sampling_clamp_l2norm": self.sampling_clamp_l2norm, "timestep_spacing": self.timestep_spacing}
-
-    def resolved_x_drop_prob(self) -> float:
-        has_null_x = self.arch == "transformer" and self.transformer_block == "dalle2-prior"
-        if self.x_drop_prob is None:
-            return float(self.cond_drop_prob) if has_null_x else 0.0
-        if self.x_drop_prob > 0 and not has_null_x:
-            raise ValueError(f"TrainConfig.x_drop_prob={self.x_drop_prob}: only the dalle2-prior transformer has a "
-                             "learned null x_t to drop to")
-        return float(self.x_drop_prob)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _require(name: str, value, ok: Callable, accepted: str) -> None:
-    if not ok(value):
-        raise ValueError(f"TrainConfig.{name}={value!r} is not accepted; accepted: {accepted}")
 
 
 # ---- pieces shared with benchmarks/bench_mapper.py ---------------------------------------------
@@ -444,7 +293,7 @@ def _save_epoch_checkpoint(out_dir: Path, epoch: int, state: dict, net: nn.Modul
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_safetensors(state_dict_to_safetensors(net), tmp / "model.safetensors")
+    save_safetensors(state_dict_to_safetensors(net), tmp / WEIGHTS_NAME)
     opt_tensors, groups = _optimizer_tensors(optimizer)
     save_safetensors(opt_tensors, tmp / "optimizer.safetensors")
     if ema_net is not None:
@@ -514,6 +363,72 @@ def _plot_curve(path: Path, history: list[dict]) -> None:
 
 # ---- the training loop --------------------------------------------------------------------------
 
+@dataclass
+class _Best:
+    """The best validation so far (by `monitor`), its weights, and the validations since it improved."""
+
+    monitor: str
+    record: dict | None = None   # {"epoch", "value", "monitor"}
+    state: dict | None = None    # CPU copy of the evaluated weights at that epoch
+    dirty: bool = False          # not yet written to checkpoints/best/
+    stale: int = 0
+
+    def observe(self, epoch: int, record: dict, eval_net: nn.Module) -> None:
+        value, sign = record.get(self.monitor), MONITORS[self.monitor]
+        if value is not None and (self.record is None or sign * value > sign * self.record["value"]):
+            self.record = {"epoch": epoch, "value": float(value), "monitor": self.monitor}
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in eval_net.state_dict().items()}
+            self.dirty, self.stale = True, 0
+        else:
+            self.stale += 1
+
+    def flush(self, out_dir: Path) -> None:
+        if self.dirty:
+            _save_best(out_dir, self.state)
+            self.dirty = False
+
+
+@dataclass
+class _Run:
+    """What a training run carries from epoch to epoch (and what an epoch checkpoint restores)."""
+
+    config: TrainConfig
+    net: nn.Module
+    objective: object
+    optimizer: torch.optim.Optimizer
+    ema_net: nn.Module | None
+    best: _Best
+    history: list[dict] = field(default_factory=list)
+    epoch: int = 0
+    global_step: int = 0
+    resumed_from: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def eval_net(self) -> nn.Module:
+        return self.ema_net if self.ema_net is not None else self.net
+
+    def max_steps_reached(self) -> bool:
+        return self.config.max_steps is not None and self.global_step >= self.config.max_steps
+
+    def finished(self) -> bool:
+        return self.epoch >= self.config.epochs or self.max_steps_reached() or self.stopped_early
+
+
+@dataclass
+class _Data:
+    """The pairs on the training device."""
+
+    clip: torch.Tensor
+    clap: torch.Tensor
+    val_clip: torch.Tensor | None
+    val_clap: torch.Tensor | None
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_clip is not None
+
+
 def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.ndarray | None,
                  val_clap: np.ndarray | None, config: TrainConfig, out_dir: str | Path, metadata: dict | None = None,
                  progress: bool = True, on_epoch_end: Callable[[dict], None] | None = None) -> dict:
@@ -529,19 +444,34 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    train_clip, train_clap = _check_pairs("train", train_clip, train_clap, allow_empty=False)
-    has_val = val_clip is not None and val_clap is not None and len(val_clip) > 0
-    if has_val:
-        val_clip, val_clap = _check_pairs("val", val_clip, val_clap, allow_empty=True)
-        if val_clip.shape[1] != train_clip.shape[1]:
-            raise ValueError(f"val dim {val_clip.shape[1]} != train dim {train_clip.shape[1]}")
-    dim = train_clip.shape[1]
+    train_clip, train_clap, val_clip, val_clap = _checked_pairs(train_clip, train_clap, val_clip, val_clap)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     train_fp = fingerprint_arrays(train_clip, train_clap)
-    val_fp = fingerprint_arrays(val_clip, val_clap) if has_val else None
+    val_fp = fingerprint_arrays(val_clip, val_clap) if val_clip is not None else None
 
+    run = _new_run(config, train_clip.shape[1], device)
+    _resume_from_last_epoch(run, out_dir, train_fp)
+    data = _Data(*(torch.from_numpy(a).to(device) if a is not None else None
+                   for a in (train_clip, train_clap, val_clip, val_clap)))
+    state_base = {"config": config.to_dict(), "train_fingerprint": train_fp, "val_fingerprint": val_fp}
+    _epoch_loop(run, data, device, out_dir, state_base, progress, on_epoch_end)
+    selected = _select_final_weights(run, device)
+    return _save_final(run, data, out_dir, selected, metadata, train_fp, val_fp)
+
+
+def _checked_pairs(train_clip, train_clap, val_clip, val_clap):
+    train_clip, train_clap = _check_pairs("train", train_clip, train_clap, allow_empty=False)
+    if val_clip is None or val_clap is None or len(val_clip) == 0:
+        return train_clip, train_clap, None, None
+    val_clip, val_clap = _check_pairs("val", val_clip, val_clap, allow_empty=True)
+    if val_clip.shape[1] != train_clip.shape[1]:
+        raise ValueError(f"val dim {val_clip.shape[1]} != train dim {train_clip.shape[1]}")
+    return train_clip, train_clap, val_clip, val_clap
+
+
+def _new_run(config: TrainConfig, dim: int, device: torch.device) -> _Run:
     net = make_network(config, dim).to(device)
     objective = build_objective(config.kind, dim, config.objective_settings())
     optimizer = make_optimizer(net, config, device)
@@ -550,101 +480,56 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
         ema_net = copy.deepcopy(net)
         for p in ema_net.parameters():
             p.requires_grad_(False)
+    return _Run(config, net, objective, optimizer, ema_net, _Best(config.monitor))
 
-    history: list[dict] = []
-    start_epoch, global_step, resumed_from = 0, 0, None
-    best, best_state, best_dirty, stale_validations = None, None, False, 0
-    sign = MONITORS[config.monitor]
+
+def _resume_from_last_epoch(run: _Run, out_dir: Path, train_fp: str) -> None:
+    """Load the newest epoch checkpoint into `run` (weights, optimizer, EMA, history, best) if there is one."""
     epoch_dirs = _epoch_dirs(out_dir)
-    if epoch_dirs:
-        last_epoch, where = epoch_dirs[-1]
-        saved = json.loads((where / "state.json").read_text())
-        _check_resumable(saved, config, train_fp, where)
-        model_tensors = read_safetensors(where / "model.safetensors")
-        check_state_shapes(net, model_tensors, str(where / "model.safetensors"))
-        net.load_state_dict(model_tensors)
-        _load_optimizer_tensors(optimizer, read_safetensors(where / "optimizer.safetensors"))
-        if ema_net is not None:
-            ema_net.load_state_dict(read_safetensors(where / "ema.safetensors"))
-        history = saved["history"]
-        start_epoch, global_step, resumed_from = last_epoch, saved["global_step"], last_epoch
-        best = saved.get("best")
-        best_file = out_dir / CHECKPOINTS_DIR / BEST_DIR / WEIGHTS_NAME
-        if best is not None and best_file.exists():
-            best_state = read_safetensors(best_file)
-        stale_validations = int(saved.get("stale_validations", 0))
+    if not epoch_dirs:
+        return
+    last_epoch, where = epoch_dirs[-1]
+    saved = json.loads((where / "state.json").read_text())
+    _check_resumable(saved, run.config, train_fp, where)
+    model_tensors = read_safetensors(where / WEIGHTS_NAME)
+    check_state_shapes(run.net, model_tensors, str(where / WEIGHTS_NAME))
+    run.net.load_state_dict(model_tensors)
+    _load_optimizer_tensors(run.optimizer, read_safetensors(where / "optimizer.safetensors"))
+    if run.ema_net is not None:
+        run.ema_net.load_state_dict(read_safetensors(where / "ema.safetensors"))
+    run.history = saved["history"]
+    run.epoch, run.global_step, run.resumed_from = last_epoch, saved["global_step"], last_epoch
+    run.best.record = saved.get("best")
+    best_file = out_dir / CHECKPOINTS_DIR / BEST_DIR / WEIGHTS_NAME
+    if run.best.record is not None and best_file.exists():
+        run.best.state = read_safetensors(best_file)
+    run.best.stale = int(saved.get("stale_validations", 0))
 
-    step = TrainStep(net, objective, optimizer, config, device, ema_net)
-    clip_t = torch.from_numpy(train_clip).to(device)
-    clap_t = torch.from_numpy(train_clap).to(device)
-    if has_val:
-        val_clip_t = torch.from_numpy(val_clip).to(device)
-        val_clap_t = torch.from_numpy(val_clap).to(device)
-    n = clip_t.shape[0]
-    bs = min(config.batch_size, n)
-    steps_per_epoch = math.ceil(n / bs)
-    eval_net = ema_net if ema_net is not None else net
-    state_base = {"config": config.to_dict(), "train_fingerprint": train_fp, "val_fingerprint": val_fp}
 
+def _epoch_loop(run: _Run, data: _Data, device: torch.device, out_dir: Path, state_base: dict, progress: bool,
+                on_epoch_end: Callable[[dict], None] | None) -> None:
     from tqdm.auto import tqdm
 
-    def max_steps_reached() -> bool:
-        return config.max_steps is not None and global_step >= config.max_steps
-
-    epoch_bar = tqdm(total=config.epochs, initial=start_epoch, desc=f"train {config.mapper}", unit="epoch",
+    config = run.config
+    step = TrainStep(run.net, run.objective, run.optimizer, config, device, run.ema_net)
+    epoch_bar = tqdm(total=config.epochs, initial=run.epoch, desc=f"train {config.mapper}", unit="epoch",
                      disable=not progress)
-    net.train()
-    epoch = start_epoch
+    run.net.train()
     last_plot = time.monotonic()
-    stop_early = False
-    while epoch < config.epochs and not max_steps_reached() and not stop_early:
-        t0 = time.perf_counter()
-        gen = torch.Generator(device=device).manual_seed(_stream_seed(config.seed, 0, epoch))
-        perm = torch.randperm(n, generator=gen, device=device)
-        loss_sum = torch.zeros((), device=device)
-        seen = 0
-        for i in tqdm(range(0, n, bs), total=steps_per_epoch, leave=False, disable=not progress, unit="step",
-                      desc=f"epoch {epoch + 1}"):
-            idx = perm[i:i + bs]
-            loss_sum += step(clip_t[idx], clap_t[idx], gen) * idx.shape[0]
-            seen += idx.shape[0]
-            global_step += 1
-            if max_steps_reached():
-                break
-        epoch += 1
-        complete = seen == n
-        record = {"epoch": epoch, "step": global_step, "train_loss": float(loss_sum / seen),  # syncs the device
-                  "train_seconds": round(time.perf_counter() - t0, 3)}
-        last = epoch >= config.epochs or max_steps_reached()
-        if has_val and (epoch % config.val_every == 0 or last):
-            t_val = time.perf_counter()
-            record.update(validate(eval_net, objective, val_clip_t, val_clap_t, config, device))
-            record["val_seconds"] = round(time.perf_counter() - t_val, 3)
-            value = record.get(config.monitor)
-            if value is not None and (best is None or sign * value > sign * best["value"]):
-                best = {"epoch": epoch, "value": float(value), "monitor": config.monitor}
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in eval_net.state_dict().items()}
-                best_dirty, stale_validations = True, 0
-            else:
-                stale_validations += 1
-            if config.early_stopping_patience and stale_validations >= config.early_stopping_patience:
-                stop_early = record["early_stop"] = True
+    while not run.finished():
+        record, complete = _train_one_epoch(run, step, data, device, progress)
+        if data.has_val and (run.epoch % config.val_every == 0 or run.epoch >= config.epochs
+                             or run.max_steps_reached()):
+            _validate_epoch(run, data, device, record)
         if not complete:
             record["partial_epoch"] = True
-        history.append(record)
-        finishing = epoch >= config.epochs or max_steps_reached() or stop_early
-        if complete and (epoch % config.checkpoint_every == 0 or finishing):
-            # A partial epoch (max_steps) is not a resumable point: its permutation is half used.
-            if best_dirty:  # before the epoch checkpoint that refers to it
-                _save_best(out_dir, best_state)
-                best_dirty = False
-            _save_epoch_checkpoint(out_dir, epoch, {**state_base, "epoch": epoch, "global_step": global_step,
-                                                    "history": history, "best": best,
-                                                    "stale_validations": stale_validations},
-                                   net, optimizer, ema_net, config.keep_checkpoints)
+        run.history.append(record)
+        # A partial epoch (max_steps) is not a resumable point: its permutation is half used.
+        if complete and (run.epoch % config.checkpoint_every == 0 or run.finished()):
+            _checkpoint_epoch(run, out_dir, state_base)
         # Drawing the curve costs about half a second: every epoch would dominate short epochs.
         plot_now = time.monotonic() - last_plot > PLOT_EVERY_S
-        _write_history(out_dir, history, plot=plot_now)
+        _write_history(out_dir, run.history, plot=plot_now)
         if plot_now:
             last_plot = time.monotonic()
         epoch_bar.update(1)
@@ -652,27 +537,85 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
         if on_epoch_end is not None:
             on_epoch_end(dict(record))
     epoch_bar.close()
+    run.best.flush(out_dir)
 
-    if best_dirty:
-        _save_best(out_dir, best_state)
-    selected = "last"
-    if config.select == "best" and best_state is not None:
-        eval_net.load_state_dict({k: v.to(device) for k, v in best_state.items()})
-        selected = f"best (epoch {best['epoch']}, {best['monitor']} {best['value']:.6g})"
-    elif config.select == "best":
-        warnings.warn("select='best' needs validation pairs; the last epoch's weights are saved", stacklevel=2)
-    training = {**config.to_dict(), "epochs_completed": epoch, "global_step": global_step,
-                "train_pairs": n, "val_pairs": int(val_clip.shape[0]) if has_val else 0,
-                "val_fingerprint": val_fp, "weights": "ema" if ema_net is not None else "raw",
-                "selected": selected, "best": best, "stopped_early": stop_early}
-    save_mapper(out_dir, eval_net, objective, metadata=metadata, training=training, data_fingerprint=train_fp)
-    if history:
-        _write_history(out_dir, history)
-    final = dict(history[-1]) if history else {}
+
+def _train_one_epoch(run: _Run, step: TrainStep, data: _Data, device: torch.device,
+                     progress: bool) -> tuple[dict, bool]:
+    """One pass over a permutation drawn from (seed, epoch); (its record, whether it was whole)."""
+    from tqdm.auto import tqdm
+
+    n = data.clip.shape[0]
+    bs = min(run.config.batch_size, n)
+    t0 = time.perf_counter()
+    gen = torch.Generator(device=device).manual_seed(_stream_seed(run.config.seed, 0, run.epoch))
+    if device.type == "cpu" or not run.config.cuda_graphs:
+        # Dropout (the dalle2-prior block's) draws from the global generator: seeded per epoch, a re-run and a
+        # resumed run make the same draws. A captured CUDA graph keeps its own generator state instead.
+        torch.manual_seed(_stream_seed(run.config.seed, 2, run.epoch))
+    perm = torch.randperm(n, generator=gen, device=device)
+    loss_sum = torch.zeros((), device=device)
+    seen = 0
+    for i in tqdm(range(0, n, bs), total=math.ceil(n / bs), leave=False, disable=not progress, unit="step",
+                  desc=f"epoch {run.epoch + 1}"):
+        idx = perm[i:i + bs]
+        loss_sum += step(data.clip[idx], data.clap[idx], gen) * idx.shape[0]
+        seen += idx.shape[0]
+        run.global_step += 1
+        if run.max_steps_reached():
+            break
+    run.epoch += 1
+    record = {"epoch": run.epoch, "step": run.global_step, "train_loss": float(loss_sum / seen),  # syncs the device
+              "train_seconds": round(time.perf_counter() - t0, 3)}
+    return record, seen == n
+
+
+def _validate_epoch(run: _Run, data: _Data, device: torch.device, record: dict) -> None:
+    """Validation metrics into `record`; track the best epoch and stop early when patience runs out."""
+    t_val = time.perf_counter()
+    record.update(validate(run.eval_net, run.objective, data.val_clip, data.val_clap, run.config, device))
+    record["val_seconds"] = round(time.perf_counter() - t_val, 3)
+    run.best.observe(run.epoch, record, run.eval_net)
+    patience = run.config.early_stopping_patience
+    if patience and run.best.stale >= patience:
+        run.stopped_early = record["early_stop"] = True
+
+
+def _checkpoint_epoch(run: _Run, out_dir: Path, state_base: dict) -> None:
+    run.best.flush(out_dir)  # before the epoch checkpoint that refers to it
+    _save_epoch_checkpoint(out_dir, run.epoch, {**state_base, "epoch": run.epoch, "global_step": run.global_step,
+                                                "history": run.history, "best": run.best.record,
+                                                "stale_validations": run.best.stale},
+                           run.net, run.optimizer, run.ema_net, run.config.keep_checkpoints)
+
+
+def _select_final_weights(run: _Run, device: torch.device) -> str:
+    """Load the weights `config.select` asks for into the evaluated network; says which they are."""
+    if run.config.select != "best":
+        return "last"
+    best = run.best.record
+    if run.best.state is None:
+        warnings.warn("select='best' needs validation pairs; the last epoch's weights are saved", stacklevel=3)
+        return "last"
+    run.eval_net.load_state_dict({k: v.to(device) for k, v in run.best.state.items()})
+    return f"best (epoch {best['epoch']}, {best['monitor']} {best['value']:.6g})"
+
+
+def _save_final(run: _Run, data: _Data, out_dir: Path, selected: str, metadata: dict | None, train_fp: str,
+                val_fp: str | None) -> dict:
+    config, best = run.config, run.best.record
+    training = {**config.to_dict(), "epochs_completed": run.epoch, "global_step": run.global_step,
+                "train_pairs": data.clip.shape[0], "val_pairs": int(data.val_clip.shape[0]) if data.has_val else 0,
+                "val_fingerprint": val_fp, "weights": "ema" if run.ema_net is not None else "raw",
+                "selected": selected, "best": best, "stopped_early": run.stopped_early}
+    save_mapper(out_dir, run.eval_net, run.objective, metadata=metadata, training=training, data_fingerprint=train_fp)
+    if run.history:
+        _write_history(out_dir, run.history)
+    final = dict(run.history[-1]) if run.history else {}
     final.update({"selected": selected, "best_epoch": best["epoch"] if best else None,
-                  "trainable_params": count_trainable_params(net), "epochs_completed": epoch,
-                  "global_step": global_step, "resumed_from_epoch": resumed_from, "out_dir": str(out_dir),
-                  "checkpoint_id": sha256_file(out_dir / WEIGHTS_NAME)[:12], "mapper": config.mapper})
+                  "trainable_params": count_trainable_params(run.net), "epochs_completed": run.epoch,
+                  "global_step": run.global_step, "resumed_from_epoch": run.resumed_from, "out_dir": str(out_dir),
+                  "checkpoint_id": checkpoint_id(out_dir / WEIGHTS_NAME), "mapper": config.mapper})
     return final
 
 

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._common import count_params, hub_cached, provenance_id, require_file, resolve_device, resolve_dtype, seeded
+from ._common import (count_params, hub_cached, local_path, provenance_id, require_file, resolve_device, resolve_dtype,
+                      seeded)
 from .clap import load_tokenizer
 from .profile import CheckpointNotFoundError, GeneratorConfig, hub_offline, looks_like_path, parse_section
 
@@ -238,9 +239,31 @@ def _ddim_class():
 
 # --------------------------------------------------------------------------- building
 
+def _from_original_checkpoint(cfg: GeneratorConfig, path, dtype: torch.dtype):
+    """Build the components from an original AudioLDM ``.ckpt`` with AudioLDM's own architecture
+    (heads per block, EMA UNet weights): ``audioldm_checkpoint``. The tokenizer is
+    ``generator.tokenizer`` (roberta-base for AudioLDM's CLAP)."""
+    from .audioldm_checkpoint import load_audioldm_checkpoint
+
+    parts = load_audioldm_checkpoint(path, dtype, unet=cfg.unet, vocoder=cfg.vocoder, text_encoder=cfg.text_encoder,
+                                     scheduler=cfg.scheduler)
+    tokenizer = load_tokenizer(cfg.tokenizer, cfg.max_length, "generator.tokenizer",
+                               parts.text_encoder.config.vocab_size)
+    return parts.unet, parts.vae, parts.vocoder, parts.text_encoder, tokenizer, parts.scheduler_config
+
+
+def is_original_checkpoint(ref: str) -> bool:
+    """A single checkpoint file (an original AudioLDM ``.ckpt``), not a diffusers folder or hub id."""
+    path = local_path(ref)
+    return path.is_file() or (not path.exists() and str(ref).endswith((".ckpt", ".pt", ".pth", ".safetensors")))
+
+
 def _from_checkpoint(cfg: GeneratorConfig, dtype: torch.dtype):
-    """Load the components of a diffusers AudioLDM repo (hub id or local dir)."""
+    """Load the components of a diffusers AudioLDM repo (hub id or local dir), or of an original
+    AudioLDM checkpoint file."""
     ref = cfg.weights
+    if looks_like_path(ref) and is_original_checkpoint(ref):
+        return _from_original_checkpoint(cfg, require_file(ref, "generator.weights"), dtype)
     if looks_like_path(ref):
         ref = str(require_file(ref, "generator.weights"))
         local_only = True
@@ -253,7 +276,10 @@ def _from_checkpoint(cfg: GeneratorConfig, dtype: torch.dtype):
     from transformers import ClapTextModelWithProjection, SpeechT5HifiGan
 
     kw = {"local_files_only": local_only}
-    unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", torch_dtype=dtype, **kw)
+    # the weights do not depend on the heads: a folder written with diffusers' converter (8 heads in every
+    # block) gets AudioLDM's own layout back with generator.unet.attention_head_dim
+    heads = {"attention_head_dim": cfg.unet["attention_head_dim"]} if "attention_head_dim" in cfg.unet else {}
+    unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", torch_dtype=dtype, **heads, **kw)
     vae = AutoencoderKL.from_pretrained(ref, subfolder="vae", torch_dtype=dtype, **kw)
     vocoder = SpeechT5HifiGan.from_pretrained(ref, subfolder="vocoder", dtype=dtype, **kw)
     text_encoder = ClapTextModelWithProjection.from_pretrained(ref, subfolder="text_encoder", dtype=dtype, **kw)
@@ -280,7 +306,8 @@ def _from_config(cfg: GeneratorConfig):
 
 def build_generator(section: dict | GeneratorConfig, device=None, dtype=None,
                     sampler: str = "audioldm") -> AudioLDMGenerator:
-    """Build the profile's AudioLDM: random init from its configs, or a diffusers repo / local dir.
+    """Build the profile's AudioLDM: random init from its configs, a diffusers repo / local dir, or an
+    original AudioLDM ``.ckpt`` (registry entries ``audioldm-*-ckpt`` or a local file).
 
     ``sampler``: the default of ``generate`` (``SAMPLERS``); AudioLDM's own settings unless told."""
     if not section:

@@ -187,7 +187,8 @@ class GeneratorConfig:
     """AudioLDM (v1) generator assembled from diffusers / transformers components."""
 
     model_id: str
-    weights: str | None = None         # None: build from the configs below; a diffusers repo id or local dir
+    weights: str | None = None         # None: build from the configs below; a diffusers repo id or local dir;
+                                       # or an original AudioLDM .ckpt (its architecture read from the file)
     unet: dict = field(default_factory=dict)          # diffusers UNet2DConditionModel kwargs
     vae: dict = field(default_factory=dict)           # diffusers AutoencoderKL kwargs
     vocoder: dict = field(default_factory=dict)       # transformers SpeechT5HifiGanConfig kwargs
@@ -207,7 +208,9 @@ class GeneratorConfig:
                     raise ProfileError(f"{name}.{key}: required when {name}.weights is null "
                                        "(the architecture to build with random weights)")
         proj = self.unet.get("projection_class_embeddings_input_dim")
-        if self.unet and self.text_encoder and proj != self.text_encoder.get("projection_dim", 512):
+        # with weights, the sections only fill in what a checkpoint cannot tell (e.g. an original .ckpt's heads)
+        if self.weights is None and self.unet and self.text_encoder \
+                and proj != self.text_encoder.get("projection_dim", 512):
             raise ProfileError(f"{name}.unet.projection_class_embeddings_input_dim ({proj}) must equal "
                                f"{name}.text_encoder.projection_dim ({self.text_encoder.get('projection_dim', 512)})")
 

@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from v2a.io.layout import GenerationLayout
 from v2a.core import storage
 from v2a.core.aggregate import aggregate_frames, frames_array
 from v2a.config import GenerateConfig, TrainStageConfig, defaults
@@ -27,7 +28,7 @@ _G, _T = defaults(GenerateConfig), defaults(TrainStageConfig)
 
 
 def audio_uri(gen_dir: str, clip_id: str, sample: int) -> str:
-    return storage.join(gen_dir, "audio", f"{check_clip_id(clip_id)}__s{int(sample)}.wav")
+    return storage.join(GenerationLayout(gen_dir).audio, f"{check_clip_id(clip_id)}__s{int(sample)}.wav")
 
 
 def is_valid_audio(uri: str, seconds: float, sample_rate: int) -> bool:

@@ -27,8 +27,8 @@ class GenerationSet:
 def generation_sets(location: str) -> list[GenerationSet]:
     """Every generation set of the pipeline output at `location`, or of those one folder below it."""
     found = []
-    for pattern in (storage.join(location, "generations", "*", "table"),
-                    storage.join(location, "*", "generations", "*", "table")):
+    for pattern in (RunLayout(location).generations("*").table,
+                    RunLayout(storage.join(location, "*")).generations("*").table):
         for table in storage.glob(pattern):
             gen_dir = table.rstrip("/").rsplit("/", 1)[0]
             out = gen_dir.rsplit("/", 2)[0]

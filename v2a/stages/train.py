@@ -6,6 +6,7 @@ import hashlib
 
 import numpy as np
 
+from v2a.mapper.settings import TrainConfig
 from v2a.core import storage
 from v2a.io.pairs import compact
 from v2a.io.pairs import load_pairs as load_aggregated
@@ -70,10 +71,10 @@ def discard_incompatible_checkpoints(out_dir: str, config, train_clip: np.ndarra
         return True
 
 
-def train_stage(embeddings_uri: str, out_dir: str, mapper: str = "diff-transformer", aggregator: str = "mean",
-                options: dict | None = None, progress: bool = True, restart_incompatible: bool = False,
-                clips_uri: str | None = None, on_epoch_end=None) -> dict:
-    """Train a mapper into out_dir, a local folder or any URI.
+def train_stage(embeddings_uri: str, out_dir: str, config: TrainConfig | None = None, aggregator: str = "mean",
+                progress: bool = True, restart_incompatible: bool = False, clips_uri: str | None = None,
+                on_epoch_end=None) -> dict:
+    """Train a mapper with `config` (the paper's settings when None) into out_dir, a local folder or any URI.
 
     A remote out_dir is trained in a local temporary folder, seeded with what out_dir already holds
     (so an interrupted run resumes from its last epoch checkpoint) and uploaded afterwards, the final
@@ -83,11 +84,10 @@ def train_stage(embeddings_uri: str, out_dir: str, mapper: str = "diff-transform
     """
     import tempfile
 
-    from v2a.mapper.checkpoint import CONFIG_NAME, WEIGHTS_NAME
-    from v2a.mapper.trainer import CHECKPOINTS_DIR, TrainConfig, train_mapper
+    from v2a.core.checkpoints import CONFIG_NAME, WEIGHTS_NAME
+    from v2a.mapper.trainer import CHECKPOINTS_DIR, train_mapper
 
-    options = dict(options or {})
-    config = TrainConfig(mapper=mapper, **options)
+    config = TrainConfig() if config is None else config.trainer_settings()
     tc, ta, vc, va, info = load_pairs(embeddings_uri, aggregator, seed=config.seed, clips_uri=clips_uri,
                                       progress=progress)
     with tempfile.TemporaryDirectory(prefix="v2a-train-") as tmp:

@@ -1,4 +1,5 @@
-"""Consistency of a profile's models: the mapper's target space must be the generator's conditioning space.
+"""Consistency of a profile's models: the mapper's target space must be the generator's conditioning space,
+and the generator's UNet should have AudioLDM's attention heads.
 
 The mapper learns to predict CLAP *audio* embeddings from the profile's CLAP; AudioLDM is then
 conditioned on them through FiLM. That only works when the profile's CLAP is the one AudioLDM was
@@ -6,6 +7,11 @@ trained with. Both towers of a CLAP share one joint space, and AudioLDM ships th
 tower (diffusers: ``text_encoder``), so the check compares the two text towers on a few prompts:
 the same CLAP gives the same text embeddings (cosine 1 up to float error); another CLAP, or a
 random one, gives unrelated vectors.
+
+A diffusers AudioLDM folder written by diffusers' converter has 8 attention heads in every UNet block
+(the converter never sets ``attention_head_dim``); AudioLDM has 32 (-s, -m) or 64 (-l) channels per
+head. The weights are the same either way, but the noise prediction is not AudioLDM's; the check
+says so (``check_attention_heads``) without failing.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class CheckResult:
     message: str
     prompts: tuple[str, ...] = ()
     cosines: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # differences that do not fail the check (attention heads)
 
 
 def check_text_towers(clap, generator, prompts=PROMPTS, min_cosine: float = MIN_COSINE) -> CheckResult:
@@ -74,7 +81,23 @@ def check_models(profile: str | dict, device: str = "cpu", prompts=PROMPTS,
     ensure_weights(prof, ["clap", "generator"], profile_name=profile if isinstance(profile, str) else None)
     clap = build_clap(prof["clap"], device=device)
     generator = build_generator(prof["generator"], device=device)
-    return check_text_towers(clap, generator, prompts, min_cosine)
+    heads = check_attention_heads(generator)
+    try:
+        result = check_text_towers(clap, generator, prompts, min_cosine)
+    except ModelMismatchError as exc:
+        raise ModelMismatchError(f"{exc}{' Also: ' + heads if heads else ''}") from None
+    if heads:
+        result.message += f". Warning: {heads}"
+        result.notes.append(heads)
+    return result
+
+
+def check_attention_heads(generator) -> str | None:
+    """None when the generator's UNet has AudioLDM's heads per block (32 channels each for -s/-m, 64
+    for -l), or is not one of AudioLDM's widths; otherwise what differs and how to fix it."""
+    from v2a.models.audioldm_checkpoint import heads_mismatch
+
+    return heads_mismatch(generator.unet.config)
 
 
 def generator_text_state_dict(clap_state_dict: dict) -> dict:
@@ -82,12 +105,6 @@ def generator_text_state_dict(clap_state_dict: dict) -> dict:
     ``ClapTextModelWithProjection`` (the generator's ``text_encoder``), as diffusers' AudioLDM
     conversion maps it: ``text_branch.*`` → ``text_model.*``, ``text_projection.{0,2}`` →
     ``text_projection.linear{1,2}``."""
-    out = {}
-    for key, value in clap_state_dict.items():
-        if key.startswith("text_branch."):
-            out["text_model." + key[len("text_branch."):]] = value
-        elif key.startswith("text_projection.0."):
-            out["text_projection.linear1." + key[len("text_projection.0."):]] = value
-        elif key.startswith("text_projection.2."):
-            out["text_projection.linear2." + key[len("text_projection.2."):]] = value
-    return {k: v for k, v in out.items() if not k.endswith("position_ids")}
+    from v2a.models.audioldm_checkpoint import convert_text_encoder
+
+    return convert_text_encoder(clap_state_dict)

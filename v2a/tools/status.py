@@ -16,6 +16,7 @@ from storage_schemas import errors as errors_schema
 from storage_schemas import results as results_schema
 from v2a import __version__
 from v2a.core import storage
+from v2a.core.checkpoints import CONFIG_NAME
 from v2a.io import parquet
 from v2a.io.layout import GenerationLayout, RunLayout
 from v2a.core.markdown import LOCAL_NOTE, location, web_url
@@ -29,7 +30,7 @@ def count_rows(uri: str) -> tuple[int, int]:
 
 def _mappers(out: str) -> list[dict]:
     found = []
-    for config_uri in storage.glob(storage.join(out, "mappers", "*", "config.json")):
+    for config_uri in storage.glob(storage.join(RunLayout(out).mapper("*"), CONFIG_NAME)):
         fs, path = storage.filesystem(config_uri)
         with fs.open(path, "r") as handle:
             try:

@@ -12,6 +12,7 @@ from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io.layout import RunLayout
+from v2a.io.mappers import find_mapper
 
 
 @dataclass
@@ -71,7 +72,7 @@ class ClipAsset:
 
 
 def available_runs(runs_root: str) -> list[str]:
-    fs, path = storage.filesystem(storage.join(runs_root, "generations"))
+    fs, path = storage.filesystem(RunLayout(runs_root).generations_root)
     if not fs.exists(path):
         return []
     return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False) if fs.isdir(p))
@@ -104,9 +105,7 @@ def load_run(runs_root: str, run_id: str) -> RunData:
     mapper_dir = mapper_config = None
     exact = True
     if first["conditioning"] == "mapper":
-        from v2a.io.mappers import find_mapper
-
-    mapper_dir, mapper_config, exact = find_mapper(runs_root, first["mapper_checkpoint_id"], first["mapper_kind"])
+        mapper_dir, mapper_config, exact = find_mapper(runs_root, first["mapper_checkpoint_id"], first["mapper_kind"])
     return RunData(run_id, gens, latest_metrics(results), mapper_dir, mapper_config, exact)
 
 
