@@ -326,17 +326,20 @@ def _screenshot_run_pages(page, ui: str, env, started: dict, folder: Path) -> No
         deployment = client.read_deployment_by_name("pipeline/v2a-pipeline")
         embed_run = next(r for r in _flow_runs(client, started["pipeline/v2a-pipeline"]) if r.name.startswith("embed"))
     pipeline_run = f"{ui}/runs/flow-run/{started['pipeline/v2a-pipeline']}"
-    for name, url, text, click, height in (
-            ("run-form", f"{ui}/deployments/deployment/{deployment.id}/run", "config_file", "PipelineConfig", 2600),
-            ("pipeline-run", pipeline_run, "pipeline-", "Details", 1400),
-            ("pipeline-run-artifacts", pipeline_run, "pipeline-", "Artifacts", 1400),
-            ("embed-run-artifacts", f"{ui}/runs/flow-run/{embed_run.id}", "embed-", "Artifacts", 1400)):
+    for name, url, text, click, then, height in (
+            ("run-form", f"{ui}/deployments/deployment/{deployment.id}/run", "config_file", "PipelineConfig",
+             "Num Frames", 2600),
+            ("pipeline-run", pipeline_run, "pipeline-", "Details", "Flow Version", 1400),
+            ("pipeline-run-artifacts", pipeline_run, "pipeline-", "Artifacts", "Outputs of pipeline run", 1400),
+            ("embed-run-artifacts", f"{ui}/runs/flow-run/{embed_run.id}", "embed-", "Artifacts", "embed: 12 of 12",
+             1400)):
         page.navigate(url)
         _wait_for_text(page, text)
         # The innermost element reading `click` (a tab, a toggle): its click reaches the handler above it.
         page.evaluate("[...document.querySelectorAll('body *')].filter(e => e.children.length === 0)"
                       f".find(e => e.textContent.trim() === {json.dumps(click)})?.click()")
-        time.sleep(2.0)
+        _wait_for_text(page, then)
+        time.sleep(1.5)
         page.screenshot(folder / f"{name}.png", height=height)
 
 
