@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
                                    save_mapper, save_safetensors, sha256_file, state_dict_to_safetensors)
 from v2a.mapper.evaluate import embedding_metrics
@@ -605,6 +606,7 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
         seen = 0
         for i in tqdm(range(0, n, bs), total=steps_per_epoch, leave=False, disable=not progress, unit="step",
                       desc=f"epoch {epoch + 1}"):
+            raise_if_stopped()  # the last epoch checkpoint stays: a re-run resumes from it
             idx = perm[i:i + bs]
             loss_sum += step(clip_t[idx], clap_t[idx], gen) * idx.shape[0]
             seen += idx.shape[0]

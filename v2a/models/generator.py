@@ -39,6 +39,7 @@ from .profile import CheckpointNotFoundError, GeneratorConfig, hub_offline, look
 
 log = logging.getLogger(__name__)
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.names import SCHEDULERS  # noqa: E402  (listed once)
 from v2a.config import GenerateConfig, defaults  # noqa: E402  (AudioLDM defaults, written there once)
 _G = defaults(GenerateConfig)
@@ -208,6 +209,7 @@ class AudioLDMGenerator:
         latents = (noise * sched.init_noise_sigma).to(self.device, self.dtype)
         stochastic = settings["eta"] > 0 and isinstance(sched, _ddim_class())
         for t in sched.timesteps:
+            raise_if_stopped()  # a batch of 200 steps can take minutes on a CPU
             model_in = torch.cat([latents] * 2) if guided else latents
             model_in = sched.scale_model_input(model_in, t)
             eps = self.unet(model_in, t, encoder_hidden_states=None, class_labels=labels).sample

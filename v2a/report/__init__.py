@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from v2a.core.stopping import raise_if_stopped
 from v2a import storage
 from v2a.report.assets import clip_scores, copy_file, safe_name, write_mel_png, write_poster_png, write_wave_file
 from v2a.report.page import GENERATOR_TAG, METRIC_ORDER, Plot, format_value, markdown_summary, mean_or_none, render_page
@@ -104,6 +105,7 @@ def _build(runs_root: str, runs: list[RunData], work: Path, n_clips: int, seed: 
     clips: list[ClipAsset] = []
     reference_waves: dict[str, np.ndarray] = {}
     for cid in tqdm(chosen, desc="report clips", unit="clip", disable=not progress):
+        raise_if_stopped()
         row = clip_rows.get(cid) or {}
         asset = ClipAsset(cid, row.get("label"), row.get("kind"), row.get("split"), row.get("uri"))
         folder = Path("assets", "clips", safe_name(cid))

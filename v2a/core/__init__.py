@@ -1,0 +1,1 @@
+"""The base every other part of v2a builds on."""
