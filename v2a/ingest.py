@@ -10,6 +10,7 @@ import re
 
 from storage_schemas import clips as clips_schema
 from v2a import storage
+from v2a.core.stopping import raise_if_stopped
 from v2a.io import clips as clips_io
 from v2a.media import IMAGE_EXTENSIONS
 
@@ -63,6 +64,7 @@ def _records(text: str):
     """(line number, fields) per line. VGGSound's records are one line each, so each line is parsed on
     its own: a stray quote spoils its own line, not every line after it."""
     for lineno, line in enumerate(text.split("\n"), start=1):
+        raise_if_stopped()
         line = line.removesuffix("\r")
         try:
             yield lineno, next(csv.reader([line]), [])
