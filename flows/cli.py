@@ -48,9 +48,8 @@ def _synth(args) -> None:
 def _ingest(args) -> None:
     from v2a.config import DataConfig
 
-    data = model_from_args(args, DataConfig)
     preflight.data_inputs(args.csv, args.videos, args.images)
-    preflight.writable(args.out)
+    data = model_from_args(args, DataConfig)
     _flow("ingest", "ingest_flow")(args.out, data=data)
 
 
@@ -58,9 +57,8 @@ def _embed(args) -> None:
     from v2a.config import EmbedConfig
 
     embed = model_from_args(args, EmbedConfig)
-    require_clips(args.out)  # before Prefect starts: its start-up alone takes seconds
     preflight.profile(args.profile)
-    preflight.writable(args.out)
+    require_clips(args.out)  # before Prefect starts: its start-up alone takes seconds
     _flow("embed", "embed_flow")(args.out, profile=args.profile, embed=embed)
 
 
@@ -75,7 +73,6 @@ def _train(args) -> None:
     options = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
     train = model_from_args(args, TrainStageConfig, options=options)
     require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
-    preflight.writable(args.out)
     metrics = _flow("train", "train_flow")(args.embeddings, args.out, train=train)
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
 
@@ -105,16 +102,12 @@ def _generate(args) -> None:
     require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
     preflight.profile(args.profile)
     preflight.splits_in_clips({"--split": generate.split}, RunLayout(args.out).clips)
-    preflight.writable(args.out)
     run_id = args.run_id or time.strftime("gen-%Y%m%d-%H%M%S")
     _flow("generate", "generate_flow")(args.embeddings, args.out, run_id, profile=args.profile,
                                        checkpoint=args.checkpoint, generate=generate)
 
 
 def _generate_inputs(args) -> None:
-    from v2a.model_cache import empty_text_embedding, get_mapper, get_model
-    from v2a.single import generate_for_inputs
-
     if args.conditioning == "mapper" and not args.checkpoint:
         raise ValueError("--checkpoint DIR is required (or --conditioning no-mapper)")
     if args.conditioning == "text":
@@ -123,7 +116,9 @@ def _generate_inputs(args) -> None:
         preflight.readable_file(given, "input")
     preflight.profile(args.profile)
     out = args.out or "v2a_out"
-    preflight.writable(out)
+    from v2a.model_cache import empty_text_embedding, get_mapper, get_model
+    from v2a.single import generate_for_inputs
+
     written = generate_for_inputs(
         args.inputs, out, get_model(args.profile, "clip", args.device), get_model(args.profile, "generator", args.device),
         empty_text_embedding(args.profile, args.device),
@@ -160,7 +155,6 @@ def _evaluate(args) -> None:
     else:
         preflight.splits_in_clips({"--split": evaluate.split}, RunLayout(args.out).clips)
     preflight.profile(args.profile)
-    preflight.writable(args.out)
     _flow("evaluate", "evaluate_flow")(args.generations, args.out, profile=args.profile, evaluate=evaluate,
                                        dataset=args.dataset, reference=args.reference, device=args.device,
                                        run_id=args.run_id)
@@ -180,7 +174,6 @@ def _reevaluate(args) -> None:
     evaluate = model_from_args(args, EvaluateConfig)
     require_location(args.out)
     preflight.profile(args.profile)
-    preflight.writable(args.out)
     done = _flow("reevaluate", "reevaluate_flow")(args.out, profile=args.profile, evaluate=evaluate,
                                                   device=args.device)
     print(f"reevaluate: {len(done)} generation set(s) scored" + "".join(f"\n  {d['gen_dir']}" for d in done))
@@ -481,7 +474,11 @@ def _dispatch(args) -> None:
     if getattr(args, "checkpoint", None):
         require_checkpoint(args.checkpoint)  # a hand-made or damaged checkpoint, refused before models load
     if args.command in LOCKED_COMMANDS:
-        with run_lock(args.out):
+        out = args.out or ("v2a_out" if args.command == "generate" else None)
+        if args.command == "reevaluate":
+            require_location(out)  # before the lock makes the folder
+        preflight.writable(out)  # before the lock file is made in it
+        with run_lock(out):
             args.func(args)
     else:
         args.func(args)

@@ -10,6 +10,7 @@ mistake found by a task is retried and logged many times over; these checks cost
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 
@@ -71,23 +72,27 @@ def profile(name: str | None) -> None:
 
 
 def writable(out: str, what: str = "output location") -> None:
-    """The output location can be written: created if missing, and a file can be made in it.
-
-    Remote stores are not probed (a write there costs a request and may be billed)."""
+    """The output location can be written: a file can be made in it or, while it does not exist yet,
+    in the nearest folder above it (which is left as it was). Remote stores are not probed (a write
+    there costs a request and may be billed)."""
     if not storage.is_local(out):
         return
     path = os.path.abspath(os.path.expanduser(storage.local_path(out)))
     if os.path.exists(path) and not os.path.isdir(path):
         raise PreflightError(f"{what} {out} is a file, a folder was expected; give another --out")
+    probe_dir = path
+    while not os.path.isdir(probe_dir):
+        if os.path.exists(probe_dir):
+            raise PreflightError(f"{what} {out}: {probe_dir} is a file, not a folder; give another --out")
+        probe_dir = os.path.dirname(probe_dir)
     try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".v2a-write-check-{os.getpid()}")
-        with open(probe, "wb") as handle:
-            handle.write(b"\0")
-        os.remove(probe)
+        fd = os.open(os.path.join(probe_dir, f".v2a-write-check-{os.getpid()}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.close(fd)
+        os.remove(os.path.join(probe_dir, f".v2a-write-check-{os.getpid()}"))
     except OSError as err:
-        reason = {13: "permission denied", 1: "permission denied", 30: "the file system is read-only",
-                  28: "no space left on the disk", 122: "disk quota exceeded"}.get(err.errno, err.strerror)
+        reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                  errno.EROFS: "the file system is read-only", errno.ENOSPC: "no space left on the disk",
+                  errno.EDQUOT: "disk quota exceeded"}.get(err.errno, err.strerror)
         raise PreflightError(f"{what} {out} cannot be written ({reason}); give a location on a writable disk, "
                              "or change its permissions") from None
 

@@ -225,3 +225,19 @@ def test_the_real_audios_cs_comes_from_the_stored_reference_features(built, run_
     frames = read_frames(str(run_root), shown)
     direct = clip_scores(w2c, waves, 16000, 1.0, [frames[c] for c in shown])
     assert np.allclose([built["reference_cs"][c] for c in shown], direct, atol=1e-4)
+
+
+def test_a_killed_builds_work_folder_is_removed_by_the_next_build(run_root, tmp_path):
+    """A build killed outright (SIGKILL) leaves its `.report-PID-*` folder; the next one clears it, and
+    leaves a live build's alone."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / f".report-{dead.stdout.strip()}-abc123"
+    live = tmp_path / f".report-{os.getpid()}-def456"
+    for folder in (abandoned, live):
+        (folder / "audio").mkdir(parents=True)
+    report.build_report(str(run_root), [PLAIN], out=str(tmp_path / "r"), clips=1, progress=False)
+    assert not abandoned.exists() and live.exists()
+    assert not [p for p in tmp_path.glob(".report-*") if p not in (live,)]

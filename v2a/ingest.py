@@ -79,7 +79,7 @@ def read_vggsound_csv(csv_uri: str, videos_uri: str, dataset: str = "vggsound") 
         raise IngestError(f"CSV not found: {csv_uri}")
     with fs.open(path, "rb") as handle:
         text = _decode_csv(handle.read())
-    rows, errors, seen = [], [], set()
+    rows, errors, seen = [], [], {}  # clip id -> the line that gave it first
     for lineno, rec in _records(text):
         where = f"{csv_uri}:{lineno}"
         if isinstance(rec, csv.Error):
@@ -117,9 +117,11 @@ def read_vggsound_csv(csv_uri: str, videos_uri: str, dataset: str = "vggsound") 
             errors.append(_err(clip_id, where, f"line {lineno}: unknown split {split!r}; accepted: {', '.join(SPLITS)}"))
             continue
         if clip_id in seen:
-            errors.append(_err(clip_id, where, f"line {lineno}: duplicate clip id; the first occurrence is kept"))
+            # The row names this line, not the clip id: the clip kept (from the first line) has no error.
+            errors.append(_err(f"line{lineno}", where, f"line {lineno}: duplicate clip id {clip_id!r} (first given "
+                                                        f"on line {seen[clip_id]}, which is kept); this line is skipped"))
             continue
-        seen.add(clip_id)
+        seen[clip_id] = lineno
         rows.append({"clip_id": clip_id, "dataset": dataset, "split": split, "label": label or None, "kind": "video",
                      "uri": storage.join(videos_uri, f"{clip_id}.mp4"), "youtube_id": youtube_id,
                      "start_seconds": start_s})
