@@ -33,7 +33,9 @@ EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 RESUME = "run the same command again to resume (finished shards, epochs and generated files are kept)"
 
 _state = {"command": None, "printed": False}
-_print_lock = threading.Lock()
+# Re-entrant: a signal handler may run in the main thread while it holds one of them.
+_print_lock = threading.RLock()
+_stop_lock = threading.RLock()
 
 
 class Terminated(BaseException):
@@ -89,10 +91,21 @@ def _silence_logs() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _on_signal(signum, frame) -> None:
-    # The watchdog may have set the stop flag already (it hears of the signal first): whether this
-    # handler has raised is its own record.
+def _begin_stop(signum: int) -> None:
+    """Once per process, from whichever hears of the first signal first (the watchdog or the handler)."""
+    with _stop_lock:
+        if _state.get("stopping"):
+            return
+        _state["stopping"] = True
     stopping.request_stop(signum)
+    _silence_logs()
+    threading.Thread(target=_deadline, name="v2a-stop-deadline", daemon=True).start()
+
+
+def _on_signal(signum, frame) -> None:
+    # The watchdog may have begun the stop already (it hears of the signal first): whether this
+    # handler has raised is its own record.
+    _begin_stop(signum)
     if _state.get("raised"):
         return  # already unwinding: a second exception would only break the clean-up
     _state["raised"] = True
@@ -113,9 +126,7 @@ def _watch(reader: socket.socket) -> None:
                 continue
             if first_at is None:
                 first_at = time.monotonic()
-                stopping.request_stop(signum)
-                _silence_logs()
-                threading.Thread(target=_deadline, name="v2a-stop-deadline", daemon=True).start()
+                _begin_stop(signum)
             elif signum == signal.SIGINT and time.monotonic() - first_at > 0.5:
                 exit_now()  # a second Ctrl-C: leave now
 
