@@ -28,5 +28,6 @@ def prefect_harness():
     """One temporary Prefect server for the whole session: entering one costs ~12 s."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    # 120 s, as the CLI allows its own temporary server: on a busy machine Prefect's 30 s are not enough.
+    with prefect_test_harness(server_startup_timeout=120):
         yield

@@ -72,5 +72,5 @@ def test_a_task_retries_a_dropped_connection_and_not_a_missing_file(prefect_harn
 
     assert run("network").result() == 3  # two retries, then it succeeded
     calls.clear()
-    state = run("missing")
+    state = run("missing", return_state=True)
     assert state.is_failed() and calls == ["missing"]  # tried once
