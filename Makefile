@@ -28,7 +28,8 @@ $(STAMP): requirements.txt pyproject.toml
 	# Reference packages for tests/peers (model code only; no weights are downloaded). --no-deps: dalle2-pytorch
 	# pins open-clip<3 and frechet-audio-distance numpy<2; their import-time needs are in requirements.txt.
 	$(BIN)/pip install -q --no-deps dalle2-pytorch==1.15.6 rotary-embedding-torch==0.9.1 panns-inference==0.1.1 \
-		torchvggish==0.2 wav2clip==0.1.0 pytorch-fid==0.3.0 frechet-audio-distance==0.3.4 encodec==0.1.1
+		torchvggish==0.2 wav2clip==0.1.0 pytorch-fid==0.3.0 frechet-audio-distance==0.3.4 encodec==0.1.1 \
+		audioldm==0.1.1 progressbar==2.5
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 
@@ -41,6 +42,8 @@ test: $(STAMP)
 	@# The listening-report test opens its page in headless Chromium; where it cannot be installed, that test skips.
 	test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| echo "chromium could not be installed: the browser test will skip"
+	@# The layering (pyproject.toml, [tool.importlinter]): flows -> tasks -> stages -> io/models/... -> core.
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest tests
 
 clean:

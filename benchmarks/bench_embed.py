@@ -4,7 +4,7 @@
     python benchmarks/bench_embed.py --profile tiny --quick                  # a smoke run on a laptop
     python benchmarks/bench_embed.py --profile paper-arch --clips 24 --workers 2
 
-Inputs are synthetic VGGSound-shaped clips (v2a.synth): 10 s, 640x360, 25 fps H.264 + AAC, made once
+Inputs are synthetic VGGSound-shaped clips (v2a.tools.synth): 10 s, 640x360, 25 fps H.264 + AAC, made once
 under --data and reused (a handful of distinct files, cycled to --clips; the page cache holds them,
 so decode numbers are compute, not disk). Each clip gives 10 frames and its whole audio track.
 
@@ -14,7 +14,7 @@ Rows:
   on one thread;
 - CLIP / CLAP: the encoders alone on ready inputs (--batch-size frames, --audio-batch-size clips;
   CLIP's includes uploading the uint8 crops and normalising them on the device);
-- stage: v2a.embed.embed_clips, the code the pipeline runs: --workers threads decode and
+- stage: v2a.stages.embed.embed_clips, the code the pipeline runs: --workers threads decode and
   preprocess while the main thread feeds the encoders.
 Needs torch, numpy, av, open_clip, laion_clap, transformers, pyarrow (not torchaudio); decord and torchcodec are
 measured when installed. No Prefect.
@@ -39,8 +39,8 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from v2a import decoders  # noqa: E402
-from v2a.embed import embed_clips, ordered_map, resolve_workers  # noqa: E402
+from v2a.media import decoders  # noqa: E402
+from v2a.stages.embed import embed_clips, ordered_map, resolve_workers  # noqa: E402
 from v2a.media import read_clip  # noqa: E402
 
 SECONDS, WIDTH, HEIGHT, FPS = 10.0, 640, 360, 25
@@ -50,7 +50,7 @@ GOAL_CLIPS_PER_S = 56  # VGGSound's 199,176 clips in about an hour on one GPU ma
 
 def make_clips(data_dir: Path, distinct: int) -> list[str]:
     """`distinct` synthetic 10-s 640x360 25 fps clips under data_dir (made once, then reused)."""
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     classes = max(1, min(distinct, 6))
     per_class = max(2, -(-distinct // classes))  # synth needs a train and a test clip per class

@@ -81,7 +81,7 @@ def _mapped_sampler(dim: int, device: str):
     import tempfile
 
     from v2a.mapper.checkpoint import load_mapper
-    from v2a.mapper.train import TrainConfig, train_mapper
+    from v2a.mapper.trainer import TrainConfig, train_mapper
 
     tmp = tempfile.mkdtemp()
     x = np.random.default_rng(0).normal(size=(8, dim)).astype(np.float32)

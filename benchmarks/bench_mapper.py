@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from v2a.mapper.factory import build_objective, count_trainable_params  # noqa: E402
-from v2a.mapper.train import TrainConfig, TrainStep, make_network, make_optimizer, validate  # noqa: E402
+from v2a.mapper.trainer import TrainConfig, TrainStep, make_network, make_optimizer, validate  # noqa: E402
 
 MAPPERS = ("reg-mlp", "reg-transformer", "diff-mlp", "diff-transformer")
 TRAIN_PAIRS = 183_730
@@ -121,7 +121,7 @@ def bench_end_to_end(args, device: torch.device) -> None:
 
     import numpy as np
 
-    from v2a.mapper.train import train_mapper
+    from v2a.mapper.trainer import train_mapper
 
     rng = np.random.default_rng(0)
 

@@ -62,8 +62,8 @@ def make_video(path: Path, minutes: float, fps: int, width: int, height: int) ->
 
 def measure(uri: str, max_seconds: float | None, num_frames: int) -> dict:
     """(in a fresh process) build the tiny encoders, then decode + embed the clip once."""
-    from v2a import embed
-    from v2a.model_cache import get_model
+    from v2a.stages import embed
+    from v2a.runtime.model_cache import get_model
 
     encoders = get_model("tiny", "clip"), get_model("tiny", "clap")
     before = _peak_mib()

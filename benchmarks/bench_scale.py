@@ -8,7 +8,7 @@ runs in a fresh process, so its peak RSS is its own:
 - ingest: CSV -> clips table
 - embed: the real embed flow (Prefect, tiny profile) over clips whose files are absent: every clip
   becomes an error row, so what is timed is the fixed cost of planning and running every shard
-- train-load: embeddings -> contiguous (CLIP, CLAP) pair arrays (v2a.train.load_pairs);
+- train-load: embeddings -> contiguous (CLIP, CLAP) pair arrays (v2a.stages.train.load_pairs);
   train-epoch: the same plus one epoch of reg-mlp on the CPU
 - gen-plan: generation planning and every shard's done-check (all done: nothing is generated)
 - eval-inputs: what evaluate gathers before any model runs (generations, splits, CLIP frames,
@@ -65,7 +65,7 @@ def build(root: Path, n: int, frames: int, with_generations: bool = True) -> dic
     """The synthetic tables for one size (reused when already there)."""
     import numpy as np
 
-    from v2a import embed, ingest
+    from v2a.stages import embed, ingest
     from v2a.io import embeddings as embeddings_io
     from v2a.io import generations as generations_io
     from v2a.io.layout import RunLayout
@@ -141,15 +141,15 @@ def run_stage(stage: str, root: Path) -> dict:
     import torch  # noqa: F401
 
     import tasks.generate  # noqa: F401
-    import v2a.evaluate  # noqa: F401
-    import v2a.ingest  # noqa: F401
-    import v2a.report.runs  # noqa: F401
-    import v2a.status  # noqa: F401
-    import v2a.train  # noqa: F401
+    import v2a.stages.evaluate  # noqa: F401
+    import v2a.stages.ingest  # noqa: F401
+    import v2a.stages.report.runs  # noqa: F401
+    import v2a.tools.status  # noqa: F401
+    import v2a.stages.train  # noqa: F401
     t0, c0 = time.perf_counter(), time.process_time()
     extra = {}
     if stage == "ingest":
-        from v2a import ingest
+        from v2a.stages import ingest
 
         tmp = RunLayout(str(root / "ingest-out"))
         summary = ingest.ingest(tmp.clips, csv=str(root / "vggsound.csv"), videos=str(root / "videos"),
@@ -180,7 +180,7 @@ def run_stage(stage: str, root: Path) -> dict:
         summary = embed_flow(work.out, profile="tiny", shard_size=256, decoder="pyav", workers=1)
         extra = {"shards": summary["shards"], "errors": summary["errors_total"], "shard_phase_s": phase.get("s")}
     elif stage in ("train-load", "train-epoch"):
-        from v2a.train import load_pairs
+        from v2a.stages.train import load_pairs
 
         tc, ta, vc, va, info = load_pairs(out.embeddings)
         extra = {"train_pairs": len(tc), "val_pairs": 0 if vc is None else len(vc),
@@ -189,7 +189,7 @@ def run_stage(stage: str, root: Path) -> dict:
         if stage == "train-epoch":
             import tempfile
 
-            from v2a.mapper.train import TrainConfig, train_mapper
+            from v2a.mapper.trainer import TrainConfig, train_mapper
 
             with tempfile.TemporaryDirectory() as tmp:
                 train_mapper(tc, ta, vc, va, TrainConfig(mapper="reg-mlp", epochs=1), tmp, progress=False)
@@ -201,16 +201,16 @@ def run_stage(stage: str, root: Path) -> dict:
         done = sum(_shard_done(gen, s, 1) for s in shards)
         extra = {"shards": len(shards), "done": done}
     elif stage == "eval-inputs":
-        from v2a.evaluate import evaluation_inputs
+        from v2a.stages.evaluate import evaluation_inputs
 
         inputs = evaluation_inputs(out.generations("run-synthetic").root, out.out, "test")
         extra = {"clips": len(inputs.clip_ids), "reference": len(inputs.reference), "generated": len(inputs.generated)}
     elif stage == "status":
-        from v2a.status import format_status, out_status
+        from v2a.tools.status import format_status, out_status
 
         extra = {"lines": len(format_status(out_status(out.out)).splitlines())}
     elif stage == "report-inputs":
-        from v2a.report.runs import load_run, read_clip_rows, stratified_sample
+        from v2a.stages.report.runs import load_run, read_clip_rows, stratified_sample
 
         run = load_run(out.out, "run-synthetic")
         common = set(run.generations["clip_id"])

@@ -38,7 +38,7 @@ def _flow(module: str, name: str):
 
 
 def _synth(args) -> None:
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     summary = make_synthetic_dataset(args.out, classes=args.classes, clips_per_class=args.clips_per_class,
                                      seconds=args.seconds, seed=args.seed, one_to_many=args.one_to_many)
@@ -62,16 +62,10 @@ def _embed(args) -> None:
     _flow("embed", "embed_flow")(args.out, profile=args.profile, embed=embed)
 
 
-# Trainer settings offered as flags; the rest go in a pipeline config's train.options.
-TRAIN_FLAGS = {"depth": int, "expansion": int, "epochs": int, "max_steps": int, "batch_size": int, "lr": float,
-               "seed": int, "device": str}
-
-
 def _train(args) -> None:
     from v2a.config import TrainStageConfig
 
-    options = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
-    train = model_from_args(args, TrainStageConfig, options=options)
+    train = model_from_args(args, TrainStageConfig)
     require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
     metrics = _flow("train", "train_flow")(args.embeddings, args.out, train=train)
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
@@ -79,7 +73,7 @@ def _train(args) -> None:
 
 def _map(args) -> None:
     require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
-    from v2a.mapping import map_embeddings
+    from v2a.tools.map_embeddings import map_embeddings
 
     n = map_embeddings(args.checkpoint, args.embeddings, args.out, samples=args.samples,
                        guidance_scale=args.guidance_scale, steps=args.steps, seed=args.seed, device=args.device)
@@ -116,8 +110,8 @@ def _generate_inputs(args) -> None:
         preflight.readable_file(given, "input")
     preflight.profile(args.profile)
     out = args.out or "v2a_out"
-    from v2a.model_cache import empty_text_embedding, get_mapper, get_model
-    from v2a.single import generate_for_inputs
+    from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
+    from v2a.tools.single import generate_for_inputs
 
     written = generate_for_inputs(
         args.inputs, out, get_model(args.profile, "clip", args.device), get_model(args.profile, "generator", args.device),
@@ -133,8 +127,8 @@ def _generate_inputs(args) -> None:
 def _interpolate(args) -> None:
     preflight.profile(args.profile)
     preflight.writable(args.out)
-    from v2a.model_cache import empty_text_embedding, get_mapper, get_model
-    from v2a.single import interpolate
+    from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
+    from v2a.tools.single import interpolate
 
     paths = interpolate(args.a, args.b, args.points, args.out, get_model(args.profile, "clip", args.device),
                         get_model(args.profile, "generator", args.device), empty_text_embedding(args.profile, args.device),
@@ -163,7 +157,7 @@ def _evaluate(args) -> None:
 
 def _status(args) -> None:
     require_location(args.out)
-    from v2a.status import format_status, out_status
+    from v2a.tools.status import format_status, out_status
 
     print(format_status(out_status(args.out)))
 
@@ -181,7 +175,7 @@ def _reevaluate(args) -> None:
 
 def _check_models(args) -> None:
     preflight.profile(args.profile)
-    from v2a.checks import check_models
+    from v2a.tools.check_models import check_models
 
     print(f"check-models: {check_models(args.profile, device=args.device).message}")
 
@@ -192,7 +186,7 @@ def _results(args) -> None:
 
 
 def _print_results(out: str, run_id: str | None) -> None:
-    from v2a.results import format_results
+    from v2a.io.results import format_results
 
     print(format_results(out, run_id))
 
@@ -238,7 +232,7 @@ def check_pipeline(cfg) -> None:
 
 
 def _run_pipeline(cfg):
-    from v2a.locking import run_lock
+    from v2a.core.locking import run_lock
 
     # The lock is taken here, before Prefect starts, so a busy location is refused at once; the
     # pipeline flow takes it again (re-entrant) for runs started by a deployment.
@@ -263,7 +257,7 @@ def _pipeline(args) -> None:
 
 def _demo(args) -> None:
     from v2a.config import load_config
-    from v2a.demo import prepare_demo
+    from v2a.tools.demo import prepare_demo
 
     preflight.writable(args.out)
     t0 = time.perf_counter()
@@ -333,9 +327,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--embeddings", required=True, help="an embeddings table (OUT/embeddings)")
     s.add_argument("--out", required=True, help="checkpoint folder (config.json + model.safetensors)")
     add_model_options(s, TrainStageConfig)
-    for name, kind in TRAIN_FLAGS.items():
-        s.add_argument("--" + name.replace("_", "-"), type=kind, dest=name,
-                       help=f"trainer setting {name} (default: the paper's, v2a.mapper.train.TrainConfig)")
 
     s = _command(sub, "map", "mapper checkpoint + embeddings → pseudo-CLAP Parquet rows",
                  "v2a map --checkpoint runs/a/mappers/diff-mlp --embeddings runs/a/embeddings --out mapped.parquet",
@@ -415,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the clip sample (default: %(default)s)")
     _device_option(s)
 
-    from v2a.weights.cli import add_parser as add_weights_parser
+    from v2a.tools.weights_cli import add_parser as add_weights_parser
 
     add_weights_parser(sub)
 
@@ -431,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Commands whose --out is a location of tables they write: one run at a time there (v2a/locking.py).
+# Commands whose --out is a location of tables they write: one run at a time there (v2a/core/locking.py).
 # `pipeline` and `demo` lock inside the pipeline flow, which deployments run too.
 LOCKED_COMMANDS = ("ingest", "embed", "train", "generate", "evaluate", "reevaluate")
 
@@ -469,7 +460,7 @@ def main(argv=None) -> int:
 
 
 def _dispatch(args) -> None:
-    from v2a.locking import run_lock
+    from v2a.core.locking import run_lock
 
     if getattr(args, "checkpoint", None):
         require_checkpoint(args.checkpoint)  # a hand-made or damaged checkpoint, refused before models load

@@ -10,7 +10,7 @@ from flows.errors import require_clips
 from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
 from tasks.embed import embed_shards, plan_embed_shards, plan_from, remove_stale_shards
-from v2a import embed as embed_lib
+from v2a.stages import embed as embed_lib
 from v2a.config import DEFAULT_PROFILE, EmbedConfig
 from v2a.io.layout import RunLayout
 

@@ -66,7 +66,7 @@ def describe(err: BaseException, location: str | None = None) -> str | None:
     """The one line for ``err``, or None when it is not a user error or a storage fault (a bug).
 
     ``location``: the command's output location, named when an OS error carries no file name."""
-    from v2a.locking import RunLockedError
+    from v2a.core.locking import RunLockedError
 
     if isinstance(err, RunLockedError):
         return str(err)
@@ -146,7 +146,7 @@ def quiet_tracebacks(enabled: bool = True):
 
 def require_table(uri: str, what: str, remedy: str) -> None:
     """Refuse, before any flow starts, a command whose input table is not there yet."""
-    from v2a import storage
+    from v2a.core import storage
 
     if not storage.list_files(uri, ".parquet"):
         raise FileNotFoundError(f"no {what} at {uri}; {remedy}")
@@ -160,7 +160,7 @@ def require_clips(out: str) -> None:
 
 
 def require_location(out: str) -> None:
-    from v2a import storage
+    from v2a.core import storage
 
     if not storage.exists(out):
         raise FileNotFoundError(f"{out}: no such output location; give the --out of an earlier run")
@@ -170,12 +170,13 @@ def require_checkpoint(checkpoint: str) -> None:
     """A mapper checkpoint folder whose config.json is a JSON object (what `v2a train` writes)."""
     import json
 
-    from v2a import storage
+    from v2a.core import storage
+    from v2a.core.checkpoints import CONFIG_NAME, WEIGHTS_NAME
 
-    remedy = "give --checkpoint a folder written by `v2a train` (config.json + model.safetensors)"
-    config = storage.join(checkpoint, "config.json")
+    remedy = f"give --checkpoint a folder written by `v2a train` ({CONFIG_NAME} + {WEIGHTS_NAME})"
+    config = storage.join(checkpoint, CONFIG_NAME)
     if not storage.exists(config):
-        raise FileNotFoundError(f"{checkpoint} has no config.json; {remedy}")
+        raise FileNotFoundError(f"{checkpoint} has no {CONFIG_NAME}; {remedy}")
     fs, path = storage.filesystem(config)
     with fs.open(path, "r") as handle:
         try:

@@ -13,7 +13,7 @@ from flows.naming import artifact_key, stage_run_name
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.evaluate import evaluate_folder_task, evaluate_task
-from v2a import storage
+from v2a.core import storage
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io.layout import GenerationLayout, RunLayout
 
@@ -25,7 +25,7 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
                   dataset: str = default(DataConfig, "dataset"), reference: str | None = None,
                   device: str = default(EmbedConfig, "device"), run_id: str | None = None,
                   provenance: dict | None = None) -> list[dict]:
-    """provenance: what the caller knows of the run (v2a.provenance.PROVENANCE_KEYS), recorded in every row."""
+    """provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row."""
     layout, metrics, split = RunLayout(out), list(evaluate.metrics), evaluate.split
     cached = False
     if storage.exists(GenerationLayout(generations).table) and reference is None:

@@ -31,10 +31,7 @@ def generate_flow(embeddings: str, out: str, run_id: str, profile: str = DEFAULT
     shards = plan_generation(embeddings, g.split, shard_size, g.max_clips, clips_uri=layout.clips)
     results = map_calls(
         generate_shard, list(enumerate(shards)), desc="generate shards", embeddings_uri=embeddings, gen_dir=gen_dir,
-        run_id=run_id, profile=profile, checkpoint=checkpoint, conditioning=g.conditioning, samples=g.samples,
-        seconds=g.seconds, steps=g.steps, guidance_scale=g.guidance_scale, scheduler=g.scheduler,
-        mapper_guidance=g.mapper_guidance, mapper_steps=g.mapper_steps, batch_size=g.batch_size, seed=g.seed,
-        device=g.device, clips_uri=layout.clips)
+        run_id=run_id, profile=profile, checkpoint=checkpoint, settings=g, clips_uri=layout.clips)
     new = [r for r in results if not r["cached"]]
     summary = {"gen_dir": gen_dir, "generated": sum(r["generated"] for r in new),
                "skipped": sum(r["skipped"] for r in new) + sum(r["generated"] + r["skipped"] for r in results

@@ -21,7 +21,7 @@ from flows.report import report_flow
 from flows.runners import stage_options
 from flows.train import train_flow
 from v2a.config import PipelineConfig, as_config, load_config
-from v2a.locking import run_lock
+from v2a.core.locking import run_lock
 
 
 def default_run_id(cfg: PipelineConfig) -> str:
@@ -86,7 +86,7 @@ def summarise_run(cfg: PipelineConfig, run_id: str, gen_dir: str, report_index: 
     from prefect.artifacts import create_markdown_artifact
 
     from flows.naming import artifact_key
-    from v2a.status import run_summary_markdown
+    from v2a.tools.status import run_summary_markdown
 
     links = {"listening report": report_index, "results table": cfg.layout.results, "generated audio": gen_dir,
              "mapper checkpoint": cfg.mapper_dir if cfg.generate.conditioning == "mapper" else None}

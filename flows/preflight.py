@@ -14,7 +14,7 @@ import errno
 import io
 import os
 
-from v2a import storage
+from v2a.core import storage
 from v2a.config import ConfigError
 
 
@@ -117,7 +117,7 @@ def _say(field: str, split: str, accepted, where: str) -> PreflightError:
 def splits_before_ingest(named: dict[str, str], csv_uri: str | None, images: str | None) -> None:
     """Before ingest: each named split is one ingest will produce (VGGSound's, found in the CSV; an
     image folder's clips are `test`)."""
-    from v2a.ingest import SPLITS
+    from v2a.stages.ingest import SPLITS
 
     accepted = (_csv_splits(csv_uri) & set(SPLITS)) if csv_uri else set()
     if images:

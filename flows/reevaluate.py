@@ -15,7 +15,7 @@ from flows.runners import bounded_thread_runner
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io import clips as clips_io
 from v2a.io.layout import RunLayout
-from v2a.reevaluate import generation_sets, pending_evaluation
+from v2a.stages.reevaluate import generation_sets, pending_evaluation
 
 
 def _dataset(out: str, default_name: str = default(DataConfig, "dataset")) -> str:

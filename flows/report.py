@@ -11,7 +11,7 @@ from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.report import report_task
 from v2a.config import EmbedConfig, GenerateConfig, default
-from v2a.report import DEFAULT_CLIPS, markdown_summary
+from v2a.stages.report import DEFAULT_CLIPS, markdown_summary
 
 
 @flow(name="report", log_prints=True, task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("report"))

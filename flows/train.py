@@ -12,9 +12,9 @@ from flows.naming import artifact_key, location_run_id, stage_run_name
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.train import train_task
-from v2a import storage
+from v2a.core import storage
 from v2a.config import TrainStageConfig
-from v2a.mapper.train import CURVE_NAME
+from v2a.mapper.trainer import CURVE_NAME
 
 # The curve is inlined as a data URI so the Prefect UI shows it without a file server; a PNG past this
 # size (none the trainer draws) is linked by path only, to keep artifacts out of the database's way.
@@ -28,8 +28,7 @@ def train_flow(embeddings: str, out_dir: str, train: TrainStageConfig = TrainSta
     (the pipeline owns its mapper folder) instead of stopping the run. clips: the clips table the
     splits are read from (default: the one beside the embeddings folder)."""
     mapper = train.mapper
-    metrics = call(train_task, embeddings, out_dir, mapper, train.aggregator, dict(train.options),
-                   restart_incompatible, clips_uri=clips)
+    metrics = call(train_task, embeddings, out_dir, train, restart_incompatible, clips_uri=clips)
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
     key = artifact_key("mapper-training", _run_of(out_dir))
     create_table_artifact(key=key, table=[{"field": k, "value": str(v)} for k, v in shown.items()],

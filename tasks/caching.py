@@ -24,8 +24,9 @@ from pathlib import Path
 
 from prefect.cache_policies import TASK_SOURCE, CachePolicy
 
-from v2a import __version__, storage
-from v2a.fingerprint import changed, fingerprint
+from v2a import __version__
+from v2a.core import storage
+from v2a.core.fingerprint import changed, fingerprint
 
 
 def profile_digest(profile: str) -> str:
@@ -107,10 +108,13 @@ def call(task, *args, **kwargs):
 
 def map_calls(task, items: list, desc: str | None = None, **kwargs) -> list:
     """`task.map(items, **kwargs)` with the same check per item, and a progress bar as they finish."""
+    from prefect import unmapped
     from prefect.futures import as_completed
     from tqdm.auto import tqdm
 
-    futures = task.map(items, **kwargs)
+    # Only `items` is mapped over: a keyword value that happens to be iterable (a configuration section,
+    # a list) goes to every call whole.
+    futures = task.map(items, **{k: unmapped(v) for k, v in kwargs.items()})
     # A bar only on a terminal: in a worker's log every redraw would be a line.
     with tqdm(total=len(futures), desc=desc or task.name, unit="task", disable=not sys.stderr.isatty(),
               leave=False) as bar:

@@ -1,4 +1,4 @@
-"""Prefect task over v2a.domain_gap: the CLIP/CLAP gap pictures of an embeddings table, as an artifact."""
+"""Prefect task over v2a.stages.domain_gap: the CLIP/CLAP gap pictures of an embeddings table, as an artifact."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, artifact_key
-from v2a import domain_gap
-from v2a.fingerprint import fingerprints
+from v2a.stages import domain_gap
+from v2a.core.fingerprint import fingerprints
 
 
 # Cached on the shards' fingerprints (their file stats, not their bytes): an unchanged re-run draws nothing.

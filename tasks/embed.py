@@ -1,4 +1,4 @@
-"""Prefect tasks over v2a.embed: plan shards, then one task per shard (a `gpu` slot while encoding on CUDA)."""
+"""Prefect tasks over v2a.stages.embed: plan shards, then one task per shard (a `gpu` slot while encoding on CUDA)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import sys
 from prefect import task
 
 from tasks.caching import stage_cache
-from v2a import embed, storage
+from v2a.stages import embed
+from v2a.core import storage
 from v2a.io import clips as clips_io
-from v2a.fingerprint import fingerprints
+from v2a.core.fingerprint import fingerprints
 from tasks.operations import RESULTS, RETRIES, model_slot
-from v2a.model_cache import get_model, model_lock
+from v2a.runtime.model_cache import get_model, model_lock
 
 
 def _settings(num_frames: int, max_seconds: float, frame_rate: float | None = None) -> dict:

@@ -1,4 +1,4 @@
-"""Prefect tasks over v2a.evaluate (a `gpu` slot while the extractors run on CUDA)."""
+"""Prefect tasks over v2a.stages.evaluate (a `gpu` slot while the extractors run on CUDA)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from prefect import task
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES, jsonable, model_slot
-from v2a import evaluate, storage
-from v2a.fingerprint import fingerprints
+from v2a.stages import evaluate
+from v2a.core import storage
+from v2a.core.fingerprint import fingerprints
 from v2a.io.layout import RunLayout
-from v2a.model_cache import get_model
+from v2a.runtime.model_cache import get_model
 
-EXTRACTORS = {"fd": "panns", "kl": "panns", "is": "panns", "fad": "vggish", "cs": "wav2clip"}
+from v2a.metrics.specs import EXTRACTOR_OF as EXTRACTORS  # noqa: E402  (the metric table says which model)
 
 
 def _flow_run_id() -> str | None:

@@ -1,4 +1,4 @@
-"""Prefect tasks over v2a.generate: one task per shard of clips (a `gpu` slot while generating on CUDA)."""
+"""Prefect tasks over v2a.stages.generate: one task per shard of clips (a `gpu` slot while generating on CUDA)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from prefect import task
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES, model_slot
-from v2a import generate
-from v2a.fingerprint import fingerprints
-from v2a.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
+from v2a.config import GenerateConfig
+from v2a.stages import generate
+from v2a.core.fingerprint import fingerprints
+from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
 
 
 @task(name="plan-generation", cache_policy=stage_cache(reads=("embeddings_uri", "clips_uri")), **RETRIES, **RESULTS)
@@ -36,9 +37,8 @@ def _shard_done(gen_dir: str, clip_ids: list[str], samples: int) -> bool:
 @task(name="generate-shard", task_run_name="generate-shard-{shard[0]}", **RETRIES,
       **RESULTS, cache_policy=stage_cache(reads=("embeddings_uri", "checkpoint", "clips_uri"), profile="profile"))
 def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: str, run_id: str, profile: str,
-                   checkpoint: str | None, conditioning: str, samples: int, seconds: float, steps: int,
-                   guidance_scale: float, scheduler: str, mapper_guidance: float, mapper_steps: int,
-                   batch_size: int, seed: int, device: str, clips_uri: str | None = None) -> dict:
+                   checkpoint: str | None, settings: GenerateConfig, clips_uri: str | None = None) -> dict:
+    g, device, samples = settings, settings.device, settings.samples
     clip_ids = list(shard[1])
     wanted_files = [generate.audio_uri(gen_dir, c, s) for c in clip_ids for s in range(samples)]
     if _shard_done(gen_dir, clip_ids, samples):
@@ -47,14 +47,14 @@ def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: s
     rows = generate.conditioning_rows(embeddings_uri, clip_ids, clips_uri)
     with model_slot(device):  # loading the models onto the GPU is GPU work too
         generator = get_model(profile, "generator", device)
-        mapper = get_mapper(checkpoint, device) if conditioning == "mapper" else None
-        conditioner = generate.Conditioner(conditioning, generator, mapper, mapper_guidance=mapper_guidance,
-                                           mapper_steps=mapper_steps, run_seed=seed)
+        mapper = get_mapper(checkpoint, device) if g.conditioning == "mapper" else None
+        conditioner = generate.Conditioner(g.conditioning, generator, mapper, mapper_guidance=g.mapper_guidance,
+                                           mapper_steps=g.mapper_steps, run_seed=g.seed)
         with model_lock(profile, "generator", device):
             summary = generate.generate_clips(
                 rows, gen_dir, run_id, conditioner, generator, empty_text_embedding(profile, device), samples=samples,
-                seconds=seconds, steps=steps, guidance_scale=guidance_scale, scheduler=scheduler,
-                batch_size=batch_size, run_seed=seed, progress=sys.stderr.isatty(),
+                seconds=g.seconds, steps=g.steps, guidance_scale=g.guidance_scale, scheduler=g.scheduler,
+                batch_size=g.batch_size, run_seed=g.seed, progress=sys.stderr.isatty(),
                 mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
                 mapper_kind=mapper.config.get("name") if mapper else None)
     return {**summary, "outputs": fingerprints(wanted_files)}

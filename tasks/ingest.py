@@ -1,11 +1,11 @@
-"""Prefect task over v2a.ingest."""
+"""Prefect task over v2a.stages.ingest."""
 
 from prefect import task
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES
-from v2a import ingest
-from v2a.fingerprint import fingerprints
+from v2a.stages import ingest
+from v2a.core.fingerprint import fingerprints
 
 
 # The CSV and the image folder are what ingest reads; the video folder only prefixes the clips' URIs.

@@ -1,4 +1,4 @@
-"""Prefect task over v2a.report."""
+"""Prefect task over v2a.stages.report."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from prefect import task
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES
-from v2a import report
-from v2a.fingerprint import fingerprints
-from v2a.model_cache import get_model
+from v2a.stages import report
+from v2a.core.fingerprint import fingerprints
+from v2a.runtime.model_cache import get_model
 
 
 # Cached like the stage tasks: an unchanged pipeline re-run neither loads Wav2CLIP nor rebuilds the page.

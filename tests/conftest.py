@@ -9,6 +9,8 @@ os.environ["V2A_WEIGHTS_DIR"] = tempfile.mkdtemp(prefix="v2a-test-weights-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Spinning OpenMP threads starve each other when processes share the 2 cores (15 ms calls took 2 s).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Flows run outside the harness start their own temporary server: give it time on a loaded machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 import pytest
 
@@ -16,7 +18,7 @@ import pytest
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory):
     """A small synthetic VGGSound-format set shared by the stage tests: 3 classes × 4 clips of 2 s."""
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     out = tmp_path_factory.mktemp("synth")
     make_synthetic_dataset(out, classes=3, clips_per_class=4, seconds=2.0, seed=1, images_per_class=1, progress=False)
@@ -28,6 +30,6 @@ def prefect_harness():
     """One temporary Prefect server for the whole session: entering one costs ~12 s."""
     from prefect.testing.utilities import prefect_test_harness
 
-    # 120 s, as the CLI allows its own temporary server: on a busy machine Prefect's 30 s are not enough.
-    with prefect_test_harness(server_startup_timeout=120):
+    # A loaded machine (CI beside other jobs) can take longer than Prefect's 30 s to start the server.
+    with prefect_test_harness(server_startup_timeout=180):
         yield

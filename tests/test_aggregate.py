@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from v2a.aggregate import aggregate_frames, aggregate_many
+from v2a.core.aggregate import aggregate_frames, aggregate_many
 
 
 def frames(n, dim=8, seed=0):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from tests import bad_media
-from v2a import embed
+from v2a.stages import embed
 from v2a.media import MediaError, read_clip
-from v2a.model_cache import get_model
+from v2a.runtime.model_cache import get_model
 
 
 @pytest.fixture(scope="module")

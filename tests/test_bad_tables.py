@@ -8,7 +8,7 @@ import pytest
 from storage_schemas import embeddings as embeddings_schema
 from storage_schemas import generations as generations_schema
 from storage_schemas.validate import SchemaError
-from v2a import embed, generate, ingest
+from v2a.stages import embed, generate, ingest
 from v2a.io.embeddings import read_embeddings
 
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from flows.cli import main
-from v2a.checks import ModelMismatchError, check_models, check_text_towers, generator_text_state_dict
+from v2a.tools.check_models import ModelMismatchError, check_models, check_text_towers, generator_text_state_dict
 
 
 @pytest.fixture(scope="module")
 def towers():
-    from v2a.model_cache import get_model
+    from v2a.runtime.model_cache import get_model
 
     return get_model("tiny", "clap"), get_model("tiny", "generator")
 

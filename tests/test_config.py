@@ -60,36 +60,40 @@ def test_an_unknown_field_in_any_section_is_refused_naming_it(section):
     ("runner", {"kind": "slurm"}, "runner.kind"),
     ("runner", {"max_workers": 0}, "runner.max_workers"),
     ("runner", {"kind": "thread", "address": "tcp://h:8786"}, "runner.address"),
-    ("train", {"options": {"epochs": 0}}, "train.options.epochs"),
-    ("train", {"options": {"lr": -1e-4}}, "train.options.lr"),
-    ("train", {"options": {"ema_decay": 1.5}}, "train.options.ema_decay"),
-    ("train", {"options": {"sampling_steps": 2000}}, "train.options.sampling_steps"),
-    ("train", {"options": {"device": "tpu"}}, "train.options.device"),
+    ("train", {"epochs": 0}, "train.epochs"),
+    ("train", {"lr": -1e-4}, "train.lr"),
+    ("train", {"ema_decay": 1.5}, "train.ema_decay"),
+    ("train", {"sampling_steps": 2000}, "train.sampling_steps"),
+    ("train", {"device": "tpu"}, "train.device"),
+    ("train", {"options": {"epochs": 0}}, "train.epochs"),
 ])
 def test_an_out_of_range_value_in_any_section_is_refused_naming_it(section, values, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         config_from_dict({**BASE, section: values})
 
 
-@pytest.mark.parametrize("options, named", [
-    ({"nonsense": 1}, "nonsense"),
-    ({"epoch": 3}, "epoch"),
-    ({"mapper": "reg-mlp"}, "train.mapper sets the mapper"),
+@pytest.mark.parametrize("train, named", [
+    ({"nonsense": 1}, "unknown field.*nonsense"),
+    ({"epoch": 3}, "unknown field.*epoch"),
+    ({"options": {"mapper": "reg-mlp"}}, "train.mapper sets the mapper"),
+    ({"options": [("epochs", 3)]}, r"train\.options must be a mapping"),
 ])
-def test_an_unknown_training_option_is_refused_at_load_time_naming_it(options, named):
-    with pytest.raises(ConfigError, match=rf"train\.options: unknown field.*{named}"):
-        config_from_dict({**BASE, "train": {"options": options}})
+def test_an_unknown_training_setting_is_refused_at_load_time_naming_it(train, named):
+    with pytest.raises(ConfigError, match=named):
+        config_from_dict({**BASE, "train": train})
 
 
-def test_training_options_are_refused_when_not_a_mapping():
-    with pytest.raises(ConfigError, match=r"train\.options must be a mapping"):
-        config_from_dict({**BASE, "train": {"options": [("epochs", 3)]}})
-
-
-def test_valid_training_options_load_into_the_trainer_config():
-    cfg = config_from_dict({**BASE, "train": {"mapper": "diff-mlp", "options": {"epochs": 3, "depth": 2}}})
+def test_trainer_settings_are_fields_of_the_train_section():
+    cfg = config_from_dict({**BASE, "train": {"mapper": "diff-mlp", "epochs": 3, "depth": 2}})
     trainer = cfg.train.train_config()
     assert (trainer.mapper, trainer.epochs, trainer.depth) == ("diff-mlp", 3, 2)
+    assert type(trainer).__name__ == "TrainConfig" and "aggregator" not in trainer.to_dict()
+
+
+def test_older_files_with_train_options_still_load_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match="train.options"):
+        cfg = config_from_dict({**BASE, "train": {"mapper": "diff-mlp", "options": {"epochs": 3}}})
+    assert cfg.train.epochs == 3
 
 
 @pytest.mark.parametrize("override, field", [
@@ -123,7 +127,7 @@ def test_integers_and_numbers_are_strict(section, values, field):
 
 
 def test_an_unknown_choice_is_refused_listing_the_accepted_values():
-    from v2a.names import MAPPER_NAMES
+    from v2a.core.names import MAPPER_NAMES
 
     with pytest.raises(ConfigError) as err:
         config_from_dict({**BASE, "train": {"mapper": "gan"}})
@@ -169,7 +173,8 @@ def test_a_config_file_loads_and_a_broken_one_is_one_line(tmp_path):
 def test_the_library_keyword_defaults_are_the_configuration_defaults():
     import inspect
 
-    from v2a import generate, single
+    from v2a.stages import generate
+    from v2a.tools import single
     from v2a.config import GenerateConfig, defaults
 
     g = defaults(GenerateConfig)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.media_variants import variants
-from v2a import decoders
+from v2a.media import decoders
 from v2a.media import MediaError, read_clip
 
 BACKENDS = decoders.available_backends()
@@ -100,7 +100,7 @@ def test_a_truncated_file_is_refused(damaged, backend, kind):
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory):
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     out = tmp_path_factory.mktemp("long")
     make_synthetic_dataset(out, classes=1, clips_per_class=2, seconds=20.0, width=320, height=240, fps=25,
@@ -137,7 +137,7 @@ def test_a_remote_object_decodes_like_the_local_file(video, backend):
 @pytest.fixture(scope="module")
 def long_sound_video(tmp_path_factory):
     """24 s at 32x32 and 2 fps with sound (PyAV, via the synthetic dataset): past CLAP's window, quick to write."""
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.synth import make_synthetic_dataset
 
     out = tmp_path_factory.mktemp("long_sound")
     make_synthetic_dataset(out, classes=1, clips_per_class=2, seconds=24.0, width=32, height=32, fps=2,

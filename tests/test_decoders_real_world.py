@@ -13,8 +13,8 @@ from PIL import Image
 
 from tests.bad_media import write_video
 from tests.media_variants import VFR_MS, constant_rate_ms, marked_frame, write_marked
-from v2a import decoders
-from v2a.decoders.base import display_rotation, upright
+from v2a.media import decoders
+from v2a.media.decoders.base import display_rotation, upright
 from v2a.media import MediaError, read_clip
 
 BACKENDS = decoders.available_backends()

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from storage_schemas import embeddings as embeddings_schema
-from v2a import domain_gap
+from v2a.stages import domain_gap
 from v2a.io import parquet
 
 

@@ -12,11 +12,11 @@ from storage_schemas import conform
 from storage_schemas import clips as clips_schema
 from storage_schemas import embeddings as embeddings_schema
 from storage_schemas import errors as errors_schema
-from v2a import embed, ingest
+from v2a.stages import embed, ingest
 from v2a.io import embeddings as embeddings_io
 from v2a.io.embeddings import read_embeddings
 from v2a.io import parquet
-from v2a.model_cache import get_model
+from v2a.runtime.model_cache import get_model
 
 
 @pytest.fixture(scope="module")
@@ -156,9 +156,9 @@ def test_the_errors_of_every_shard_are_counted_done_now_or_before(clips, encoder
 _STAGE = """
 import sys, time
 from storage_schemas import clips as clips_schema
-from v2a import embed
+from v2a.stages import embed
 from v2a.io import parquet
-from v2a.model_cache import get_model
+from v2a.runtime.model_cache import get_model
 
 clips_uri, out, err, pause = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 by_id = {c["clip_id"]: c for c in parquet.read_table(clips_uri, clips_schema.SCHEMA).to_pylist()[:6]}

@@ -7,8 +7,8 @@ import soundfile as sf
 from storage_schemas import conform
 from storage_schemas import results as results_schema
 from v2a.io import parquet
-from v2a.evaluate import evaluate_folder
-from v2a.model_cache import get_model
+from v2a.stages.evaluate import evaluate_folder
+from v2a.runtime.model_cache import get_model
 
 
 def _tones(folder, freqs, sr=16000, seconds=1.0, suffix=""):

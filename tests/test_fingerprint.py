@@ -1,7 +1,7 @@
 """Fingerprints of locations (the cache keys' view of the data) and the folder copies behind remote training."""
 
-from v2a import storage
-from v2a.fingerprint import ABSENT, changed, fingerprint, fingerprints
+from v2a.core import storage
+from v2a.core.fingerprint import ABSENT, changed, fingerprint, fingerprints
 
 
 def test_a_missing_location_has_its_own_fingerprint(tmp_path):

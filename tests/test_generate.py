@@ -4,9 +4,9 @@ import soundfile as sf
 
 from storage_schemas import conform
 from storage_schemas import generations as generations_schema
-from v2a import generate
+from v2a.stages import generate
 from v2a.io import parquet
-from v2a.model_cache import empty_text_embedding, get_model
+from v2a.runtime.model_cache import empty_text_embedding, get_model
 
 
 def _rows(n, dim, seed=0):
@@ -65,7 +65,7 @@ def test_clip_seeds_differ_between_clips_and_samples():
 
 def test_mapped_conditioning_of_a_clip_does_not_depend_on_its_batch(generator, tmp_path):
     from v2a.mapper.checkpoint import load_mapper
-    from v2a.mapper.train import TrainConfig, train_mapper
+    from v2a.mapper.trainer import TrainConfig, train_mapper
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(16, generator.cond_dim)).astype(np.float32)

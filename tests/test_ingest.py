@@ -2,7 +2,7 @@ import pytest
 from PIL import Image
 
 from storage_schemas import clips as clips_schema
-from v2a import ingest
+from v2a.stages import ingest
 from v2a.io import parquet
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from v2a import generate
+from v2a.stages import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,8 +47,8 @@ def _leftovers(folder: Path) -> list[str]:
 _GENERATE = """
 import sys, time
 import numpy as np
-from v2a import generate
-from v2a.model_cache import empty_text_embedding, get_model
+from v2a.stages import generate
+from v2a.runtime.model_cache import empty_text_embedding, get_model
 
 gen_dir, pause = sys.argv[1], float(sys.argv[2])
 generator = get_model("tiny", "generator")
@@ -134,8 +134,8 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_weights(tmp_path):
 
 _EVALUATE = """
 import sys, time
-from v2a.evaluate import evaluate_folder
-from v2a.model_cache import get_model
+from v2a.stages.evaluate import evaluate_folder
+from v2a.runtime.model_cache import get_model
 
 gen, ref, results, stats, pause = sys.argv[1:5] + [float(sys.argv[5])]
 
@@ -193,7 +193,7 @@ def test_a_killed_evaluation_resumed_appends_the_uninterrupted_rows_once(tmp_pat
 
 def test_a_kill_mid_write_leaves_only_a_hidden_temporary_that_readers_skip(tmp_path):
     """What atomic_write leaves if killed between writing and renaming: a dot-file no table read sees."""
-    from v2a import storage
+    from v2a.core import storage
     from v2a.io import parquet
     from storage_schemas import errors as schema
 

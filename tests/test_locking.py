@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from flows import cli
-from v2a import locking
-from v2a.locking import RunLockedError, run_lock
+from v2a.core import locking
+from v2a.core.locking import RunLockedError, run_lock
 
 _HOLD = """
 import sys, time
-from v2a.locking import run_lock
+from v2a.core.locking import run_lock
 with run_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(60)
@@ -57,7 +57,7 @@ def test_a_killed_holder_leaves_the_location_free(holder):
 
 def _held_elsewhere(out) -> bool:
     """Whether another process finds the location locked right now."""
-    probe = ("import sys\nfrom v2a.locking import RunLockedError, run_lock\n"
+    probe = ("import sys\nfrom v2a.core.locking import RunLockedError, run_lock\n"
              "try:\n    with run_lock(sys.argv[1]):\n        pass\nexcept RunLockedError:\n    sys.exit(3)\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     code = subprocess.run([sys.executable, "-c", probe, str(out)], env=env, timeout=60).returncode
@@ -86,8 +86,8 @@ def test_a_released_lock_can_be_taken_again(tmp_path):
 
 
 def test_the_lock_file_is_hidden_from_tables_and_fingerprints(tmp_path):
-    from v2a import storage
-    from v2a.fingerprint import fingerprint
+    from v2a.core import storage
+    from v2a.core.fingerprint import fingerprint
 
     before = fingerprint(str(tmp_path))
     with run_lock(str(tmp_path)):

@@ -14,10 +14,11 @@ from PIL import Image
 
 from storage_schemas import clips as clips_schema
 from tests.browser import HeadlessChromium, find_chromium
-from v2a import embed, evaluate, generate, ingest, report, train
+from v2a.mapper.settings import TrainConfig
+from v2a.stages import embed, evaluate, generate, ingest, report, train
 from v2a.io import parquet
 from v2a.io.embeddings import read_embeddings
-from v2a.model_cache import empty_text_embedding, get_mapper, get_model
+from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
 
 MAPPED, PLAIN = "mapped", "no-mapper"
 
@@ -47,8 +48,8 @@ def run_root(synth_dir, tmp_path_factory):
         embed.run_shard(plan, {c["clip_id"]: c for c in clips}, clip_model, clap_model, num_frames=3, max_seconds=2.0,
                         batch_size=16)
     checkpoint = root / "mappers" / "diff-mlp"
-    train.train_stage(str(root / "embeddings"), str(checkpoint), mapper="diff-mlp",
-                      options={"epochs": 2, "batch_size": 8, "val_sampling_steps": 5}, progress=False)
+    train.train_stage(str(root / "embeddings"), str(checkpoint),
+                      TrainConfig(mapper="diff-mlp", epochs=2, batch_size=8, val_sampling_steps=5), progress=False)
     _generate(root, MAPPED, "mapper", samples=2, checkpoint=checkpoint)
     _generate(root, PLAIN, "no-mapper", samples=1, checkpoint=None)
     extractors = {n: get_model("tiny", f"extractor:{n}") for n in ("panns", "vggish", "wav2clip")}
@@ -209,8 +210,8 @@ def test_page_loads_every_medium_and_shows_the_runs_metrics_in_chromium(built, r
 
 def test_the_real_audios_cs_comes_from_the_stored_reference_features(built, run_root):
     from v2a.metrics.reference_stats import stored_per_clip
-    from v2a.report.assets import clip_scores
-    from v2a.report.runs import read_frames
+    from v2a.stages.report.assets import clip_scores
+    from v2a.stages.report.runs import read_frames
 
     w2c = get_model("tiny", "extractor:wav2clip")
     shown = [c for c, v in built["reference_cs"].items() if v is not None]

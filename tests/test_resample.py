@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from v2a.resample import resample, resampler
+from v2a.media.resample import resample, resampler
 
 
 @pytest.mark.parametrize("orig, new", [(44100, 16000), (16000, 48000), (48000, 16000), (22050, 16000), (8000, 16000)])

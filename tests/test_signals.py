@@ -115,8 +115,8 @@ def _flow_run_states(tmp: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def pipeline_config(tmp_path_factory):
     """A tiny pipeline (8 clips of 1 s), its config written for two output folders."""
-    from v2a.demo import demo_config
-    from v2a.synth import make_synthetic_dataset
+    from v2a.tools.demo import demo_config
+    from v2a.tools.synth import make_synthetic_dataset
 
     tmp = tmp_path_factory.mktemp("signals")
     data = tmp / "data"

@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from v2a.model_cache import empty_text_embedding, get_model
-from v2a.single import generate_for_inputs, interpolate
+from v2a.runtime.model_cache import empty_text_embedding, get_model
+from v2a.tools.single import generate_for_inputs, interpolate
 
 
 @pytest.fixture(scope="module")
 def mapper(tmp_path_factory):
     """A real diffusion-MLP checkpoint, trained briefly on random pairs of the tiny profile's width."""
     from v2a.mapper.checkpoint import load_mapper
-    from v2a.mapper.train import TrainConfig, train_mapper
+    from v2a.mapper.trainer import TrainConfig, train_mapper
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(2, 16, 32)).astype(np.float32)

@@ -3,7 +3,8 @@
 import pandas as pd
 
 from storage_schemas import errors as errors_schema
-from v2a import ingest, status
+from v2a.stages import ingest
+from v2a.tools import status
 from v2a.io import parquet
 
 

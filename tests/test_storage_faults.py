@@ -6,7 +6,7 @@ import os
 import pytest
 
 from flows.errors import describe
-from v2a import storage
+from v2a.core import storage
 
 
 def test_a_full_disk_while_writing_names_the_file_not_its_temporary(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from v2a.synth import build_class_table, make_synthetic_dataset
+from v2a.tools.synth import build_class_table, make_synthetic_dataset
 
 CLASSES, CLIPS, SECONDS, FPS, RATE, W, H = 6, 8, 2.0, 10, 44100, 160, 120
 ONE_TO_MANY = 2

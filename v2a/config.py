@@ -12,15 +12,19 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import warnings
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from v2a import storage
-from v2a.aggregate import AGGREGATORS
-from v2a.decoders import BACKENDS
-from v2a.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, METRICS, SCHEDULERS
+from v2a.core import storage
+from v2a.core.aggregate import AGGREGATORS
+from v2a.media.decoders import BACKENDS
+from v2a.models import sampling as audioldm
+from v2a.core.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, SCHEDULERS
+from v2a.mapper.settings import TrainConfig
+from v2a.metrics.specs import METRICS
 
 
 class ConfigError(ValueError):
@@ -139,48 +143,52 @@ class EmbedConfig(Section):
                                                      "auto: processes from 4 workers")
 
 
-class TrainStageConfig(Section):
-    """Stage 3: the mapper from CLIP to CLAP space, trained on the train split's pairs."""
+class TrainStageConfig(Section, TrainConfig):
+    """Stage 3: the mapper from CLIP to CLAP space, trained on the train split's pairs.
 
+    Its fields are the trainer's (`v2a.mapper.settings.TrainConfig`: mapper, epochs, lr, batch_size, depth,
+    ...; the paper's values by default) plus how frame embeddings become one clip vector."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
     _section: ClassVar[str] = "train"
-    mapper: Literal[MAPPER_NAMES] = Field("diff-transformer", description="mapper kind (paper Table 4; "
-                                                                          "diff-transformer is its best)")
+    _error_prefix: ClassVar[str] = "train"
+    _refusal: ClassVar[str] = "{prefix}.{name} = {value!r}; accepted: {accepted}"  # as every section words it
     aggregator: Literal[AGGREGATORS] = Field("mean", description="how frame embeddings become one clip vector "
                                                                  "(paper Table 5: mean)")
-    options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="trainer settings (v2a.mapper.train.TrainConfig fields: epochs, lr, batch_size, depth, ...); "
-                    "unset ones take the paper's values")
 
-    @field_validator("options", mode="before")
-    @classmethod
-    def _a_mapping(cls, value):
-        if not isinstance(value, dict):
-            raise ValueError(f"train.options must be a mapping, got {type(value).__name__}")
-        return value
-
-    @model_validator(mode="after")
-    def _options_fit_the_trainer(self):
-        # The trainer's module imports torch (seconds): only options someone wrote are checked here.
-        if self.options:
-            self.train_config()
-        return self
-
-    def train_config(self):
-        """The options as the trainer will take them, so that a bad one fails at load time, not hours in."""
-        import dataclasses
-
-        from v2a.mapper.train import TrainConfig
-
-        known = {f.name for f in dataclasses.fields(TrainConfig)} - {"mapper"}
-        unknown = sorted(set(self.options) - known)
-        if unknown:
-            hint = " (train.mapper sets the mapper)" if "mapper" in unknown else ""
-            raise ConfigError(f"train.options: unknown field(s) {unknown}{hint}; accepted: {sorted(known)}")
+    def __init__(self, **values):
         try:
-            return TrainConfig(mapper=self.mapper, **self.options)
-        except (TypeError, ValueError) as err:  # "TrainConfig.<field>=<value> is not accepted; accepted: ..."
-            raise ConfigError(f"train.options: {str(err).replace('TrainConfig.', 'train.options.', 1)}") from None
+            super().__init__(**values)
+        except ConfigError:
+            raise
+        except ValueError as err:  # the trainer's own one-line refusal, already naming train.<field>
+            raise ConfigError(str(err)) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _options_are_fields(cls, values):
+        # Before the trainer's settings were fields of this section they sat under `train.options`:
+        # such a file still loads, with its options read as the fields they name.
+        if not isinstance(values, dict) or "options" not in values:
+            return values
+        values = dict(values)
+        options = values.pop("options")
+        if options is None:
+            return values
+        if not isinstance(options, dict):
+            raise ValueError(f"train.options must be a mapping, got {type(options).__name__}")
+        if "mapper" in options:
+            raise ValueError("train.options.mapper: train.mapper sets the mapper")
+        clash = sorted(set(options) & set(values))
+        if clash:
+            raise ValueError(f"train.options repeats train field(s) {clash}: give each once")
+        warnings.warn("train.options is deprecated: write its fields directly under train:", DeprecationWarning,
+                      stacklevel=2)
+        return {**values, **options}
+
+    def train_config(self) -> TrainConfig:
+        """The trainer's settings alone (what `train_mapper` takes and a checkpoint records)."""
+        return self.trainer_settings()
 
 
 class GenerateConfig(Section):
@@ -191,10 +199,12 @@ class GenerateConfig(Section):
     conditioning: Literal[CONDITIONINGS] = Field(
         "mapper", description="mapper: the paper's method; no-mapper, text: the Table 3 baselines")
     samples: PositiveInt = Field(1, description="audio samples per clip")
-    seconds: PositiveFloat = Field(10.0, description="seconds of audio per sample (VGGSound clips are 10 s)")
-    steps: PositiveInt = Field(200, description="AudioLDM sampling steps")
-    guidance_scale: NonNegativeFloat = Field(2.5, description="AudioLDM classifier-free guidance scale")
-    scheduler: Literal[SCHEDULERS] = Field("ddim", description="AudioLDM sampler")
+    seconds: PositiveFloat = Field(audioldm.DEFAULT_SECONDS,
+                                   description="seconds of audio per sample (VGGSound clips are 10 s)")
+    steps: PositiveInt = Field(audioldm.DEFAULT_STEPS, description="AudioLDM sampling steps")
+    guidance_scale: NonNegativeFloat = Field(audioldm.DEFAULT_GUIDANCE_SCALE,
+                                             description="AudioLDM classifier-free guidance scale")
+    scheduler: Literal[SCHEDULERS] = Field(audioldm.DEFAULT_SCHEDULER, description="AudioLDM sampler")
     mapper_guidance: NonNegativeFloat = Field(
         MAPPER_GUIDANCE, description="diffusion mapper's classifier-free guidance (paper's best: 0.9); unused by "
                                      "reg-* mappers")

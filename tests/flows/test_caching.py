@@ -18,7 +18,7 @@ def _config(synth_dir, out) -> dict:
         "out": str(out), "profile": "tiny",
         "data": {"csv": str(synth_dir / "vggsound.csv"), "videos": str(synth_dir / "videos"), "dataset": "synthetic"},
         "embed": {"num_frames": 3, "max_seconds": 2.0, "shard_size": 5},
-        "train": {"mapper": "diff-mlp", "options": {"epochs": 3, "batch_size": 8, "val_sampling_steps": 5}},
+        "train": {"mapper": "diff-mlp", "epochs": 3, "batch_size": 8, "val_sampling_steps": 5},
         "generate": {"seconds": 1.0, "steps": 3, "mapper_steps": 5, "batch_size": 2},
         "evaluate": {"metrics": ["fd", "cs"]},
     }
@@ -46,14 +46,14 @@ def run_pipeline(config: dict) -> tuple[dict, dict[str, list[str]]]:
 
 
 def _forget_models() -> None:
-    from v2a import model_cache
+    from v2a.runtime import model_cache
 
     for cached in (model_cache.get_model, model_cache._load_mapper, model_cache.empty_text_embedding):
         cached.cache_clear()
 
 
 def _models_loaded() -> int:
-    from v2a import model_cache
+    from v2a.runtime import model_cache
 
     return model_cache.get_model.cache_info().currsize + model_cache._load_mapper.cache_info().currsize
 
@@ -85,7 +85,7 @@ def test_an_unchanged_rerun_executes_no_heavy_task_and_loads_no_model(first_run)
 def test_a_changed_train_config_reruns_train_and_the_stages_after_it_only(first_run):
     config, out, summary, _ = first_run
     changed = copy.deepcopy(config)
-    changed["train"]["options"]["epochs"] = 4
+    changed["train"]["epochs"] = 4
     again, states = run_pipeline(changed)
     assert again["run_id"] != summary["run_id"]  # a new generation set for the new mapper
     for upstream in ("ingest", "plan-embed-shards", "embed-shards", "domain-gap-report"):
@@ -112,7 +112,7 @@ def test_a_cached_stage_whose_output_was_deleted_runs_again(first_run):
 def test_generation_sets_without_results_of_this_version_are_found_and_reevaluated(first_run):
     from flows.reevaluate import reevaluate_flow
     from v2a.config import EvaluateConfig
-    from v2a.reevaluate import pending_evaluation
+    from v2a.stages.reevaluate import pending_evaluation
 
     config, out, summary, _ = first_run
     assert pending_evaluation(str(out)) == []
@@ -133,7 +133,7 @@ def test_generation_sets_without_results_of_this_version_are_found_and_reevaluat
 
 def test_status_lists_stages_row_counts_errors_and_runs(first_run, capsys):
     from flows.cli import main
-    from v2a.status import out_status
+    from v2a.tools.status import out_status
 
     _, out, summary, _ = first_run
     status = out_status(str(out))

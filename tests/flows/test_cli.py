@@ -44,7 +44,7 @@ def test_a_bad_pipeline_config_is_refused_before_prefect_loads(tmp_path):
 
 def test_stage_options_take_their_defaults_and_choices_from_the_config_models():
     from v2a.config import EmbedConfig, GenerateConfig
-    from v2a.names import SCHEDULERS
+    from v2a.core.names import SCHEDULERS
 
     embed = build_parser().parse_args(["embed", "--out", "x"])
     assert {k: getattr(embed, k) for k in EmbedConfig.model_fields} == EmbedConfig().model_dump()

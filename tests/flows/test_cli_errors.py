@@ -159,14 +159,14 @@ FAULTS = {
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_storage_fault_is_one_line_and_exit_2(here, capsys, monkeypatch, fault):
-    import v2a.synth
+    import v2a.tools.synth
 
     exc, words = FAULTS[fault]
 
     def broken(*args, **kwargs):
         raise exc
 
-    monkeypatch.setattr(v2a.synth, "make_synthetic_dataset", broken)
+    monkeypatch.setattr(v2a.tools.synth, "make_synthetic_dataset", broken)
     assert main(["synth", "--out", "s"]) == 2
     line = one_error_line(capsys, "synth")
     for word in words:
@@ -212,12 +212,12 @@ def test_debug_shows_the_traceback_before_the_line(here, capsys):
 
 
 def test_a_bug_keeps_its_traceback(here, monkeypatch):
-    import v2a.synth
+    import v2a.tools.synth
 
     def bug(*args, **kwargs):
         raise KeyError("a bug in v2a")
 
-    monkeypatch.setattr(v2a.synth, "make_synthetic_dataset", bug)
+    monkeypatch.setattr(v2a.tools.synth, "make_synthetic_dataset", bug)
     with pytest.raises(KeyError):
         main(["synth", "--out", "s"])
 

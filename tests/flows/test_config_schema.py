@@ -5,7 +5,7 @@ from prefect.utilities.callables import parameter_schema
 
 def test_the_pipeline_parameter_schema_shows_nested_fields_with_descriptions_and_defaults():
     from flows.pipeline import pipeline_flow
-    from v2a.names import MAPPER_NAMES
+    from v2a.core.names import MAPPER_NAMES
 
     schema = parameter_schema(pipeline_flow.fn).model_dump()
     assert schema["properties"]["config"]["$ref"] == "#/definitions/PipelineConfig"

@@ -3,7 +3,7 @@
 from prefect.artifacts import Artifact
 
 from storage_schemas import clips as clips_schema
-from v2a import ingest
+from v2a.stages import ingest
 from v2a.config import EmbedConfig
 from v2a.io import parquet
 

@@ -2,7 +2,7 @@
 
 from contextlib import contextmanager
 
-from v2a import ingest
+from v2a.stages import ingest
 from v2a.config import EmbedConfig
 
 

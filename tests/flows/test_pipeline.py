@@ -22,7 +22,7 @@ def pipeline_run(synth_dir, tmp_path_factory, prefect_harness):
         "out": str(out), "profile": "tiny",
         "data": {"csv": str(synth_dir / "vggsound.csv"), "videos": str(synth_dir / "videos"), "dataset": "synthetic"},
         "embed": {"num_frames": 3, "max_seconds": 2.0, "shard_size": 5},
-        "train": {"mapper": "diff-mlp", "options": {"epochs": 3, "batch_size": 8, "val_sampling_steps": 5}},
+        "train": {"mapper": "diff-mlp", "epochs": 3, "batch_size": 8, "val_sampling_steps": 5},
         "generate": {"seconds": 1.0, "steps": 3, "mapper_steps": 5, "batch_size": 2},
     }
     summary = pipeline_flow(config)

@@ -4,7 +4,7 @@ import shutil
 
 import yaml
 
-from v2a import ingest
+from v2a.stages import ingest
 
 
 def test_editing_a_profile_file_reruns_the_tasks_that_use_it(synth_dir, tmp_path, prefect_harness):

@@ -63,7 +63,7 @@ def test_ray_without_prefect_ray_is_a_clear_error(monkeypatch):
 
 def _embed(out, runner, synth_dir, cache):
     from flows.embed import embed_flow
-    from v2a.ingest import ingest
+    from v2a.stages.ingest import ingest
 
     ingest(str(out / "clips.parquet"), csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"),
            dataset="synthetic")

@@ -54,7 +54,7 @@ def s3_run(s3, synth_dir, prefect_harness):
         "data": {"csv": f"s3://{BUCKET}/data/vggsound.csv", "videos": f"s3://{BUCKET}/data/videos",
                  "dataset": "synthetic"},
         "embed": {"num_frames": 3, "max_seconds": 2.0, "shard_size": 6},
-        "train": {"mapper": "diff-mlp", "options": {"epochs": 2, "batch_size": 8, "val_sampling_steps": 5}},
+        "train": {"mapper": "diff-mlp", "epochs": 2, "batch_size": 8, "val_sampling_steps": 5},
         "generate": {"seconds": 1.0, "steps": 3, "mapper_steps": 5, "batch_size": 3},
         "evaluate": {"metrics": ["fd", "fad", "cs"]},
     }

@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
 
-from v2a import generate, ingest
+from v2a.stages import generate, ingest
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io import generations as generations_io
@@ -70,7 +70,7 @@ def test_the_generation_done_check_opens_only_its_own_shards_files(tmp_path, mon
 
 def test_a_clip_moved_to_another_split_is_seen_by_every_later_stage(tmp_path):
     from tasks.generate import plan_generation
-    from v2a.train import load_pairs
+    from v2a.stages.train import load_pairs
 
     layout = RunLayout(str(tmp_path))
     clips = _clips(40)
@@ -91,7 +91,7 @@ def test_a_clip_moved_to_another_split_is_seen_by_every_later_stage(tmp_path):
 
 def test_embeddings_of_the_earlier_layout_still_read(tmp_path):
     from storage_schemas import embeddings as schema
-    from v2a.train import load_pairs
+    from v2a.stages.train import load_pairs
 
     rows = [{"clip_id": f"c{i}", "split": "train", "label": None, "kind": "video",
              "image_frames": [[float(i), 1.0], [float(i), 3.0]], "frame_times": [0.0, 1.0], "audio_emb": [1.0, 0.0],
@@ -104,7 +104,7 @@ def test_embeddings_of_the_earlier_layout_still_read(tmp_path):
 
 
 def test_streamed_pairs_equal_the_clip_by_clip_aggregation(tmp_path):
-    from v2a.aggregate import aggregate_frames
+    from v2a.core.aggregate import aggregate_frames
     from v2a.io.pairs import load_pairs
 
     layout = RunLayout(str(tmp_path))

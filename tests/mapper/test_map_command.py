@@ -1,4 +1,4 @@
-"""`v2a map` (v2a.mapping.map_embeddings): each clip's samples are its own, whatever the table's order."""
+"""`v2a map` (v2a.tools.map_embeddings.map_embeddings): each clip's samples are its own, whatever the table's order."""
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ def _embeddings(n, dim, seed=0):
 
 @pytest.fixture(scope="module")
 def diffusion_checkpoint(tmp_path_factory):
-    from v2a.mapper.train import TrainConfig, train_mapper
+    from v2a.mapper.trainer import TrainConfig, train_mapper
 
     out = tmp_path_factory.mktemp("mapper")
     x = np.random.default_rng(0).normal(size=(16, 16)).astype(np.float32)
@@ -35,7 +35,7 @@ def _mapped(uri):
 
 
 def test_reversing_the_table_changes_no_clips_samples(diffusion_checkpoint, tmp_path):
-    from v2a.mapping import map_embeddings
+    from v2a.tools.map_embeddings import map_embeddings
 
     rows = _embeddings(5, 16)
     forward, backward = tmp_path / "fwd.parquet", tmp_path / "bwd.parquet"
@@ -51,9 +51,9 @@ def test_reversing_the_table_changes_no_clips_samples(diffusion_checkpoint, tmp_
 
 
 def test_map_gives_the_conditioning_generate_uses(diffusion_checkpoint, tmp_path):
-    from v2a.generate import Conditioner
+    from v2a.stages.generate import Conditioner
     from v2a.mapper.checkpoint import load_mapper
-    from v2a.mapping import map_embeddings
+    from v2a.tools.map_embeddings import map_embeddings
 
     rows = _embeddings(3, 16, seed=1)
     uri = tmp_path / "emb.parquet"
@@ -74,7 +74,7 @@ def test_map_gives_the_conditioning_generate_uses(diffusion_checkpoint, tmp_path
 @pytest.fixture(scope="module")
 def guided_checkpoint(tmp_path_factory):
     """A diffusion mapper trained long enough that its conditional and unconditional predictions differ."""
-    from v2a.mapper.train import TrainConfig, train_mapper
+    from v2a.mapper.trainer import TrainConfig, train_mapper
 
     out = tmp_path_factory.mktemp("guided-mapper")
     x = np.random.default_rng(1).normal(size=(64, 16)).astype(np.float32)

@@ -23,18 +23,18 @@ def test_parse_mapper_name_rejects_unknown_names_listing_accepted_ones(bad):
 
 def test_build_mapper_names_the_bad_field():
     with pytest.raises(ValueError, match=r"kind='prior'.*accepted: regression, diffusion"):
-        build_mapper("prior", "mlp")
+        build_mapper("prior", "mlp", dim=512)
     with pytest.raises(ValueError, match=r"arch='cnn'.*accepted: mlp, transformer"):
-        build_mapper("regression", "cnn")
+        build_mapper("regression", "cnn", dim=512)
     with pytest.raises(ValueError, match=r"depth=0"):
-        build_mapper("regression", "mlp", depth=0)
+        build_mapper("regression", "mlp", dim=512, depth=0)
     with pytest.raises(ValueError, match=r"expansion=1.5"):
-        build_mapper("regression", "mlp", expansion=1.5)
+        build_mapper("regression", "mlp", dim=512, expansion=1.5)
 
 
 def test_paper_default_depths():
-    assert build_mapper("regression", "mlp").depth == 1
-    assert build_mapper("regression", "mlp").expansion == 4
+    assert build_mapper("regression", "mlp", dim=512).depth == 1
+    assert build_mapper("regression", "mlp", dim=512).expansion == 4
     assert build_mapper("diffusion", "mlp", dim=64).depth == 1
     assert build_mapper("regression", "transformer", dim=64, heads=2, head_dim=8).depth == 8
     assert build_mapper("diffusion", "transformer", dim=64, heads=2, head_dim=8).depth == 12

@@ -46,5 +46,5 @@ def test_query_slots_block_is_within_two_percent(kind, depth, paper_millions):
 
 
 def test_best_model_has_48_83_million_params():
-    net = build_mapper("diffusion", "transformer")
+    net = build_mapper("diffusion", "transformer", dim=512)
     assert round(count_trainable_params(net) / 1e6, 2) == 48.83

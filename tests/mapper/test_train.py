@@ -147,7 +147,7 @@ def test_early_stopping_ends_training_after_the_patience_runs_out(tiny_pairs, tm
 
 
 def test_resumable_checkpoints_are_written_every_n_epochs_and_at_the_end(tiny_pairs, tmp_path, monkeypatch):
-    import v2a.mapper.train as train_module
+    import v2a.mapper.trainer as train_module
 
     saved = []
     real = train_module._save_epoch_checkpoint
@@ -155,3 +155,14 @@ def test_resumable_checkpoints_are_written_every_n_epochs_and_at_the_end(tiny_pa
                         lambda out_dir, epoch, *a, **k: (saved.append(epoch), real(out_dir, epoch, *a, **k)))
     train_mapper(*tiny_pairs, _config(mapper="reg-mlp", epochs=7, checkpoint_every=3), tmp_path, progress=False)
     assert saved == [3, 6, 7]
+
+
+def test_a_transformer_with_dropout_trains_to_the_same_bytes_twice_and_when_resumed(tmp_path, tiny_pairs):
+    # The paper's dalle2-prior block has dropout 0.05: its draws must come from the run's seed too.
+    cfg = dict(mapper="diff-transformer", depth=1, heads=2, head_dim=8, epochs=3, batch_size=64, lr=1e-3,
+               num_timesteps=50, sampling_steps=5, val_sampling_steps=5, checkpoint_every=1)
+    train_mapper(*tiny_pairs, _config(**cfg), tmp_path / "a", progress=False)
+    train_mapper(*tiny_pairs, _config(**cfg), tmp_path / "b", progress=False)
+    train_mapper(*tiny_pairs, _config(**{**cfg, "epochs": 2}), tmp_path / "c", progress=False)
+    train_mapper(*tiny_pairs, _config(**cfg), tmp_path / "c", progress=False)  # resumes at epoch 2
+    assert _weights(tmp_path / "a") == _weights(tmp_path / "b") == _weights(tmp_path / "c")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.metrics.conftest import profile_extractors, tone_clip
-from v2a.metrics.evaluate import evaluate_audio
+from v2a.metrics.scores import evaluate_audio
 from v2a.metrics.extractors import build_extractor, build_extractors
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

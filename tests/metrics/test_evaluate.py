@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tests.metrics.conftest import tone_clip
-from v2a.metrics.evaluate import clip_id_of_sample, clip_score, evaluate_audio, load_audio_folder
+from v2a.metrics.scores import clip_id_of_sample, clip_score, evaluate_audio, load_audio_folder
 
 SECONDS = 2.0
 

@@ -37,7 +37,7 @@ def test_short_audio_is_zero_padded_to_10_24_seconds_and_renormalised_as_audiold
     ref = ref / (np.abs(ref).max() + 1e-8) * 0.5
     ref = np.pad(ref, (0, 163840 - ref.size))
     ref = 0.5 * ref / np.abs(ref).max()
-    from v2a.resample import resample
+    from v2a.media.resample import resample
 
     expected = resample(torch.from_numpy(ref.astype(np.float32)), 16000, 48000)[:480000]
     torch.testing.assert_close(prepared, expected, atol=1e-6, rtol=0)
@@ -135,15 +135,42 @@ def test_clap_weights_load_from_a_laion_checkpoint(tmp_path, tiny_profile, tiny_
     np.testing.assert_allclose(loaded.encode_text(["rain"]), tiny_clap.encode_text(["rain"]), atol=1e-6)
 
 
-class Payload:  # an arbitrary object: a weights-only load must refuse to unpickle it
-    pass
+MARKER = {"ran": False}
 
 
-def test_checkpoints_are_never_unpickled(tmp_path, tiny_profile, tiny_clap):
+def _would_run(marker_path):  # what a hostile checkpoint asks the unpickler to call
+    MARKER["ran"] = True
+    return marker_path
+
+
+class Payload:  # an object whose unpickling would call _would_run
+    def __reduce__(self):
+        return (_would_run, ("/tmp/v2a-payload-ran",))
+
+
+class SystemPayload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def test_objects_pickled_beside_the_weights_are_never_run(tmp_path, tiny_profile, tiny_clap):
+    from v2a.models import build_clap
+
+    path = tmp_path / "hostile.pt"
+    torch.save({"state_dict": tiny_clap.net.state_dict(), "extra": Payload()}, path)
+    clap = build_clap({**tiny_profile["clap"], "weights": str(path)})  # the weights load ...
+    assert MARKER["ran"] is False  # ... and the pickled call was replaced by an inert placeholder
+    for name, tensor in tiny_clap.net.state_dict().items():
+        assert torch.equal(clap.net.state_dict()[name], tensor), name
+
+
+def test_a_checkpoint_that_calls_into_os_is_refused(tmp_path, tiny_profile, tiny_clap):
     from v2a.models import build_clap
 
     path = tmp_path / "evil.pt"
-    torch.save({"state_dict": tiny_clap.net.state_dict(), "extra": Payload()}, path)
+    torch.save({"state_dict": tiny_clap.net.state_dict(), "extra": SystemPayload()}, path)
     with pytest.raises(RuntimeError, match="weights_only"):
         build_clap({**tiny_profile["clap"], "weights": str(path)})
 

@@ -49,7 +49,7 @@ def test_ten_second_clips_give_laions_embeddings(pair):
 
 
 def test_repeat_padding_is_laions_repeatpad(pair):
-    from v2a.resample import resample
+    from v2a.media.resample import resample
 
     peer, ours = pair
     wave16 = (np.random.default_rng(2).standard_normal(3 * 16000) * 0.1).astype(np.float32)

@@ -26,7 +26,7 @@ def test_registry_covers_every_checkpoint_the_paper_profile_and_its_variants_can
     for entry in entries.values():
         assert entry.licence and entry.fills and entry.where
     for name in ("audioldm-s-full-ckpt", "audioldm-m-full-ckpt", "audioldm-l-full-ckpt"):
-        assert entries[name].fills == ("clap.weights",)
+        assert entries[name].fills == ("clap.weights", "generator.weights")  # an original .ckpt builds both
 
 
 def test_registry_names_resolve_to_the_cache_and_local_paths_stay(cache):
@@ -45,7 +45,7 @@ def test_registry_names_resolve_to_the_cache_and_local_paths_stay(cache):
     ("extractor:panns", "extractors.panns.checkpoint"), ("extractor:wav2clip", "extractors.wav2clip.checkpoint"),
 ])
 def test_offline_a_missing_entry_fails_at_once_naming_field_and_fetch_command(cache, monkeypatch, component, field):
-    from v2a.model_cache import get_model
+    from v2a.runtime.model_cache import get_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     get_model.cache_clear()
@@ -71,7 +71,8 @@ def test_an_old_hub_id_offline_points_at_its_registry_entry(monkeypatch):
 
 
 def test_online_a_missing_entry_is_fetched_before_the_model_is_built(server, cache, registry_of):
-    from v2a.weights import ensure_weights, get_entry, status
+    from v2a.models.profile_weights import ensure_weights
+    from v2a.weights import get_entry, status
 
     data = payload(4096, seed=20)
     server.files["/vggish.pth"] = data
@@ -91,7 +92,7 @@ def _cli(*args, env=None):
 
 
 def test_weights_list_for_the_paper_profile_shows_every_entry_and_the_fetch_command(cache):
-    from v2a.weights import profile_entries
+    from v2a.models.profile_weights import profile_entries
 
     out = _cli("weights", "list", "--profile", "paper")
     assert out.returncode == 0, out.stderr

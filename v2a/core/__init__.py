@@ -1,1 +1,2 @@
-"""The base every other part of v2a builds on."""
+"""The bottom layer: typed configuration, shared names and constants, storage (fsspec), locks, fingerprints,
+provenance. Everything else in v2a may import it; it imports nothing of v2a above it."""

@@ -15,9 +15,10 @@ import pyarrow as pa
 
 from storage_schemas import SchemaError, validate
 from storage_schemas import embeddings as embeddings_schema
-from v2a import storage
+from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.io import parquet
+from v2a.io.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ def read_embeddings(uri: str, split: str | None = None, clip_ids=None, clips_uri
 def sibling_clips(embeddings_uri: str) -> str:
     """Where the clips table of an embeddings folder lives in the run layout (OUT/clips.parquet)."""
     parent = str(embeddings_uri).rstrip("/").rsplit("/", 1)[0]
-    return storage.join(parent, "clips.parquet")
+    return RunLayout(parent).clips
 
 
 def _splits(uri: str, ids, clips_uri: str | None) -> dict[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from storage_schemas import generations as generations_schema
-from v2a import storage
+from v2a.core import storage
 from v2a.io import parquet
 from v2a.io.layout import GenerationLayout
 

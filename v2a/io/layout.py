@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from v2a import storage
+from v2a.core import storage
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from v2a import storage
-from v2a.aggregate import aggregate_block
+from v2a.core import storage
+from v2a.core.aggregate import aggregate_block
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
 

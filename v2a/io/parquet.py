@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage_schemas import conform, validate
-from v2a import storage
+from v2a.core import storage
 
 # Rows per row group: small enough that a read of a few clips decodes little, large enough that the
 # footer stays small. An embeddings row is ~22 KB (10 frames x 512 float32 + the audio vector).
@@ -90,7 +90,7 @@ def _as_uri(base: str, fs, path: str) -> str:
 def _token(fs, path: str, info: dict) -> str:
     # The fingerprints' change token (store token plus inode): a file rewritten twice in one clock tick
     # must not serve the cached footer of its previous state.
-    from v2a.fingerprint import _token as change_token
+    from v2a.core.fingerprint import _token as change_token
 
     return change_token(fs, path, info)
 

@@ -16,12 +16,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import v2a
+from v2a.core.checkpoints import CONFIG_NAME, WEIGHTS_NAME, checkpoint_id
 from v2a.mapper.factory import (LEGACY_BLOCK, architecture_of, build_mapper, build_objective, count_trainable_params,
                                 mapper_name)
-from v2a import storage
+from v2a.core import storage
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 FORMAT = "v2a-mapper"
 FORMAT_VERSION = 1
 
@@ -208,14 +207,13 @@ def load_mapper(path: str | Path, device: str | torch.device = "cpu", bf16: bool
     for p in net.parameters():
         p.requires_grad_(False)
     objective = build_objective(config["kind"], config["dim"], config.get("objective"))
-    checkpoint_id = sha256_file(weights_path)[:12]
-    return LoadedMapper(net, objective, config, checkpoint_id, device, bf16=bf16)
+    return LoadedMapper(net, objective, config, checkpoint_id(weights_path), device, bf16=bf16)
 
 
 def _load_remote_mapper(uri: str, device, bf16: bool) -> LoadedMapper:
     import tempfile
 
-    from v2a import storage
+    from v2a.core import storage
 
     with tempfile.TemporaryDirectory(prefix="v2a-mapper-") as tmp:
         for name in (CONFIG_NAME, WEIGHTS_NAME):

@@ -28,7 +28,7 @@ from torch import nn
 
 from v2a.core.stopping import raise_if_stopped
 from v2a.mapper.keyed_noise import keyed_normal
-from v2a.names import MAPPER_GUIDANCE, MAPPER_STEPS
+from v2a.core.names import MAPPER_GUIDANCE, MAPPER_STEPS
 
 SCHEDULES = ("cosine",)
 # DDIM time grids: "dalle2" is DALLE2-pytorch's p_sample_loop_ddim (the paper's prior), "even" ours before it.
@@ -78,7 +78,7 @@ class EmbeddingDiffusion:
 
     kind = "diffusion"
 
-    def __init__(self, dim: int = 512, num_timesteps: int = 1000, schedule: str = "cosine",
+    def __init__(self, dim: int, num_timesteps: int = 1000, schedule: str = "cosine",
                  cond_drop_prob: float = 0.1, embed_scale: float | None = None, sampling_steps: int = MAPPER_STEPS,
                  guidance_scale: float = MAPPER_GUIDANCE, eta: float = 1.0, sampling_clamp_l2norm: bool = True,
                  x_drop_prob: float = 0.0, timestep_spacing: str = "dalle2"):

@@ -15,7 +15,7 @@ KINDS = ("regression", "diffusion")
 ARCHS = ("mlp", "transformer")
 # Combined names as the paper's Table 4 rows: reg-mlp, reg-transformer, diff-mlp, diff-transformer.
 _KIND_PREFIX = {"reg": "regression", "diff": "diffusion"}
-from v2a.names import MAPPER_NAMES  # noqa: E402  (reg|diff × mlp|transformer, listed once)
+from v2a.core.names import MAPPER_NAMES  # noqa: E402  (reg|diff × mlp|transformer, listed once)
 
 # Paper defaults (implementation details): MLPs D=1 E=4; regression transformer depth 8;
 # diffusion transformer depth 12 (the best model). A transformer's "expansion" is its
@@ -86,7 +86,7 @@ def check_block(block: str) -> str:
     return block
 
 
-def build_mapper(kind: str, arch: str, dim: int = 512, depth: int | None = None, expansion: int | None = None, *,
+def build_mapper(kind: str, arch: str, dim: int, depth: int | None = None, expansion: int | None = None, *,
                  heads: int = 12, head_dim: int = 64, num_timesteps: int = 1000,
                  block: str = DEFAULT_BLOCK, text_len: int = PRIOR_TEXT_LEN) -> nn.Module:
     """Build an untrained mapper network.

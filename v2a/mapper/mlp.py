@@ -28,7 +28,7 @@ class RegressionMLP(nn.Module):
     kind = "regression"
     arch = "mlp"
 
-    def __init__(self, dim: int = 512, depth: int = 1, expansion: int = 4):
+    def __init__(self, dim: int, depth: int = 1, expansion: int = 4):
         super().__init__()
         self.dim, self.depth, self.expansion = dim, depth, expansion
         hidden = dim * expansion
@@ -45,7 +45,7 @@ class DiffusionMLP(nn.Module):
     kind = "diffusion"
     arch = "mlp"
 
-    def __init__(self, dim: int = 512, depth: int = 1, expansion: int = 4, num_timesteps: int = 1000):
+    def __init__(self, dim: int, depth: int = 1, expansion: int = 4, num_timesteps: int = 1000):
         super().__init__()
         self.dim, self.depth, self.expansion, self.num_timesteps = dim, depth, expansion, num_timesteps
         hidden = dim * expansion

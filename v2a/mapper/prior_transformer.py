@@ -213,7 +213,7 @@ class DiffusionPriorTransformer(_PriorNetwork):
 
     kind = "diffusion"
 
-    def __init__(self, dim: int = 512, depth: int = 12, expansion: int = 4, heads: int = 12, head_dim: int = 64,
+    def __init__(self, dim: int, depth: int = 12, expansion: int = 4, heads: int = 12, head_dim: int = 64,
                  num_timesteps: int = 1000, text_len: int = MAX_TEXT_LEN):
         super().__init__(dim, depth, heads, head_dim, expansion, text_len)
         self.num_timesteps = num_timesteps
@@ -228,7 +228,7 @@ class RegressionPriorTransformer(_PriorNetwork):
 
     kind = "regression"
 
-    def __init__(self, dim: int = 512, depth: int = 8, expansion: int = 4, heads: int = 12, head_dim: int = 64,
+    def __init__(self, dim: int, depth: int = 8, expansion: int = 4, heads: int = 12, head_dim: int = 64,
                  text_len: int = MAX_TEXT_LEN):
         super().__init__(dim, depth, heads, head_dim, expansion, text_len)
 

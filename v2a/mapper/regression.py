@@ -19,7 +19,7 @@ from v2a.mapper.diffusion import l2norm
 class RegressionObjective:
     kind = "regression"
 
-    def __init__(self, dim: int = 512, embed_scale: float | None = None):
+    def __init__(self, dim: int, embed_scale: float | None = None):
         self.dim = dim
         self.embed_scale = float(embed_scale if embed_scale is not None else math.sqrt(dim))
 

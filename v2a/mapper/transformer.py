@@ -96,7 +96,7 @@ class _QueryTransformer(nn.Module):
 class RegressionTransformer(_QueryTransformer):
     kind = "regression"
 
-    def __init__(self, dim: int = 512, depth: int = 8, expansion: int = 4, heads: int = 12, head_dim: int = 64):
+    def __init__(self, dim: int, depth: int = 8, expansion: int = 4, heads: int = 12, head_dim: int = 64):
         super().__init__(dim, depth, 2, heads, head_dim, expansion)
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
@@ -106,7 +106,7 @@ class RegressionTransformer(_QueryTransformer):
 class DiffusionTransformer(_QueryTransformer):
     kind = "diffusion"
 
-    def __init__(self, dim: int = 512, depth: int = 12, expansion: int = 4, heads: int = 12, head_dim: int = 64,
+    def __init__(self, dim: int, depth: int = 12, expansion: int = 4, heads: int = 12, head_dim: int = 64,
                  num_timesteps: int = 1000):
         super().__init__(dim, depth, 4, heads, head_dim, expansion)
         self.num_timesteps = num_timesteps

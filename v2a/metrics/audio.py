@@ -11,7 +11,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from v2a.resample import resample as shared_resample
+from v2a.media.resample import resample as shared_resample
 
 
 def to_mono(wave: np.ndarray) -> np.ndarray:
@@ -31,7 +31,7 @@ def to_mono(wave: np.ndarray) -> np.ndarray:
 
 
 def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    """Band-limited (sinc) resampling with torchaudio's default filter (through `v2a.resample`, the
+    """Band-limited (sinc) resampling with torchaudio's default filter (through `v2a.media.resample`, the
     decoders' resampler too); a no-op when the rates match."""
     wave = np.asarray(wave, dtype=np.float32)
     sr_from, sr_to = int(sr_from), int(sr_to)

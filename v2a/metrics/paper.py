@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from v2a.core.rates import PANNS_SAMPLE_RATE, VGGISH_SAMPLE_RATE, WAV2CLIP_SAMPLE_RATE
+
 PAPER = "V2A-Mapper (Wang, Ma, Pascual, Cartwright, Cai), AAAI 2024"
 
 PROTOCOL = {
-    "fd": {"extractor": "panns-cnn14-16k", "sample_rate": 16000, "clip_seconds": 10.0},
-    "fad": {"extractor": "vggish", "sample_rate": 16000, "clip_seconds": 10.0},
-    "cs": {"extractor": "wav2clip", "sample_rate": 16000, "clip_seconds": 10.0},
+    "fd": {"extractor": "panns-cnn14-16k", "sample_rate": PANNS_SAMPLE_RATE, "clip_seconds": 10.0},
+    "fad": {"extractor": "vggish", "sample_rate": VGGISH_SAMPLE_RATE, "clip_seconds": 10.0},
+    "cs": {"extractor": "wav2clip", "sample_rate": WAV2CLIP_SAMPLE_RATE, "clip_seconds": 10.0},
     "dataset": "vggsound", "split": "test", "n_clips": 15446,
 }
 

@@ -28,7 +28,7 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 from tqdm import tqdm
 
-from v2a import storage
+from v2a.core import storage
 from v2a.metrics import audio
 from v2a.metrics.frechet import gaussian_stats
 
@@ -111,7 +111,7 @@ def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extra
     """Gaussian fit of `extractor`'s features over the reference clips, loaded from `stats_dir` when present.
 
     `reference` maps clip id -> waveform at `sample_rate`. `stats_dir` is a path or URI (anything
-    `v2a.storage` opens); with `stats_dir=None` nothing is stored.
+    `v2a.core.storage` opens); with `stats_dir=None` nothing is stored.
     The returned `computed` flag (also logged) says whether the features were extracted now.
     """
     if len(reference) < 2:

@@ -42,7 +42,7 @@ def build_models(profile: dict | str, device=None, components=COMPONENTS) -> dic
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
         raise ValueError(f"unknown component(s) {unknown}; accepted: {list(COMPONENTS)}")
-    from v2a.weights import ensure_weights
+    from v2a.models.profile_weights import ensure_weights
 
     ensure_weights(prof, list(components), profile_name=profile if isinstance(profile, str) else None)
     builders = {"clip": "build_clip", "clap": "build_clap", "generator": "build_generator"}

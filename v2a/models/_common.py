@@ -75,7 +75,8 @@ def require_hub_or_fail(repo_id: str, filename: str, field: str) -> None:
 def load_state_dict_file(path: Path) -> dict:
     """Read tensors from a checkpoint without unpickling arbitrary objects.
 
-    ``.safetensors`` via safetensors; anything else through ``torch.load(weights_only=True)``.
+    ``.safetensors`` via safetensors; anything else through ``torch.load(weights_only=True)``, with
+    non-tensor objects read as inert placeholders (``safe_load``).
     Lightning-style ``{"state_dict": ...}`` and ``{"model": ...}`` wrappers are unwrapped.
     """
     path = Path(path)
@@ -83,14 +84,9 @@ def load_state_dict_file(path: Path) -> dict:
         from safetensors.torch import load_file
         sd = load_file(str(path), device="cpu")
     else:
-        try:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the reason
-            raise RuntimeError(
-                f"{path}: cannot be read with torch.load(weights_only=True) ({exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}). v2a never unpickles arbitrary objects; "
-                "convert the checkpoint to .safetensors (or a plain tensor state dict) with a trusted script."
-            ) from exc
+        from .safe_load import load_weights_only
+
+        sd, _ = load_weights_only(path)  # objects beside the tensors become inert placeholders
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]

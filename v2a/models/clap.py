@@ -37,13 +37,14 @@ from ._common import (count_params, hub_cached, load_state_dict_file, local_path
                       resolve_device, resolve_dtype, seeded)
 from .profile import CheckpointNotFoundError, ClapConfig, hub_offline, looks_like_path, parse_section
 
+from v2a.core.rates import AUDIOLDM_SAMPLE_RATE, CLAP_MODEL_SAMPLE_RATE
+
 log = logging.getLogger(__name__)
 
-AUDIOLDM_SAMPLE_RATE = 16000
 
 # HTS-AT "tiny" as laion_clap's create_htsat_model + model_configs/HTSAT-tiny.json build it.
 HTSAT_TINY = dict(
-    sample_rate=48000, clip_samples=480000, window_size=1024, hop_size=480, mel_bins=64, fmin=50,
+    sample_rate=CLAP_MODEL_SAMPLE_RATE, clip_samples=480000, window_size=1024, hop_size=480, mel_bins=64, fmin=50,
     fmax=14000, class_num=527, spec_size=256, patch_size=4, patch_stride=[4, 4], embed_dim=96,
     depths=[2, 2, 6, 2], num_heads=[4, 8, 16, 32], swin_window=8,
 )
@@ -284,7 +285,7 @@ def _peak_to_half(wav: torch.Tensor) -> torch.Tensor:
 class ClapAudioPreparer:
     """The CLAP's input from a waveform: (T,) mono or (channels, T) at any rate → (clip_samples,)
     float32 at the CLAP's rate. ``padding='audioldm'``: AudioLDM's own path; ``'repeat'``:
-    laion_clap's (module docstring). Resampling is torchaudio's windowed sinc (``v2a.resample``).
+    laion_clap's (module docstring). Resampling is torchaudio's windowed sinc (``v2a.media.resample``).
     Holds no weights, so it travels to worker processes."""
 
     def __init__(self, model_rate: int, clip_samples: int, padding: str = "audioldm", channel: str = "first",
@@ -300,7 +301,7 @@ class ClapAudioPreparer:
         return {"padding": self.padding, "channel": self.channel, "duration": self.duration}
 
     def __call__(self, waveform: np.ndarray, sample_rate: int) -> torch.Tensor:
-        from v2a.resample import resample
+        from v2a.media.resample import resample
 
         wav = torch.as_tensor(np.asarray(waveform, dtype=np.float32))
         if wav.ndim == 2:  # (channels, samples)

@@ -33,16 +33,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._common import count_params, hub_cached, provenance_id, require_file, resolve_device, resolve_dtype, seeded
+from ._common import (count_params, hub_cached, local_path, provenance_id, require_file, resolve_device, resolve_dtype,
+                      seeded)
 from .clap import load_tokenizer
 from .profile import CheckpointNotFoundError, GeneratorConfig, hub_offline, looks_like_path, parse_section
 
 log = logging.getLogger(__name__)
 
-from v2a.core.stopping import raise_if_stopped
-from v2a.names import SCHEDULERS  # noqa: E402  (listed once)
-from v2a.config import GenerateConfig, defaults  # noqa: E402  (AudioLDM defaults, written there once)
-_G = defaults(GenerateConfig)
+from v2a.core.stopping import raise_if_stopped  # noqa: E402
+from v2a.core.names import SCHEDULERS  # noqa: E402  (listed once)
+from .sampling import DEFAULT_GUIDANCE_SCALE, DEFAULT_SCHEDULER, DEFAULT_SECONDS, DEFAULT_STEPS  # noqa: E402
 # eta: DDIM's stochasticity (DPM-Solver++ has none); length: "audioldm" samples int(seconds * 25.6)
 # latent frames and cuts, "exact" samples just enough frames; clamp: AudioLDM's clip of runaway latents.
 SAMPLERS = {
@@ -158,10 +158,10 @@ class AudioLDMGenerator:
         return torch.cat(waves)
 
     @torch.inference_mode()
-    def generate(self, cond: np.ndarray, seeds: list[int], negative: np.ndarray | None = None, steps: int = _G["steps"],
-                 guidance_scale: float = _G["guidance_scale"], seconds: float = _G["seconds"],
-                 scheduler: str = _G["scheduler"], sampler: str | None = None, eta: float | None = None) -> np.ndarray:
-        """(B, cond_dim) CLAP-space conditions → (B, round(seconds * 16000)) float32 waveforms.
+    def generate(self, cond: np.ndarray, seeds: list[int], negative: np.ndarray | None = None, steps: int = DEFAULT_STEPS,
+                 guidance_scale: float = DEFAULT_GUIDANCE_SCALE, seconds: float = DEFAULT_SECONDS,
+                 scheduler: str = DEFAULT_SCHEDULER, sampler: str | None = None, eta: float | None = None) -> np.ndarray:
+        """(B, cond_dim) CLAP-space conditions → (B, round(seconds * AUDIOLDM_SAMPLE_RATE)) float32 waveforms.
 
         ``negative``: the unconditional embedding, (cond_dim,) or (B, cond_dim); None uses this
         generator's own CLAP text embedding of "". Guidance is skipped when ``guidance_scale <= 1``
@@ -241,9 +241,31 @@ def _ddim_class():
 
 # --------------------------------------------------------------------------- building
 
+def _from_original_checkpoint(cfg: GeneratorConfig, path, dtype: torch.dtype):
+    """Build the components from an original AudioLDM ``.ckpt`` with AudioLDM's own architecture
+    (heads per block, EMA UNet weights): ``audioldm_checkpoint``. The tokenizer is
+    ``generator.tokenizer`` (roberta-base for AudioLDM's CLAP)."""
+    from .audioldm_checkpoint import load_audioldm_checkpoint
+
+    parts = load_audioldm_checkpoint(path, dtype, unet=cfg.unet, vocoder=cfg.vocoder, text_encoder=cfg.text_encoder,
+                                     scheduler=cfg.scheduler)
+    tokenizer = load_tokenizer(cfg.tokenizer, cfg.max_length, "generator.tokenizer",
+                               parts.text_encoder.config.vocab_size)
+    return parts.unet, parts.vae, parts.vocoder, parts.text_encoder, tokenizer, parts.scheduler_config
+
+
+def is_original_checkpoint(ref: str) -> bool:
+    """A single checkpoint file (an original AudioLDM ``.ckpt``), not a diffusers folder or hub id."""
+    path = local_path(ref)
+    return path.is_file() or (not path.exists() and str(ref).endswith((".ckpt", ".pt", ".pth", ".safetensors")))
+
+
 def _from_checkpoint(cfg: GeneratorConfig, dtype: torch.dtype):
-    """Load the components of a diffusers AudioLDM repo (hub id or local dir)."""
+    """Load the components of a diffusers AudioLDM repo (hub id or local dir), or of an original
+    AudioLDM checkpoint file."""
     ref = cfg.weights
+    if looks_like_path(ref) and is_original_checkpoint(ref):
+        return _from_original_checkpoint(cfg, require_file(ref, "generator.weights"), dtype)
     if looks_like_path(ref):
         ref = str(require_file(ref, "generator.weights"))
         local_only = True
@@ -256,7 +278,10 @@ def _from_checkpoint(cfg: GeneratorConfig, dtype: torch.dtype):
     from transformers import ClapTextModelWithProjection, SpeechT5HifiGan
 
     kw = {"local_files_only": local_only}
-    unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", torch_dtype=dtype, **kw)
+    # the weights do not depend on the heads: a folder written with diffusers' converter (8 heads in every
+    # block) gets AudioLDM's own layout back with generator.unet.attention_head_dim
+    heads = {"attention_head_dim": cfg.unet["attention_head_dim"]} if "attention_head_dim" in cfg.unet else {}
+    unet = UNet2DConditionModel.from_pretrained(ref, subfolder="unet", torch_dtype=dtype, **heads, **kw)
     vae = AutoencoderKL.from_pretrained(ref, subfolder="vae", torch_dtype=dtype, **kw)
     vocoder = SpeechT5HifiGan.from_pretrained(ref, subfolder="vocoder", dtype=dtype, **kw)
     text_encoder = ClapTextModelWithProjection.from_pretrained(ref, subfolder="text_encoder", dtype=dtype, **kw)
@@ -283,7 +308,8 @@ def _from_config(cfg: GeneratorConfig):
 
 def build_generator(section: dict | GeneratorConfig, device=None, dtype=None,
                     sampler: str = "audioldm") -> AudioLDMGenerator:
-    """Build the profile's AudioLDM: random init from its configs, or a diffusers repo / local dir.
+    """Build the profile's AudioLDM: random init from its configs, a diffusers repo / local dir, or an
+    original AudioLDM ``.ckpt`` (registry entries ``audioldm-*-ckpt`` or a local file).
 
     ``sampler``: the default of ``generate`` (``SAMPLERS``); AudioLDM's own settings unless told."""
     if not section:

@@ -21,6 +21,8 @@ This module imports no torch so that reading a profile stays cheap.
 
 from __future__ import annotations
 
+from v2a.core.offline import hub_offline  # noqa: F401  (re-exported)
+
 import copy
 import dataclasses
 import os
@@ -78,15 +80,6 @@ def _registry_entry(ref: str):
 
 
 # --------------------------------------------------------------------------- helpers
-
-def hub_offline() -> bool:
-    """True when the environment forbids downloads (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE, or our V2A_OFFLINE).
-
-    Nothing in v2a sets these: offline is the user's choice (the Makefile and the tests set it for themselves).
-    """
-    return any(os.environ.get(k, "").strip().lower() in ("1", "true", "yes", "on")
-               for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "V2A_OFFLINE"))
-
 
 def looks_like_path(ref: str) -> bool:
     """A weights reference is a local path if it exists or is written like one."""
@@ -194,7 +187,8 @@ class GeneratorConfig:
     """AudioLDM (v1) generator assembled from diffusers / transformers components."""
 
     model_id: str
-    weights: str | None = None         # None: build from the configs below; a diffusers repo id or local dir
+    weights: str | None = None         # None: build from the configs below; a diffusers repo id or local dir;
+                                       # or an original AudioLDM .ckpt (its architecture read from the file)
     unet: dict = field(default_factory=dict)          # diffusers UNet2DConditionModel kwargs
     vae: dict = field(default_factory=dict)           # diffusers AutoencoderKL kwargs
     vocoder: dict = field(default_factory=dict)       # transformers SpeechT5HifiGanConfig kwargs
@@ -214,7 +208,9 @@ class GeneratorConfig:
                     raise ProfileError(f"{name}.{key}: required when {name}.weights is null "
                                        "(the architecture to build with random weights)")
         proj = self.unet.get("projection_class_embeddings_input_dim")
-        if self.unet and self.text_encoder and proj != self.text_encoder.get("projection_dim", 512):
+        # with weights, the sections only fill in what a checkpoint cannot tell (e.g. an original .ckpt's heads)
+        if self.weights is None and self.unet and self.text_encoder \
+                and proj != self.text_encoder.get("projection_dim", 512):
             raise ProfileError(f"{name}.unet.projection_class_embeddings_input_dim ({proj}) must equal "
                                f"{name}.text_encoder.projection_dim ({self.text_encoder.get('projection_dim', 512)})")
 

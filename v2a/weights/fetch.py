@@ -9,6 +9,7 @@ import os
 import time
 from pathlib import Path
 
+from v2a.core.offline import hub_offline
 from v2a.weights.cache import Status, entry_dir, entry_for_path, read_manifest, status, write_manifest
 from v2a.weights.download import ChecksumError, DownloadError, WeightsError, compare, download, hash_file
 from v2a.weights.registry import Entry, RegistryError
@@ -23,8 +24,6 @@ class WeightsOfflineError(WeightsError):
 
 
 def offline() -> bool:
-    from v2a.models.profile import hub_offline
-
     return hub_offline()
 
 
@@ -136,52 +135,5 @@ def verify_entry(entry: Entry, root: Path | None = None) -> Status:
     return Status(entry, "present", st.size, st.expected, how, target)
 
 
-# --------------------------------------------------------------------------- profiles
-
-def profile_refs(profile: str) -> list[tuple[str, str, Entry | None]]:
-    """``(field, value, entry)`` for every checkpoint field of a profile, before resolution."""
-    from v2a.models.profile import load_profile, weight_fields
-    from v2a.weights.registry import registry
-
-    entries = registry()
-    return [(f, v, entries.get(v)) for f, v in weight_fields(load_profile(profile, resolve_weights=False))]
-
-
-def profile_entries(profile: str) -> list[Entry]:
-    seen = {}
-    for _, _, entry in profile_refs(profile):
-        if entry is not None:
-            seen.setdefault(entry.name, entry)
-    return list(seen.values())
-
-
-def ensure_weights(profile: dict, components=None, profile_name: str | None = None, progress: bool = True) -> None:
-    """Before building: each registry file the named components use is in the cache, else it is
-    fetched now (online) or the call fails at once naming the field and the fetch command (offline).
-
-    ``components``: "clip", "clap", "generator", "extractors" or "extractors.NAME" (None: all).
-    """
-    from v2a.models.profile import CheckpointNotFoundError, weight_fields
-
-    name = profile_name or profile.get("name")
-    for field, value in weight_fields(profile):
-        if components is not None and not any(field == c or field.startswith(c.replace(":", ".") + ".")
-                                              for c in components):
-            continue
-        entry = entry_for_path(value)
-        if entry is None:
-            continue
-        st = status(entry)
-        if st.state in USABLE:
-            continue
-        if offline():
-            raise CheckpointNotFoundError(
-                field, entry.name, f"{st.state} in the weights cache ({st.path}{'; ' + st.detail if st.detail else ''})"
-                " and offline mode is on", fetch=fetch_command(profile=name) if name else fetch_command([entry.name]))
-        log.warning("%s (profile field %s) is %s in the weights cache: fetching it now from %s", entry.name, field,
-                    st.state, entry.where)
-        fetch_entry(entry, progress=progress)
-
-
-__all__ = ["ChecksumError", "DownloadError", "RegistryError", "WeightsError", "WeightsOfflineError", "ensure_weights", "fetch_entry",
-           "fetch_command", "offline", "profile_entries", "profile_refs", "verify_entry"]
+__all__ = ["ChecksumError", "DownloadError", "RegistryError", "WeightsError", "WeightsOfflineError", "fetch_entry",
+           "fetch_command", "offline", "verify_entry"]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from v2a.core.checkpoints import checkpoint_id
 from v2a.metrics import audio
 
 log = logging.getLogger(__name__)
@@ -74,16 +75,10 @@ def checkpoint_path(name: str, cfg: dict, official_file: str, where: str) -> Pat
     return path
 
 
-def file_sha256(path: Path) -> str:
-    from v2a.storage import sha256_of
-
-    return sha256_of(path)
-
-
 def model_id(name: str, cfg: dict, arch_keys: Sequence[str], checkpoint: Path | None) -> str:
     """Names the exact weights, so cached reference statistics never mix two models."""
     if checkpoint is not None:
-        return f"{name}@{checkpoint.name}:{file_sha256(checkpoint)[:12]}"
+        return f"{name}@{checkpoint.name}:{checkpoint_id(checkpoint)}"
     arch = {k: cfg[k] for k in sorted(arch_keys)}
     payload = json.dumps({"arch": arch, "seed": cfg["seed"]}, sort_keys=True)
     return f"{name}@random-seed{cfg['seed']}:{hashlib.sha256(payload.encode()).hexdigest()[:10]}"

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchlibrosa.stft import LogmelFilterBank, Spectrogram
 
+from v2a.core.rates import PANNS_SAMPLE_RATE
 from v2a.metrics.extractors._common import (Extractor, ExtractorConfigError, build_seeded, checkpoint_path,
                                             int_list, load_checkpoint, load_weights, model_id, resolve_section)
 
@@ -25,7 +26,7 @@ OFFICIAL_FILE = "Cnn14_16k_mAP=0.438.pth"
 OFFICIAL_SOURCE = "https://zenodo.org/records/3987831 (PANNs, Kong et al.)"
 
 DEFAULTS = {
-    "sample_rate": 16000,
+    "sample_rate": PANNS_SAMPLE_RATE,
     "window_size": 512,
     "hop_size": 160,
     "mel_bins": 64,
@@ -53,7 +54,7 @@ class ConvBlock(nn.Module):
 
 
 class Cnn14(nn.Module):
-    def __init__(self, sample_rate: int = 16000, window_size: int = 512, hop_size: int = 160, mel_bins: int = 64,
+    def __init__(self, sample_rate: int = PANNS_SAMPLE_RATE, window_size: int = 512, hop_size: int = 160, mel_bins: int = 64,
                  fmin: float = 50, fmax: float = 8000, channels=(64, 128, 256, 512, 1024, 2048),
                  embedding_dim: int = 2048, classes: int = 527):
         super().__init__()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from v2a.core.rates import VGGISH_SAMPLE_RATE
 from v2a.metrics.extractors._common import (Extractor, ExtractorConfigError, build_seeded, checkpoint_path,
                                             int_list, load_checkpoint, load_weights, model_id, resolve_section)
 
@@ -28,7 +29,7 @@ OFFICIAL_SOURCE = ("https://github.com/harritaylor/torchvggish/releases (PyTorch
                    "checkpoint; the PCA file is not needed)")
 
 DEFAULTS = {
-    "sample_rate": 16000,
+    "sample_rate": VGGISH_SAMPLE_RATE,
     "window_seconds": 0.025,
     "hop_seconds": 0.010,
     "mel_bins": 64,
@@ -62,7 +63,7 @@ def vggish_mel_matrix(sample_rate: int, fft_bins: int, mel_bins: int, fmin: floa
 class VGGishLogMel(nn.Module):
     """Waveform (samples,) -> (patches, patch_frames, mel_bins) log-mel patches."""
 
-    def __init__(self, sample_rate: int = 16000, window_seconds: float = 0.025, hop_seconds: float = 0.010,
+    def __init__(self, sample_rate: int = VGGISH_SAMPLE_RATE, window_seconds: float = 0.025, hop_seconds: float = 0.010,
                  mel_bins: int = 64, fmin: float = 125.0, fmax: float = 7500.0, log_offset: float = 0.01,
                  patch_frames: int = 96):
         super().__init__()

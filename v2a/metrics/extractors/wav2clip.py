@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import torchaudio
 from torch import nn
 
+from v2a.core.rates import WAV2CLIP_SAMPLE_RATE
 from v2a.metrics.extractors._common import (Extractor, ExtractorConfigError, build_seeded, checkpoint_path,
                                             int_list, load_checkpoint, load_weights, model_id, resolve_section)
 
@@ -30,7 +31,7 @@ OFFICIAL_SOURCE = ("the Wav2CLIP release, github.com/descriptinc/lyrebird-wav2cl
                    "torch.load(weights_only=True) refuses the Lightning checkpoint)")
 
 DEFAULTS = {
-    "sample_rate": 16000,
+    "sample_rate": WAV2CLIP_SAMPLE_RATE,
     "n_fft": 512,
     "hop_length": 353,
     "widths": [64, 128, 256, 512],
