@@ -129,7 +129,7 @@ def start_temporary_server() -> TemporaryServer | None:
 
     Returns at once: call `wait_until_up()` before the first flow runs (importing the flows meanwhile)."""
     global _current
-    if os.environ.get("PREFECT_API_URL") or _current is not None:
+    if os.environ.get("PREFECT_API_URL") or _current is not None or _configured_elsewhere():
         return None
     _current = TemporaryServer().start()
     os.environ["PREFECT_API_URL"] = _current.api_url
@@ -137,6 +137,16 @@ def start_temporary_server() -> TemporaryServer | None:
     # in, first out): Prefect's log and event workers still reach the server while they drain.
     atexit.register(stop_temporary_server)
     return _current
+
+
+def _configured_elsewhere() -> bool:
+    """An API URL set in Prefect's own settings context (a test harness, `temporary_settings`). Only looked
+    at when Prefect is already imported: the command itself gets here before importing it."""
+    if "prefect" not in sys.modules:
+        return False
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
 
 
 def wait_until_up() -> None:

@@ -127,7 +127,7 @@ def pipeline_config(tmp_path_factory):
         cfg = demo_config(tmp / name, data, 1.0)
         cfg["out"] = str(tmp / name / "run")
         cfg["embed"].update(num_frames=2, shard_size=2)
-        cfg["train"]["options"].update(epochs=6)
+        cfg["train"].update(epochs=6)
         cfg["generate"].update(steps=4, mapper_steps=8, batch_size=1)
         path = tmp / f"{name}.yaml"
         path.write_text(yaml.safe_dump(cfg))
