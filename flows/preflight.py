@@ -10,12 +10,11 @@ mistake found by a task is retried and logged many times over; these checks cost
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import os
 
 from v2a.core import storage
-from v2a.config import ConfigError
+from v2a.config import check_profile
 
 
 class PreflightError(ValueError):
@@ -61,14 +60,8 @@ def data_inputs(csv_uri: str | None, videos: str | None, images: str | None) -> 
 
 def profile(name: str | None) -> None:
     """The profile name (or YAML path) resolves to a valid profile."""
-    if not name:
-        return
-    from v2a.models import ProfileError, load_profile
-
-    try:
-        load_profile(name)
-    except (ProfileError, FileNotFoundError, ValueError) as err:
-        raise ConfigError(f"profile = {name!r}: {err}") from None
+    if name:
+        check_profile(name)
 
 
 def writable(out: str, what: str = "output location") -> None:
@@ -85,16 +78,12 @@ def writable(out: str, what: str = "output location") -> None:
         if os.path.exists(probe_dir):
             raise PreflightError(f"{what} {out}: {probe_dir} is a file, not a folder; give another --out")
         probe_dir = os.path.dirname(probe_dir)
+    probe = os.path.join(probe_dir, f".v2a-write-check-{os.getpid()}")
     try:
-        fd = os.open(os.path.join(probe_dir, f".v2a-write-check-{os.getpid()}"), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        os.close(fd)
-        os.remove(os.path.join(probe_dir, f".v2a-write-check-{os.getpid()}"))
-    except OSError as err:
-        reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-                  errno.EROFS: "the file system is read-only", errno.ENOSPC: "no space left on the disk",
-                  errno.EDQUOT: "disk quota exceeded"}.get(err.errno, err.strerror)
-        raise PreflightError(f"{what} {out} cannot be written ({reason}); give a location on a writable disk, "
-                             "or change its permissions") from None
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        os.remove(probe)
+    except OSError as err:  # worded by flows.errors, on the location given rather than the probe
+        raise type(err)(err.errno, err.strerror, str(out)) from None
 
 
 def _csv_splits(csv_uri: str) -> set[str]:

@@ -254,3 +254,26 @@ def test_the_prefect_start_up_timeout_is_one_line(tmp_path):
 def test_describe_leaves_bugs_alone():
     assert errors.describe(KeyError("x")) is None and errors.describe(AttributeError("x")) is None
     assert errors.describe(ValueError("two\nlines")) == "two lines"
+
+
+@pytest.mark.parametrize("code, words", [(errno.EROFS, ["read-only", "(ro-out)"]),
+                                         (errno.EACCES, ["permission denied", "(ro-out)"])])
+def test_an_output_location_that_cannot_be_written_is_refused_before_prefect(here, capsys, monkeypatch, no_prefect,
+                                                                             code, words):
+    from flows import preflight
+
+    real_open = os.open
+
+    def refusing(path, flags, *args):
+        if ".v2a-write-check-" in str(path):  # the probe file: what a read-only or forbidden disk refuses
+            raise OSError(code, os.strerror(code), path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(preflight.os, "open", refusing)
+    started = time.monotonic()
+    assert main(["ingest", "--out", "ro-out", "--csv", "data.csv", "--videos", "videos"]) == 2
+    assert time.monotonic() - started < 3.0
+    line = one_error_line(capsys, "ingest")
+    for word in words:
+        assert word in line, line
+    assert not (here / "ro-out").exists()  # nothing was made there
