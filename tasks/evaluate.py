@@ -7,7 +7,7 @@ import sys
 from prefect import task
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, RETRIES, jsonable, model_slot
+from tasks.operations import RESULTS, RETRIES, jsonable, made_by, model_slot
 from v2a.stages import evaluate
 from v2a.core import storage
 from v2a.core.fingerprint import fingerprints
@@ -46,7 +46,7 @@ def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str
                                      provenance={**(provenance or {}), "flow_run_id": _flow_run_id()})
     # Parts are named by what they hold, so a re-run replaces its own file: changed files count as written.
     written = sorted(u for u, fp in fingerprints(storage.list_files(results, ".parquet")).items() if before.get(u) != fp)
-    return {"rows": _plain_rows(rows), "outputs": fingerprints(written)}
+    return {"rows": _plain_rows(rows), "made_by": made_by(), "outputs": fingerprints(written)}
 
 
 @task(name="evaluate-folder", **RETRIES, **RESULTS)

@@ -73,6 +73,14 @@ def local_path(uri: str) -> str:
     return str(uri).removeprefix("file://")
 
 
+def canonical(uri: str) -> str:
+    """The full form of a location: an absolute local path, or the URI without a trailing slash.
+    Two spellings of one folder (`runs/a`, `./runs/a/`) give the same string."""
+    if is_local(uri):
+        return str(__import__("pathlib").Path(local_path(uri)).expanduser().resolve())
+    return str(uri).rstrip("/")
+
+
 def download_dir(uri: str, local_dir: str) -> int:
     """Copy every file under a folder URI into a local folder (keeping the layout); returns the count."""
     fs, root = filesystem(uri)

@@ -7,6 +7,7 @@ does not depend on which batch it lands in, and a resumed run reproduces it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import soundfile as sf
@@ -98,9 +99,11 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
                    samples: int = _G["samples"], seconds: float = _G["seconds"], steps: int = _G["steps"],
                    guidance_scale: float = _G["guidance_scale"], scheduler: str = _G["scheduler"],
                    batch_size: int = _G["batch_size"], run_seed: int = _G["seed"], progress: bool = False,
-                   mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None) -> dict:
+                   mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None,
+                   on_samples: Callable[[int], None] | None = None) -> dict:
     """Generate audio for embedding rows not yet done: one table part per finished batch while it runs,
-    merged into one part for these rows at the end."""
+    merged into one part for these rows at the end. on_samples(n) is called as each batch of n
+    (clip, sample) files is written (a progress report)."""
     clip_ids = [r["clip_id"] for r in rows]
     key = generations_io.shard_key(run_id, clip_ids, samples)
     done = done_samples(gen_dir, clip_ids)
@@ -138,6 +141,8 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
         generations_io.write_batch(gen_dir, out_rows, key)
         written += len(out_rows)
         bar.update(len(batch))
+        if on_samples is not None:
+            on_samples(len(batch))
     bar.close()
     if written or generations_io.batch_parts(gen_dir, key):
         generations_io.merge_shard(gen_dir, key, read_generations(gen_dir, ids=clip_ids))

@@ -32,6 +32,7 @@ from v2a.stages.report.runs import (ClipAsset, RunData, SampleAsset, available_r
                              stratified_sample)
 
 DEFAULT_CLIPS = default(ReportConfig, "clips")  # defined in v2a.config
+HEADLINE_CLIPS = 3  # clips whose pictures the summary (a Prefect artifact) embeds
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,19 @@ def _summary(runs: list[RunData], chosen: list[str], clips: list[ClipAsset]) -> 
     return {"runs": [r.run_id for r in runs], "clips": chosen,
             "metrics": {r.run_id: {k: r.metric(k) for k in METRIC_ORDER if r.metric(k) is not None} for r in runs},
             "cs": {r.run_id: {c: mean_or_none([s.cs for s in r.samples.get(c, [])]) for c in chosen} for r in runs},
-            "reference_cs": {a.clip_id: a.reference_cs for a in clips}}
+            "reference_cs": {a.clip_id: a.reference_cs for a in clips},
+            "headline": _headline(clips, runs)}
+
+
+def _headline(clips: list[ClipAsset], runs: list[RunData], n: int = HEADLINE_CLIPS) -> list[dict]:
+    """The first clips' pictures (paths inside the report folder), for the summary that shows the
+    page at a glance (`markdown_summary`): the poster, the real audio's mel and each run's first sample's."""
+    shown = []
+    for asset in clips[:n]:
+        mels = {run.run_id: run.samples[asset.clip_id][0].mel for run in runs if run.samples.get(asset.clip_id)}
+        shown.append({"clip_id": asset.clip_id, "label": asset.label, "poster": asset.poster,
+                      "reference_mel": asset.reference_mel, "mels": mels})
+    return shown
 
 
 def _collect_plots(runs_root: str, runs: list[RunData], work: Path, own: list[Path]) -> list[Plot]:

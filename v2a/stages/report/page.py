@@ -512,13 +512,30 @@ def render_page(runs_root: str, runs: list[RunData], clips: list[ClipAsset], plo
 
 
 def markdown_summary(summary: dict) -> str:
-    """The report as a Prefect artifact: where the page is, and the headline numbers."""
+    """The report at a glance, as Markdown a browser shows whole (a Prefect artifact): where the page is,
+    the runs' metrics and the first clips' poster and mel spectrograms, embedded."""
+    from v2a.core.markdown import inline_png, location
+
     index = summary["index"]
-    link = Path(index).resolve().as_uri() if "://" not in index else index
+    how = ("open it in a browser on the machine that ran the flow (the folder holds everything the page "
+           "links to: it can be copied or zipped as it is)")
     lines = [f"# Listening report: {', '.join(summary['runs'])}", "",
-             f"Open [index.html]({link}) (a static folder: `{summary['out']}`).", "",
+             location(index, "the page", how=how), "",
              f"{len(summary['clips'])} clips: {', '.join(summary['clips'])}", ""]
     lines += ["| run | FD | FAD | CS |", "|---|---|---|---|"]
     for run_id, values in summary["metrics"].items():
         lines.append(f"| {run_id} | " + " | ".join(format_value(values.get(k)) for k in ("fd", "fad", "cs")) + " |")
+    folder = summary.get("out") or index.rsplit("/", 1)[0]
+    for clip in summary.get("headline") or []:
+        lines += ["", f"### {clip['clip_id']}" + (f" ({clip['label']})" if clip.get("label") else ""), ""]
+        pictures = [("visual input", clip.get("poster")), ("real audio", clip.get("reference_mel")),
+                    *((f"{run_id}, sample 0", mel) for run_id, mel in (clip.get("mels") or {}).items())]
+        for caption, rel in pictures:
+            image = inline_png(_in_folder(folder, rel), caption) if rel else None
+            if image:
+                lines += [f"**{caption}**", "", image, ""]
     return "\n".join(lines)
+
+
+def _in_folder(folder: str, rel: str) -> str:
+    return f"{folder.rstrip('/')}/{rel}" if "://" in folder else str(Path(folder, rel))
