@@ -78,22 +78,23 @@ def _start(config: Path, tmp: Path, stage: str | None = None) -> subprocess.Pope
                             start_new_session=True)
 
 
-def _session_processes(sid: int) -> list[str]:
-    """Every process left in the command's session (decode workers, anything it started there)."""
-    left = []
+def _processes():
+    """(pid, state, parent pid, session id, command line) of every process, from /proc."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        state, session = fields[0], int(fields[3])
-        if state != "Z" and session == sid:
-            left.append(f"{entry.name} {cmdline[:120]}")
-    return left
+        yield int(entry.name), fields[0], int(fields[1]), int(fields[3]), cmdline
+
+
+def _session_processes(sid: int) -> list[str]:
+    """Every process left in the command's session (decode workers, anything it started there)."""
+    return [f"{pid} {cmdline[:120]}" for pid, state, _, session, cmdline in _processes()
+            if state != "Z" and session == sid]
 
 
 def _wait_for_mark(proc: subprocess.Popen, mark: Path, timeout: float = 240) -> None:
@@ -210,18 +211,8 @@ def test_a_sigkilled_run_leaves_no_prefect_server_behind(pipeline_config):
 
 
 def _uvicorn_children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if ppid == pid and b"prefect.server.api.server" in cmdline:
-            found.append(int(entry.name))
-    return found
+    return [child for child, _, parent, _, cmdline in _processes()
+            if parent == pid and "prefect.server.api.server" in cmdline]
 
 
 def _alive(pid: int) -> bool:
