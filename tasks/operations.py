@@ -8,17 +8,64 @@ limit on the server the slot is free (Prefect's non-strict mode).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import re
 from contextlib import contextmanager, nullcontext
 
 GPU_LIMIT = "gpu"
 
-# Storage and model loads fail transiently (a dropped S3 connection, a busy NFS): retried, 30 s apart
-# on average (jitter spreads runs that failed together). One number, not a list of backoffs: the
-# Prefect UI shows a list as NaN.
+# Network and remote-store errors and timeouts can succeed on a second try: those, and only those, are
+# retried, 30 s apart on average (jitter spreads runs that failed together); a missing file, a bad value, a
+# full disk or a permission error never can. One number, not a list of backoffs: the Prefect UI shows a
+# list as NaN.
 RETRY_DELAY_S = 30
-RETRIES = {"retries": 2, "retry_delay_seconds": RETRY_DELAY_S, "retry_jitter_factor": 0.5}
+RETRIES = {"retries": 2, "retry_delay_seconds": RETRY_DELAY_S, "retry_jitter_factor": 0.5,
+           "retry_condition_fn": lambda task, task_run, state: retryable(state)}
+
+# OS error numbers of a network that failed on the way, not of a request that can never succeed.
+_NETWORK_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EHOSTUNREACH,
+                   errno.ENETUNREACH, errno.ENETDOWN, errno.ENETRESET, errno.EPIPE, errno.EAGAIN}
+# Exception names of the HTTP and object-store clients (httpx, aiohttp, requests, urllib3, botocore) for a
+# connection that dropped or timed out; matched by name so that none of them has to be imported here.
+_NETWORK_NAMES = re.compile(r"Timeout|Connect|Disconnect|ConnectionClosed|RemoteProtocolError|ProtocolError|"
+                            r"IncompleteRead|ServerDisconnected|ClientOSError|EndpointConnection|ReadError")
+# S3-style error codes that mean "try again".
+_RETRY_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+                "InternalError", "ServiceUnavailable", "503", "500", "502", "504"}
+_NETWORK_MODULES = ("httpx", "httpcore", "aiohttp", "requests", "urllib3", "botocore", "aiobotocore", "s3fs",
+                    "gcsfs", "adlfs", "fsspec", "huggingface_hub", "ssl", "socket")
+
+
+def retryable(state) -> bool:
+    """Prefect's retry_condition_fn: retry a failed task only when its error can succeed on retry."""
+    try:
+        err = state.result(raise_on_failure=False)
+    except BaseException:  # the result itself cannot be read: nothing says a retry would help
+        return False
+    return isinstance(err, BaseException) and is_transient(err)
+
+
+def is_transient(err: BaseException) -> bool:
+    """A network or remote-store error or a timeout, here or anywhere down its chain of causes."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+            return False
+        if isinstance(err, (TimeoutError, ConnectionError)):
+            return True
+        if isinstance(err, OSError) and err.errno in _NETWORK_ERRNOS:
+            return True
+        code = (getattr(err, "response", None) or {}).get("Error", {}).get("Code") \
+            if isinstance(getattr(err, "response", None), dict) else None
+        if code is not None:
+            return str(code) in _RETRY_CODES
+        module = type(err).__module__.split(".")[0]
+        if module in _NETWORK_MODULES and _NETWORK_NAMES.search(type(err).__name__):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 # No task timeouts: the stage tasks run on worker threads, where Prefect cannot interrupt a blocking
 # call (it warns once per task run instead); a stuck run is cancelled from the UI or by the worker.
 # Cached task results are JSON, never pickle: a shared, writable cache must not run code on a worker.

@@ -250,3 +250,19 @@ def test_a_run_scored_under_both_protocols_keeps_its_paper_numbers_and_gets_mmau
     ib = float(av[av["metric"] == "ib"]["value"].iloc[0])
     assert f'data-metric="ib@av-benchmark"' in mm and format_value(ib) in mm
     assert "V2A-Mapper" in mm and "arXiv 2412.15322" in mm and "not yet checked against the paper" in page
+
+
+def test_a_killed_builds_work_folder_is_removed_by_the_next_build(run_root, tmp_path):
+    """A build killed outright (SIGKILL) leaves its `.report-PID-*` folder; the next one clears it, and
+    leaves a live build's alone."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / f".report-{dead.stdout.strip()}-abc123"
+    live = tmp_path / f".report-{os.getpid()}-def456"
+    for folder in (abandoned, live):
+        (folder / "audio").mkdir(parents=True)
+    report.build_report(str(run_root), [PLAIN], out=str(tmp_path / "r"), clips=1, progress=False)
+    assert not abandoned.exists() and live.exists()
+    assert not [p for p in tmp_path.glob(".report-*") if p not in (live,)]

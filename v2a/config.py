@@ -304,12 +304,7 @@ class PipelineConfig(Section):
 
     def check_environment(self) -> "PipelineConfig":
         """The checks that look outside the file: the profile resolves, the runner's package is installed."""
-        from v2a.models import ProfileError, load_profile
-
-        try:
-            load_profile(self.profile)
-        except (ProfileError, FileNotFoundError, ValueError) as err:
-            raise ConfigError(f"profile = {self.profile!r}: {err}") from None
+        check_profile(self.profile)
         self.runner.check_installed()
         return self
 
@@ -336,6 +331,16 @@ class PipelineConfig(Section):
         d = self.to_dict()
         chosen = {k: d[k] for k in sections} if sections else d
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_profile(name: str) -> None:
+    """ConfigError naming the profile unless it resolves (a shipped name, or a YAML file) to a valid profile."""
+    from v2a.models import ProfileError, load_profile
+
+    try:
+        load_profile(name)
+    except (ProfileError, FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"profile = {name!r}: {err}") from None
 
 
 DEFAULT_PROFILE = PipelineConfig.model_fields["profile"].default

@@ -123,3 +123,23 @@ def test_a_single_reference_clip_still_gets_its_clip_score(images, tiny_extracto
     rows = _by_metric(evaluate_audio({"vid0_000010": tone_clip(1, SECONDS)}, ref, 16000, images, tiny_extractors,
                                      clip_seconds=SECONDS, metrics=["cs"], progress=False))
     assert rows["cs_reference"]["n_clips"] == 1
+
+
+def test_the_kl_row_is_kl_softmax_of_generated_against_reference(reference, generated, tiny_extractors):
+    """KL(reference || generated), as av-benchmark computes it: the arguments' order matters here, since
+    the two directions differ on these clips."""
+    from v2a.metrics import audio
+    from v2a.metrics.classification import kl_softmax
+
+    rows = _by_metric(evaluate_audio(generated, reference, 16000, None, tiny_extractors, clip_seconds=SECONDS,
+                                     metrics=["kl"], progress=False))
+    panns = tiny_extractors["panns"]
+    ids = sorted(generated)
+
+    def logits(waves):
+        return panns.embed_and_logits([audio.prepare(waves[i], 16000, panns.sample_rate, SECONDS) for i in ids])[1]
+
+    gen, ref = logits(generated), logits(reference)
+    forward, backward = kl_softmax(gen, ref), kl_softmax(ref, gen)
+    assert abs(forward - backward) > 1e-3 * abs(forward)  # the test could not tell a swap otherwise
+    assert rows["kl"]["value"] == pytest.approx(forward, rel=1e-4)

@@ -42,9 +42,12 @@ def atomic_write(uri: str, mode: str = "wb"):
         with fs.open(tmp, mode) as handle:
             yield handle
         fs.mv(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if fs.exists(tmp):
             fs.rm(tmp)
+        if isinstance(err, OSError) and err.errno is not None and err.filename in (None, tmp, fs._strip_protocol(tmp)):
+            # A full disk or a forbidden folder is reported on the file the user asked for, not our temporary.
+            raise type(err)(err.errno, err.strerror, str(uri)) from None
         raise
 
 

@@ -31,6 +31,7 @@ from typing import Callable, Mapping
 import numpy as np
 from tqdm import tqdm
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.metrics import audio
 from v2a.metrics.classification import inception_score, kl_divergence
 from v2a.metrics.frechet import frechet_distance_from_stats, gaussian_stats
@@ -87,6 +88,7 @@ def _extract(extractor, waves: Mapping[str, np.ndarray], ids: list[str], sample_
     parts = []
     bar = tqdm(total=len(ids), desc=f"generated {extractor.name}", unit="clip", disable=not progress)
     for start in range(0, len(ids), chunk):
+        raise_if_stopped()
         batch = [audio.prepare(waves[i], sample_rate, extractor.sample_rate, clip_seconds, pad)
                  for i in ids[start:start + chunk]]
         if hasattr(extractor, "embed_and_logits"):

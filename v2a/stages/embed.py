@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from storage_schemas import errors as errors_schema
+from v2a.core.stopping import raise_if_stopped
 from v2a.core import storage
 from v2a.media.decoders import resolve_backend
 from v2a.io import embeddings as embeddings_io
@@ -282,6 +283,7 @@ def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int =
     bar = tqdm(total=len(clips), desc="embed", unit="clip", disable=not progress, leave=False)
     for result in ordered_map(_prepare_item, ((job, i, c) for i, c in enumerate(clips)), workers, pool):
         bar.update()
+        raise_if_stopped()  # between clips: a stop abandons the shard, which a re-run embeds whole
         if on_clip is not None:
             on_clip(1)
         if isinstance(result, dict):

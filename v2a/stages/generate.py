@@ -13,6 +13,7 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.io.layout import GenerationLayout
 from v2a.core import storage
 from v2a.core.aggregate import aggregate_frames, frames_array
@@ -111,6 +112,7 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
     bar = tqdm(total=len(jobs), desc="generate", disable=not progress, leave=False)
     cond_cache: dict[str, np.ndarray] = {}
     for start in range(0, len(jobs), batch_size):
+        raise_if_stopped()  # between batches: the finished ones are kept, a re-run does the rest
         batch = jobs[start:start + batch_size]
         t0 = time.perf_counter()
         need = [r for r, _ in batch if r["clip_id"] not in cond_cache]
