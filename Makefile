@@ -30,6 +30,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps dalle2-pytorch==1.15.6 rotary-embedding-torch==0.9.1 panns-inference==0.1.1 \
 		torchvggish==0.2 wav2clip==0.1.0 pytorch-fid==0.3.0 frechet-audio-distance==0.3.4 encodec==0.1.1 \
 		audioldm==0.1.1 progressbar==2.5
+	# Evaluation peers (issue 19): PaSST (hear21passt, needs timm), ImageBind (imagebind-unofficial: timm 1.x
+	# imports, weights_only loads; needs iopath), pytorchvideo for ImageBind's clip sampler, audioldm_eval's readers.
+	$(BIN)/pip install -q --no-deps hear21passt==0.0.26 imagebind-unofficial==0.1.1 pytorchvideo==0.1.5 \
+		audioldm-eval==0.0.3 timm==1.0.31 iopath==0.1.10 portalocker==4.4.2
 	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
 import time
 import traceback
 
+from flows import preflight
 from flows.errors import (add_debug_flag, describe, quiet_tracebacks, require_clips, require_checkpoint,
-                          require_ingest_inputs, require_location, require_table)
+                          require_location, require_table)
 
 from flows.cli_options import add_model_options, model_from_args
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -23,6 +25,18 @@ os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "v2a")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+def _flow(module: str, name: str):
+    """A flow of flows/<module>.py, with a Prefect API to run it against: unless PREFECT_API_URL names a
+    server, a temporary one of this process's own (flows/server.py), started while the flow's modules import.
+    Called after a command's checks, so a mistake is refused before Prefect starts."""
+    from flows.server import start_temporary_server, wait_until_up
+
+    start_temporary_server()
+    flow = getattr(importlib.import_module(f"flows.{module}"), name)
+    wait_until_up()
+    return flow
+
+
 def _synth(args) -> None:
     from v2a.tools.synth import make_synthetic_dataset
 
@@ -32,31 +46,33 @@ def _synth(args) -> None:
 
 
 def _ingest(args) -> None:
-    require_ingest_inputs(args.csv, args.videos, args.images)
-    from flows.ingest import ingest_flow
     from v2a.config import DataConfig
 
-    ingest_flow(args.out, data=model_from_args(args, DataConfig))
+    preflight.data_inputs(args.csv, args.videos, args.images)
+    data = model_from_args(args, DataConfig)
+    _flow("ingest", "ingest_flow")(args.out, data=data)
 
 
 def _embed(args) -> None:
-    require_clips(args.out)  # before Prefect starts: its start-up alone takes seconds
-    from flows.embed import embed_flow
     from v2a.config import EmbedConfig
 
-    embed_flow(args.out, profile=args.profile, embed=model_from_args(args, EmbedConfig))
+    embed = model_from_args(args, EmbedConfig)
+    preflight.profile(args.profile)
+    require_clips(args.out)  # before Prefect starts: its start-up alone takes seconds
+    _flow("embed", "embed_flow")(args.out, profile=args.profile, embed=embed)
 
 
 def _train(args) -> None:
-    require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
-    from flows.train import train_flow
     from v2a.config import TrainStageConfig
 
-    metrics = train_flow(args.embeddings, args.out, train=model_from_args(args, TrainStageConfig))
+    train = model_from_args(args, TrainStageConfig)
+    require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
+    metrics = _flow("train", "train_flow")(args.embeddings, args.out, train=train)
     print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}, indent=2))
 
 
 def _map(args) -> None:
+    require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
     from v2a.tools.map_embeddings import map_embeddings
 
     n = map_embeddings(args.checkpoint, args.embeddings, args.out, samples=args.samples,
@@ -69,23 +85,34 @@ def _generate(args) -> None:
         return _generate_inputs(args)
     if not args.embeddings:
         raise ValueError("give INPUT files (images or videos) or --embeddings TABLE")
-    from flows.generate import generate_flow
     from v2a.config import GenerateConfig
+    from v2a.io.layout import RunLayout
 
+    if not args.out:
+        raise ValueError("--out OUT is required with --embeddings (generations go to OUT/generations/RUN)")
+    generate = model_from_args(args, GenerateConfig)
+    if generate.conditioning == "mapper" and not args.checkpoint:
+        raise ValueError("--checkpoint DIR is required (or --conditioning no-mapper)")
+    require_table(args.embeddings, "embeddings table", "run `v2a embed --out OUT` first and pass OUT/embeddings")
+    preflight.profile(args.profile)
+    preflight.splits_in_clips({"--split": generate.split}, RunLayout(args.out).clips)
     run_id = args.run_id or time.strftime("gen-%Y%m%d-%H%M%S")
-    generate_flow(args.embeddings, args.out, run_id, profile=args.profile, checkpoint=args.checkpoint,
-                  generate=model_from_args(args, GenerateConfig))
+    _flow("generate", "generate_flow")(args.embeddings, args.out, run_id, profile=args.profile,
+                                       checkpoint=args.checkpoint, generate=generate)
 
 
 def _generate_inputs(args) -> None:
-    from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
-    from v2a.tools.single import generate_for_inputs
-
     if args.conditioning == "mapper" and not args.checkpoint:
         raise ValueError("--checkpoint DIR is required (or --conditioning no-mapper)")
     if args.conditioning == "text":
         raise ValueError("--conditioning text needs labels: use --embeddings mode, or `v2a interpolate` with text")
+    for given in args.inputs:  # before any model is built (and warns about itself)
+        preflight.readable_file(given, "input")
+    preflight.profile(args.profile)
     out = args.out or "v2a_out"
+    from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
+    from v2a.tools.single import generate_for_inputs
+
     written = generate_for_inputs(
         args.inputs, out, get_model(args.profile, "clip", args.device), get_model(args.profile, "generator", args.device),
         empty_text_embedding(args.profile, args.device),
@@ -98,6 +125,8 @@ def _generate_inputs(args) -> None:
 
 
 def _interpolate(args) -> None:
+    preflight.profile(args.profile)
+    preflight.writable(args.out)
     from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
     from v2a.tools.single import interpolate
 
@@ -110,11 +139,19 @@ def _interpolate(args) -> None:
 
 
 def _evaluate(args) -> None:
-    from flows.evaluate import evaluate_flow
     from v2a.config import EvaluateConfig
+    from v2a.io.layout import RunLayout
 
-    evaluate_flow(args.generations, args.out, profile=args.profile, evaluate=model_from_args(args, EvaluateConfig),
-                  dataset=args.dataset, reference=args.reference, device=args.device, run_id=args.run_id)
+    evaluate = model_from_args(args, EvaluateConfig)
+    preflight.readable_folder(args.generations, "generations folder")
+    if args.reference:
+        preflight.readable_folder(args.reference, "reference folder")
+    else:
+        preflight.splits_in_clips({"--split": evaluate.split}, RunLayout(args.out).clips)
+    preflight.profile(args.profile)
+    _flow("evaluate", "evaluate_flow")(args.generations, args.out, profile=args.profile, evaluate=evaluate,
+                                       dataset=args.dataset, reference=args.reference, device=args.device,
+                                       run_id=args.run_id)
     _print_results(args.out, args.run_id)
 
 
@@ -126,15 +163,18 @@ def _status(args) -> None:
 
 
 def _reevaluate(args) -> None:
-    from flows.reevaluate import reevaluate_flow
     from v2a.config import EvaluateConfig
 
-    done = reevaluate_flow(args.out, profile=args.profile, evaluate=model_from_args(args, EvaluateConfig),
-                           device=args.device)
+    evaluate = model_from_args(args, EvaluateConfig)
+    require_location(args.out)
+    preflight.profile(args.profile)
+    done = _flow("reevaluate", "reevaluate_flow")(args.out, profile=args.profile, evaluate=evaluate,
+                                                  device=args.device)
     print(f"reevaluate: {len(done)} generation set(s) scored" + "".join(f"\n  {d['gen_dir']}" for d in done))
 
 
 def _check_models(args) -> None:
+    preflight.profile(args.profile)
     from v2a.tools.check_models import check_models
 
     print(f"check-models: {check_models(args.profile, device=args.device).message}")
@@ -142,34 +182,64 @@ def _check_models(args) -> None:
 
 def _results(args) -> None:
     require_location(args.out)
-    _print_results(args.out, args.run)
+    _print_results(args.out, args.run, args.table)
 
 
-def _print_results(out: str, run_id: str | None) -> None:
+def _print_results(out: str, run_id: str | None, table: str = "long") -> None:
     from v2a.io.results import format_results
 
-    print(format_results(out, run_id))
+    print(format_results(out, run_id, table))
 
 
 def _report(args) -> None:
-    from flows.report import report_flow
+    from v2a.io.layout import RunLayout
 
-    summary = report_flow(args.runs_root, args.run, out=args.out, profile=args.profile, clips=args.clips,
-                          seed=args.seed, device=args.device)
+    require_location(args.runs_root)
+    for run in args.run:
+        preflight.readable_folder(RunLayout(args.runs_root).generations(run).root, f"generation run {run!r}:")
+    preflight.profile(args.profile)
+    preflight.writable(args.out or RunLayout(args.runs_root).listening)
+    summary = _flow("report", "report_flow")(args.runs_root, args.run, out=args.out, profile=args.profile,
+                                             clips=args.clips, seed=args.seed, device=args.device)
     print(f"report: open {summary['index']}")
 
 
 def _local_run():
-    """Settings for a flow run started here. Without a Prefect server (PREFECT_API_URL unset) the run
-    uses a temporary one that dies with this process, so flow-run heartbeats, which let a server
-    notice a crashed run, have no one to tell and only cost each flow up to a second on exit."""
+    """Settings for a flow run started here. On this process's temporary server, which dies with it,
+    flow-run heartbeats (which let a server notice a crashed run) have no one to tell and only cost
+    each flow up to a second on exit."""
     from contextlib import nullcontext
 
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    if get_current_settings().api.url:
+    from flows.server import temporary_server
+
+    if temporary_server() is None:
         return nullcontext()
     return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
+def check_pipeline(cfg) -> None:
+    """Everything about a pipeline config that can be checked before Prefect starts (the file itself and
+    its profile were checked on loading)."""
+    d = cfg.data
+    preflight.data_inputs(d.csv, d.videos, d.images)
+    preflight.splits_before_ingest({"generate.split": cfg.generate.split, "evaluate.split": cfg.evaluate.split},
+                                   d.csv, d.images)
+    preflight.writable(cfg.out)
+    if cfg.cache.location:
+        preflight.writable(cfg.cache.location, "cache.location")
+
+
+def _run_pipeline(cfg):
+    from v2a.core.locking import run_lock
+
+    # The lock is taken here, before Prefect starts, so a busy location is refused at once; the
+    # pipeline flow takes it again (re-entrant) for runs started by a deployment.
+    with run_lock(cfg.out):
+        pipeline_flow = _flow("pipeline", "pipeline_flow")
+        with _local_run():
+            return pipeline_flow(cfg)
 
 
 def _pipeline(args) -> None:
@@ -177,28 +247,26 @@ def _pipeline(args) -> None:
 
     # Checked here, before Prefect (and its temporary server) starts: a bad file is refused in a moment.
     cfg = load_config(args.config)
-    from flows.pipeline import pipeline_flow
-
+    check_pipeline(cfg)
     t0 = time.perf_counter()
-    with _local_run():
-        summary = pipeline_flow(cfg)
+    summary = _run_pipeline(cfg)
     print(f"pipeline: finished in {time.perf_counter() - t0:.1f} s (run {summary['run_id']})")
     _print_results(cfg.out, summary["run_id"])
     print(f"listening report: {summary['report']}")
 
 
 def _demo(args) -> None:
-    from flows.pipeline import pipeline_flow
+    from v2a.config import load_config
     from v2a.tools.demo import prepare_demo
 
+    preflight.writable(args.out)
     t0 = time.perf_counter()
     config_path, out = prepare_demo(args.out, seconds=args.seconds)
     print(f"demo: synthetic data and config ready in {time.perf_counter() - t0:.1f} s → {config_path}")
+    cfg = load_config(config_path)
+    check_pipeline(cfg)
     t1 = time.perf_counter()
-    from v2a.config import load_config
-
-    with _local_run():
-        summary = pipeline_flow(load_config(config_path))
+    summary = _run_pipeline(cfg)
     print(f"demo: pipeline finished in {time.perf_counter() - t1:.1f} s (run {summary['run_id']})")
     _print_results(out, summary["run_id"])
     print(f"demo: listening report → {summary['report']}")
@@ -293,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(s, GenerateConfig, only=["steps", "guidance_scale", "scheduler", "seconds", "seed", "device",
                                                "mapper_guidance", "mapper_steps"], rename={"steps": "generator_steps"})
 
-    s = _command(sub, "evaluate", "generated audio (+ reference) → FD, FAD, CS rows in the results table",
+    s = _command(sub, "evaluate", "generated audio (+ reference) → the protocol's metric rows (v2a-mapper: FD, FAD, "
+                 "CS, KL, IS; av-benchmark: MMAudio's FD_PaSST ... IB) in the results table",
                  "v2a evaluate --generations runs/a/generations/run-1 --out runs/a --profile tiny", _evaluate)
     s.add_argument("--generations", required=True, help="a generation run folder or any folder of wav/flac files")
     s.add_argument("--out", required=True, help="run folder holding clips/embeddings; results go to OUT/results")
@@ -309,9 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_option(s)
     _device_option(s)
 
-    s = _command(sub, "results", "print the results table", "v2a results --out runs/a --run run-1", _results)
+    s = _command(sub, "results", "print the results table", "v2a results --out runs/a --run run-1 --table mmaudio",
+                 _results)
     s.add_argument("--out", required=True, help="a pipeline output location")
     s.add_argument("--run", help="only this run id's rows")
+    s.add_argument("--table", choices=["long", "mmaudio"], default="long",
+                   help="long: one row per metric with its protocol; mmaudio: one row per run in MMAudio's columns "
+                        "and order, next to its published VGGSound rows (default: %(default)s)")
 
     s = _command(sub, "status", "runs, stages done, row counts and errors per stage of an output location",
                  "v2a status --out runs/a", _status)
@@ -361,12 +434,26 @@ LOCKED_COMMANDS = ("ingest", "embed", "train", "generate", "evaluate", "reevalua
 
 def main(argv=None) -> int:
     """Run one command. A user's mistake or a storage fault ends in one line on stderr and exit 2
-    (flows/errors.py); --debug adds the traceback; a bug keeps its traceback (exit 1)."""
+    (flows/errors.py); --debug adds the traceback; a bug keeps its traceback (exit 1).
+
+    Run as the `v2a` command (argv None), SIGTERM and SIGINT stop it within seconds with one line
+    and exit status 143 or 130 (flows/interrupts.py)."""
+    from flows import interrupts
+    from v2a.core import stopping
+
     args = build_parser().parse_args(argv)
+    handles_signals = argv is None and interrupts.install(args.command, args.debug)
     try:
         with quiet_tracebacks(not args.debug):
             _dispatch(args)
-    except Exception as err:
+    except BaseException as err:
+        if stopping.stop_requested():
+            if handles_signals:
+                interrupts.finish_stop()  # does not return
+            print(interrupts.stop_line(args.command), file=sys.stderr)
+            return interrupts.exit_code()
+        if not isinstance(err, Exception):
+            raise
         line = describe(err, getattr(args, "out", None))
         if line is None:
             raise
@@ -383,7 +470,11 @@ def _dispatch(args) -> None:
     if getattr(args, "checkpoint", None):
         require_checkpoint(args.checkpoint)  # a hand-made or damaged checkpoint, refused before models load
     if args.command in LOCKED_COMMANDS:
-        with run_lock(args.out):
+        out = args.out or ("v2a_out" if args.command == "generate" else None)
+        if args.command == "reevaluate":
+            require_location(out)  # before the lock makes the folder
+        preflight.writable(out)  # before the lock file is made in it
+        with run_lock(out):
             args.func(args)
     else:
         args.func(args)

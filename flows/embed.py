@@ -4,34 +4,40 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.naming import stage_run_name
-from flows.runners import bounded_thread_runner, model_resources
+from flows.artifacts import markdown_artifact
 from flows.errors import require_clips
+from flows.naming import FLOW_OPTIONS, artifact_key, run_key, stage_run_name, tag_run
+from flows.runners import bounded_thread_runner, model_resources
 from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
 from tasks.embed import embed_shards, plan_embed_shards, plan_from, remove_stale_shards
+from tasks.progress import stage_progress
 from v2a.stages import embed as embed_lib
 from v2a.config import DEFAULT_PROFILE, EmbedConfig
+from v2a.stages.domain_gap import GapReport
 from v2a.io.layout import RunLayout
 
 
-@flow(name="embed", log_prints=True, task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("embed"))
+@flow(name="embed", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("embed"), **FLOW_OPTIONS)
 def embed_flow(out: str, profile: str = DEFAULT_PROFILE, embed: EmbedConfig = EmbedConfig(),
                shards_per_task: int = 8) -> dict:
     """shards_per_task: shards one task embeds in turn (a shard of shard_size clips is what is stored
     and resumed; a task is what Prefect schedules: its fixed cost is paid per task, not per shard)."""
     require_clips(out)
-    e, layout = embed, RunLayout(out)
+    e, layout, key = embed, RunLayout(out), run_key(out)
+    tag_run("embed", profile=profile, clips=layout.clips)
     clips_uri, emb_uri, err_uri = layout.clips, layout.embeddings, layout.errors
     plans = plan_embed_shards(clips_uri, emb_uri, err_uri, profile, e.shard_size, e.num_frames, e.max_seconds,
                               e.device, frame_rate=e.frame_rate)
     remove_stale_shards(emb_uri, plans)
     groups = [plans[i:i + shards_per_task] for i in range(0, len(plans), max(1, shards_per_task))]
-    with model_resources(e.device):
+    # A unit of progress is a task: its first shard's index names it (tasks/embed.py reports under it).
+    units = {g[0]["index"]: {"clips": sum(len(p["clip_ids"]) for p in g), "shards": len(g)} for g in groups}
+    with stage_progress(artifact_key("embed-progress", key), "embed", units) as progress, model_resources(e.device):
         grouped = map_calls(embed_shards, groups, desc="embed shards", clips_uri=clips_uri, profile=profile,
                             num_frames=e.num_frames, max_seconds=e.max_seconds, batch_size=e.batch_size,
                             device=e.device, frame_rate=e.frame_rate, decoder=e.decoder, workers=e.workers,
-                            pool=e.pool)
+                            pool=e.pool, on_done=lambda i: progress.finish(groups[i][0]["index"]))
     results = [{**s, "cached": g.get("cached", False)} for g in grouped for s in g["shards"]]
     # Shards from the task cache or found on disk were done by an earlier run: only the rest is new.
     new = [r for r in results if not r["skipped"] and not r["cached"]]
@@ -41,5 +47,10 @@ def embed_flow(out: str, profile: str = DEFAULT_PROFILE, embed: EmbedConfig = Em
     print(f"embed: {summary['shards']} shards ({summary['skipped']} already done), "
           f"{summary['rows']} new rows, {summary['errors']} new clips in the errors table "
           f"({summary['errors_total']} in all, see {err_uri})")
-    summary["domain_gap"] = call(domain_gap_report, emb_uri, layout.reports)
+    gap = call(domain_gap_report, emb_uri, layout.reports)
+    if gap is not None:
+        markdown_artifact(artifact_key("domain-gap", key), GapReport(**gap["report"]).markdown(),
+                          "Cosine similarity of paired CLIP/CLAP embeddings and a 2-D projection of both "
+                          f"(V2A-Mapper Fig. 3), {out}", result=gap)
+    summary["domain_gap"] = gap
     return summary

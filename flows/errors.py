@@ -103,20 +103,22 @@ def _prefect_error(err: BaseException) -> str | None:
     if name == "ParameterTypeError":  # checked by name: Prefect is not imported by every command
         lines = [line.strip(" -") for line in str(err).splitlines()[1:] if line.strip(" -")]
         return f"invalid value for {'; '.join(lines) or _flat(err)}; check the option or config value"
-    if isinstance(err, RuntimeError) and "ephemeral Prefect API server" in str(err):
-        try:
-            from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as setting
-
-            took = f" within {setting.value()} s"
-        except Exception:  # the setting moved in another Prefect version: the message stands without it
-            took = ""
-        return (f"Prefect's temporary server did not start{took} (a busy or slow machine); run again, raise "
+    if name == "ServerStartError":  # flows/server.py
+        return (f"{_flat(err)} (a busy or slow machine); run again, raise "
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start one with `prefect server start` "
                 "and set PREFECT_API_URL")
+    if name in ("ConnectError", "ConnectTimeout") and _own_server():
+        return "Prefect's temporary server of this run stopped answering (killed?); run the same command again"
     if name in ("ConnectError", "ConnectTimeout") and os.environ.get("PREFECT_API_URL"):
         return (f"cannot reach the Prefect server at {os.environ['PREFECT_API_URL']}; start it "
                 "(`prefect server start`) or unset PREFECT_API_URL to use a temporary one")
     return None
+
+
+def _own_server() -> bool:
+    from flows.server import temporary_server
+
+    return temporary_server() is not None
 
 
 @contextmanager
@@ -155,18 +157,6 @@ def require_clips(out: str) -> None:
 
     require_table(RunLayout(out).clips, "clips table",
                   f"run `v2a ingest --out {out} --csv CSV --videos DIR` (or `--images DIR`) first")
-
-
-def require_ingest_inputs(csv: str | None, videos: str | None, images: str | None) -> None:
-    from v2a.core import storage
-
-    if not csv and not images:
-        raise ValueError("nothing to ingest: give --csv CSV --videos DIR, or --images DIR")
-    if csv and not videos:
-        raise ValueError("--videos DIR is required with --csv (the folder holding the CSV's clips)")
-    for given in (csv, images):
-        if given and not storage.exists(given):
-            raise FileNotFoundError(f"{given}: not found; check the path")
 
 
 def require_location(out: str) -> None:

@@ -1,18 +1,21 @@
-"""Flow: a generation run → FD / FAD / CS (+ KL, IS) rows appended to the results table.
+"""Flow: a generation run → the protocol's metric rows (v2a-mapper: FD / FAD / CS / KL / IS; av-benchmark:
+MMAudio's columns) appended to the results table.
 
 When rows are written it emits the Prefect event `v2a.results.written` (resource
-`v2a.results.<run id>`), which an automation can act on (README, "Automations").
+`v2a.results.<run key>`: the run id and a digest of the output location), related to the flow run,
+the deployment that started it (the pipeline's, for a pipeline run) and the output location
+(`v2a.location.<digest>`); an automation can act on it (README, "Automations").
 """
 
 from __future__ import annotations
 
 from prefect import flow
-from prefect.artifacts import create_table_artifact
 
-from flows.naming import artifact_key, stage_run_name
+from flows.artifacts import table_artifact
+from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, stage_run_name, tag_run
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
-from tasks.evaluate import evaluate_folder_task, evaluate_task
+from tasks.evaluate import evaluate_folder_task, evaluate_task, scoring_of
 from v2a.core import storage
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io.layout import GenerationLayout, RunLayout
@@ -20,41 +23,80 @@ from v2a.io.layout import GenerationLayout, RunLayout
 RESULTS_EVENT = "v2a.results.written"
 
 
-@flow(name="evaluate", log_prints=True, task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("evaluate"))
+@flow(name="evaluate", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("evaluate"), **FLOW_OPTIONS)
 def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, evaluate: EvaluateConfig = EvaluateConfig(),
                   dataset: str = default(DataConfig, "dataset"), reference: str | None = None,
                   device: str = default(EmbedConfig, "device"), run_id: str | None = None,
                   provenance: dict | None = None) -> list[dict]:
     """provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row."""
-    layout, metrics, split = RunLayout(out), list(evaluate.metrics), evaluate.split
-    cached = False
+    tag_run("evaluate", profile=profile, dataset=dataset)
+    layout, metrics, split = RunLayout(out), evaluate.metric_list(), evaluate.split
+    scoring = scoring_of(evaluate)
+    result = None
     if storage.exists(GenerationLayout(generations).table) and reference is None:
-        result = call(evaluate_task, generations, out, profile, split, dataset, metrics, device, provenance)
-        rows, cached = result["rows"], result["cached"]
+        result = call(evaluate_task, generations, out, profile, split, dataset, metrics, device, provenance, scoring)
+        rows = result["rows"]
     else:
         # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
         run_dir = out if storage.exists(layout.clips) else None
         rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
-                                    dataset, metrics, device, run_id=run_id, provenance=provenance)
+                                    dataset, metrics, device, run_id=run_id, provenance=provenance, scoring=scoring)
     scored = rows[0]["run_id"] if rows else (run_id or GenerationLayout(generations).run_id)
-    create_table_artifact(key=artifact_key("evaluation", scored), table=_report_rows(rows),
-                          description=f"Metrics of {generations} on split {split}, next to the paper's Table 1 "
-                                      "(quoted; real weights, VGGSound test, 10-s clips: compare only like protocols)")
-    if not cached:
-        _emit_results_written(scored, layout.results, rows)
+    key = run_key(out, scored)
+    table_artifact(artifact_key("evaluation", key), _report_rows(rows),
+                   f"Metrics of {generations} on split {split}, next to the paper's Table 1 (quoted; real "
+                   "weights, VGGSound test, 10-s clips: compare only like protocols)", result=result)
+    if not (result or {}).get("cached"):
+        _emit_results_written(scored, key, out, layout.results, rows)
     for r in rows:
         print(f"evaluate: {r['metric']} = {r['value']:.4f} ({r['extractor'] or '-'}, {r['n_clips']} clips)"
-              + (" from the task cache" if cached else ""))
+              + (" from the task cache" if (result or {}).get("cached") else ""))
     return rows
 
 
-def _emit_results_written(run_id: str, results_uri: str, rows: list[dict]) -> None:
+def _emit_results_written(run_id: str, key: str, out: str, results_uri: str, rows: list[dict]) -> None:
     from prefect.events import emit_event
 
     emit_event(event=RESULTS_EVENT,
-               resource={"prefect.resource.id": f"v2a.results.{run_id}", "prefect.resource.name": run_id},
-               payload={"results": str(results_uri), "rows": len(rows),
+               resource={"prefect.resource.id": f"v2a.results.{key}", "prefect.resource.name": f"{run_id} in {out}",
+                         "v2a.run-id": run_id},
+               related=_related_resources(out),
+               payload={"results": str(results_uri), "run_id": run_id, "out": str(out), "rows": len(rows),
                         "metrics": {r["metric"]: r["value"] for r in rows}})
+
+
+def _related_resources(out: str) -> list[dict]:
+    """The flow run writing the rows, the deployment that started it (or the run it is part of), and
+    the output location."""
+    from prefect.runtime import flow_run
+
+    from v2a.core.storage import canonical
+
+    related = []
+    if flow_run.id:
+        related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run.id}",
+                        "prefect.resource.role": "flow-run", "prefect.resource.name": flow_run.name})
+        related += _deployment_of(flow_run.root_flow_run_id or flow_run.id)
+    related.append({"prefect.resource.id": f"v2a.location.{location_digest(out)}",
+                    "prefect.resource.role": "output-location", "prefect.resource.name": canonical(out)})
+    return related
+
+
+def _deployment_of(flow_run_id) -> list[dict]:
+    """The deployment the run (a pipeline run, for a stage run inside it) was started from: [] when none."""
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(flow_run_id)
+            if not run.deployment_id:
+                return []
+            deployment = client.read_deployment(run.deployment_id)
+    except Exception as err:  # noqa: BLE001 - the event still goes out, naming the run and the location
+        print(f"evaluate: the event names no deployment ({type(err).__name__}: {err})")
+        return []
+    return [{"prefect.resource.id": f"prefect.deployment.{deployment.id}", "prefect.resource.role": "deployment",
+             "prefect.resource.name": deployment.name}]
 
 
 def _report_rows(rows: list[dict]) -> list[dict]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.evaluate import evaluate_flow
-from flows.naming import stage_run_name
+from flows.naming import FLOW_OPTIONS, stage_run_name, tag_run
 from flows.runners import bounded_thread_runner
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io import clips as clips_io
@@ -19,15 +19,14 @@ from v2a.stages.reevaluate import generation_sets, pending_evaluation
 
 
 def _dataset(out: str, default_name: str = default(DataConfig, "dataset")) -> str:
-    clips = clips_io.read_clips(RunLayout(out).clips, columns=["dataset"])
-    names = clips.column("dataset").to_pylist()
-    return names[0] if names else default_name
+    return clips_io.dataset_name(RunLayout(out).clips) or default_name
 
 
-@flow(name="reevaluate", log_prints=True, task_runner=bounded_thread_runner(),
-      flow_run_name=stage_run_name("reevaluate"))
+@flow(name="reevaluate", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("reevaluate"),
+      **FLOW_OPTIONS)
 def reevaluate_flow(out: str, profile: str = DEFAULT_PROFILE, evaluate: EvaluateConfig = EvaluateConfig(),
                     device: str = default(EmbedConfig, "device")) -> list[dict]:
+    tag_run("reevaluate", profile=profile)
     if not generation_sets(out):
         raise ValueError(f"reevaluate: {out} holds no generation sets (OUT/generations/RUN/table, or one folder "
                          "below): is `out` the pipeline's output location?")

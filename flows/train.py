@@ -2,56 +2,49 @@
 
 from __future__ import annotations
 
-import base64
-
 from prefect import flow
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-
-from flows.naming import artifact_key, location_run_id, stage_run_name
+from flows.artifacts import markdown_artifact, table_artifact
+from flows.naming import FLOW_OPTIONS, artifact_key, run_key, stage_run_name, tag_run
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
+from tasks.progress import stage_progress
 from tasks.train import train_task
 from v2a.core import storage
 from v2a.config import TrainStageConfig
+from v2a.io.embeddings import sibling_clips
 from v2a.mapper.trainer import CURVE_NAME
-
-# The curve is inlined as a data URI so the Prefect UI shows it without a file server; a PNG past this
-# size (none the trainer draws) is linked by path only, to keep artifacts out of the database's way.
-MAX_INLINE_BYTES = 512 * 1024
+from v2a.core.markdown import inline_png, location
 
 
-@flow(name="train", log_prints=True, task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("train"))
+@flow(name="train", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("train"), **FLOW_OPTIONS)
 def train_flow(embeddings: str, out_dir: str, train: TrainStageConfig = TrainStageConfig(),
                restart_incompatible: bool = False, clips: str | None = None) -> dict:
     """restart_incompatible: epoch checkpoints in out_dir from another configuration are discarded
     (the pipeline owns its mapper folder) instead of stopping the run. clips: the clips table the
     splits are read from (default: the one beside the embeddings folder)."""
     mapper = train.mapper
-    metrics = call(train_task, embeddings, out_dir, train, restart_incompatible, clips_uri=clips)
+    tag_run("train", clips=clips or sibling_clips(embeddings))
+    # The mapper folder's own key: two folders (two outputs, two mappers) never share an artifact history.
+    key = run_key(out_dir)
+    with stage_progress(artifact_key("train-progress", key), f"train {mapper}",
+                        {0: {"epochs": train.epochs}}) as progress:
+        metrics = call(train_task, embeddings, out_dir, train, restart_incompatible, clips_uri=clips)
+        progress.finish(0, note="from the task cache" if metrics["cached"] else None)
     shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
-    key = artifact_key("mapper-training", _run_of(out_dir))
-    create_table_artifact(key=key, table=[{"field": k, "value": str(v)} for k, v in shown.items()],
-                          description=f"Final metrics of mapper {mapper} in {out_dir}")
-    _attach_training_curve(out_dir, mapper, key)
+    table_artifact(artifact_key("mapper-training", key), [{"field": k, "value": str(v)} for k, v in shown.items()],
+                   f"Final metrics of mapper {mapper} in {out_dir}", result=metrics)
+    _attach_training_curve(out_dir, mapper, artifact_key("mapper-training-curve", key), metrics)
     print(f"train: {mapper} → {out_dir}" + (" (from the task cache)" if metrics.get("cached") else ""))
     return metrics
 
 
-def _run_of(out_dir: str) -> str:
-    # OUT/mappers/NAME: the run is OUT's name and the mapper's.
-    parts = str(out_dir).rstrip("/").rsplit("/", 3)
-    return "-".join(p for p in (parts[-3] if len(parts) >= 3 else "", location_run_id(out_dir)) if p)
-
-
-def _attach_training_curve(out_dir: str, mapper: str, key: str) -> None:
+def _attach_training_curve(out_dir: str, mapper: str, key: str, metrics: dict) -> None:
     uri = storage.join(out_dir, CURVE_NAME)
     if not storage.exists(uri):
         return
-    fs, path = storage.filesystem(uri)
-    with fs.open(path, "rb") as handle:
-        png = handle.read(MAX_INLINE_BYTES + 1)
-    image = (f"![training curve](data:image/png;base64,{base64.b64encode(png).decode('ascii')})\n\n"
-             if len(png) <= MAX_INLINE_BYTES else "")
-    create_markdown_artifact(key=f"{key}-curve", markdown=f"{image}`{uri}`",
-                             description=f"Training curve of mapper {mapper}")
+    # Inlined as a data URI so the Prefect UI shows it without a file server (a PNG past
+    # v2a.core.markdown.MAX_INLINE_BYTES, which the trainer never draws, is only named).
+    image = inline_png(uri, "training curve")
+    markdown_artifact(key, (f"{image}\n\n" if image else "") + location(uri, "training curve"),
+                      f"Training curve of mapper {mapper}", result=metrics)

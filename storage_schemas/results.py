@@ -17,7 +17,7 @@ _FIELDS = [
     pa.field("dataset", pa.string(), nullable=False),
     pa.field("split", pa.string(), nullable=False),
     pa.field("n_clips", pa.int64(), nullable=False),       # clips scored
-    pa.field("metric", pa.string(), nullable=False),       # fd | fad | cs | kl | is | gen_time_s | trainable_params_m
+    pa.field("metric", pa.string(), nullable=False),       # a v2a.metrics.specs name | cs_reference | gen_time_s | trainable_params_m
     pa.field("value", pa.float64(), nullable=False),
     pa.field("extractor", pa.string()),
     pa.field("sample_rate", pa.int32()),
@@ -43,9 +43,12 @@ _FIELDS = [
     pa.field("git_commit", pa.string()),                   # of the v2a code that wrote the row, when in a git checkout
     pa.field("flow_run_id", pa.string()),                  # the Prefect flow run that wrote the row
     *provenance.FIELDS,                                    # host and device the extractors ran on
+    # How the audio was scored (v2a/metrics/protocols.py): the preset and its channel rule.
+    pa.field("protocol", pa.string()),                     # v2a-mapper | av-benchmark
+    pa.field("channel_rule", pa.string()),                 # mean | channel0-minus-mean | av-benchmark
 ]
 
 # The columns an older results file may lack; they read as nulls (the readers find them in the metadata).
 ADDED = ("n_samples", "samples_per_clip", "conditioning", "scheduler", "run_seed", "profile", "config_digest",
-         "git_commit", "flow_run_id", *provenance.NAMES)
+         "git_commit", "flow_run_id", *provenance.NAMES, "protocol", "channel_rule")
 SCHEMA = pa.schema(_FIELDS, metadata=added_metadata(*ADDED))

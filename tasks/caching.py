@@ -106,8 +106,9 @@ def call(task, *args, **kwargs):
     return _mark(result, cached)
 
 
-def map_calls(task, items: list, desc: str | None = None, **kwargs) -> list:
-    """`task.map(items, **kwargs)` with the same check per item, and a progress bar as they finish."""
+def map_calls(task, items: list, desc: str | None = None, on_done=None, **kwargs) -> list:
+    """`task.map(items, **kwargs)` with the same check per item, and a progress bar as they finish.
+    on_done(i) is called as the task of items[i] completes (the stage's progress artifact, tasks/progress.py)."""
     from prefect import unmapped
     from prefect.futures import as_completed
     from tqdm.auto import tqdm
@@ -115,12 +116,15 @@ def map_calls(task, items: list, desc: str | None = None, **kwargs) -> list:
     # Only `items` is mapped over: a keyword value that happens to be iterable (a configuration section,
     # a list) goes to every call whole.
     futures = task.map(items, **{k: unmapped(v) for k, v in kwargs.items()})
+    position = {id(f): i for i, f in enumerate(futures)}
     # A bar only on a terminal: in a worker's log every redraw would be a line.
     with tqdm(total=len(futures), desc=desc or task.name, unit="task", disable=not sys.stderr.isatty(),
               leave=False) as bar:
         for f in as_completed(futures):
             f.wait()
             bar.update(1)
+            if on_done is not None and f.state.is_completed():
+                on_done(position[id(f)])
     results = [_mark(f.result(), f.state.name == "Cached") for f in futures]
     stale = [i for i, f in enumerate(futures) if f.state.name == "Cached" and _stale(results[i])]
     if stale:

@@ -13,6 +13,7 @@ from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.core.fingerprint import fingerprints
 from tasks.operations import RESULTS, RETRIES, model_slot
+from tasks.progress import reporter
 from v2a.runtime.model_cache import get_model, model_lock
 from v2a.core import devices
 
@@ -51,8 +52,8 @@ def plan_embed_shards(clips_uri: str, out_uri: str, errors_uri: str, profile: st
     return [plan_dict(p) for p in plans]
 
 
-# Not cached: another configuration may have written shards since this plan was made.
-@task(name="remove-stale-shards", **RETRIES)
+# Not cached, nothing persisted: another configuration may have written shards since this plan was made.
+@task(name="remove-stale-shards", persist_result=False, **RETRIES)
 def remove_stale_shards(out_uri: str, plans: list[dict]) -> list[str]:
     return embed.remove_stale_shards(out_uri, [plan_from(p) for p in plans])
 
@@ -66,15 +67,19 @@ def embed_shards(plans: list[dict], clips_uri: str, profile: str, num_frames: in
                  batch_size: int, device: str, frame_rate: float | None = None, decoder: str = "auto",
                  workers: int = 0, pool: str = "auto") -> dict:
     plans = [plan_from(p) for p in plans]
+    report = reporter(plans[0].index)  # the flow's progress artifact counts this task's shards and clips
     summaries = []
     for plan in plans:
         if storage.exists(plan.uri):  # done by an earlier run: no need to build the encoders
             summaries.append({"shard": plan.index, "skipped": True, "rows": None, "errors": None})
+            report.add(shards=1, clips=len(plan.clip_ids))
             continue
         by_id = clips_io.clip_rows(clips_uri, plan.clip_ids)  # only this shard's rows are decoded
         with model_slot(device), model_lock(profile, "encoders", device):
             summaries.append(embed.run_shard(
                 plan, by_id, get_model(profile, "clip", device), get_model(profile, "clap", device), num_frames,
                 max_seconds, batch_size, progress=sys.stderr.isatty(), frame_rate=frame_rate, decoder=decoder,
-                workers=workers, pool=pool, provenance=devices.provenance(device)))
+                workers=workers, pool=pool, on_clip=lambda n: report.add(clips=n),
+                provenance=devices.provenance(device)))
+        report.add(shards=1)
     return {"shards": summaries, "outputs": fingerprints([p.uri for p in plans])}

@@ -7,7 +7,7 @@ import sys
 from prefect import task
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, RETRIES, jsonable, model_slot
+from tasks.operations import RESULTS, RETRIES, jsonable, made_by, model_slot
 from v2a.stages import evaluate
 from v2a.core import storage
 from v2a.core.fingerprint import fingerprints
@@ -33,6 +33,11 @@ def _plain_rows(rows: list[dict]) -> list[dict]:
     return jsonable(rows)  # task results are JSON
 
 
+def scoring_of(evaluate) -> dict:
+    """The protocol settings of an EvaluateConfig, as the evaluation functions take them."""
+    return {"protocol": evaluate.protocol, "channel_rule": evaluate.channel_rule, "clip_seconds": evaluate.clip_seconds}
+
+
 def _extractors(profile: str, metrics: list[str], device: str) -> dict:
     return {n: get_model(profile, f"extractor:{n}", device) for n in sorted({EXTRACTORS[m] for m in metrics})}
 
@@ -42,26 +47,29 @@ def _extractors(profile: str, metrics: list[str], device: str) -> dict:
 @task(name="evaluate-run", **RETRIES, **RESULTS,
       cache_policy=stage_cache(reads=("gen_dir", "out/clips.parquet", "out/embeddings"), profile="profile"))
 def evaluate_task(gen_dir: str, out: str, profile: str, split: str, dataset: str, metrics: list[str],
-                  device: str, provenance: dict | None = None) -> dict:
+                  device: str, provenance: dict | None = None, scoring: dict | None = None) -> dict:
     """{"rows": the rows appended to OUT/results, "outputs": the part file holding them}."""
     results = RunLayout(out).results
     before = fingerprints(storage.list_files(results, ".parquet"))
     with model_slot(device):
         rows = evaluate.evaluate_run(gen_dir, out, _extractors(profile, metrics, device), split=split,
                                      dataset=dataset, metrics=metrics, progress=sys.stderr.isatty(),
-                                     provenance=_provenance(provenance, device))
+                                     provenance=_provenance(provenance, device),
+                                     **(scoring or {}))
     # Parts are named by what they hold, so a re-run replaces its own file: changed files count as written.
     written = sorted(u for u, fp in fingerprints(storage.list_files(results, ".parquet")).items() if before.get(u) != fp)
-    return {"rows": _plain_rows(rows), "outputs": fingerprints(written)}
+    return {"rows": _plain_rows(rows), "made_by": made_by(), "outputs": fingerprints(written)}
 
 
 @task(name="evaluate-folder", **RETRIES, **RESULTS)
 def evaluate_folder_task(generated_dir: str, results_uri: str, profile: str, reference_dir: str | None,
                          run_dir: str | None, split: str, dataset: str, metrics: list[str], device: str,
-                         run_id: str | None = None, provenance: dict | None = None) -> list[dict]:
+                         run_id: str | None = None, provenance: dict | None = None,
+                         scoring: dict | None = None) -> list[dict]:
     with model_slot(device):
         rows = evaluate.evaluate_folder(generated_dir, results_uri, _extractors(profile, metrics, device),
                                         reference_dir=reference_dir, run_dir=run_dir, split=split, run_id=run_id,
                                         dataset=dataset, metrics=metrics,
-                                        provenance=_provenance(provenance, device))
+                                        provenance=_provenance(provenance, device),
+                                        **(scoring or {}))
     return _plain_rows(rows)

@@ -8,6 +8,7 @@ from prefect import task
 
 from tasks.caching import stage_cache
 from tasks.operations import RESULTS, RETRIES, model_slot
+from tasks.progress import reporter
 from v2a.config import GenerateConfig
 from v2a.stages import generate
 from v2a.core.fingerprint import fingerprints
@@ -41,9 +42,11 @@ def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: s
                    checkpoint: str | None, settings: GenerateConfig, clips_uri: str | None = None) -> dict:
     g, device, samples = settings, settings.device, settings.samples
     clip_ids = list(shard[1])
+    report = reporter(shard[0])  # the flow's progress artifact counts this shard's samples
     wanted_files = [generate.audio_uri(gen_dir, c, s) for c in clip_ids for s in range(samples)]
     if _shard_done(gen_dir, clip_ids, samples):
         # Done by an earlier run: no need to build the generator or the mapper.
+        report.add(samples=len(wanted_files), clips=len(clip_ids))
         return {"generated": 0, "skipped": len(wanted_files), "outputs": fingerprints(wanted_files)}
     rows = generate.conditioning_rows(embeddings_uri, clip_ids, clips_uri)
     with model_slot(device):  # loading the models onto the GPU is GPU work too
@@ -57,5 +60,7 @@ def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: s
                 seconds=g.seconds, steps=g.steps, guidance_scale=g.guidance_scale, scheduler=g.scheduler,
                 batch_size=g.batch_size, run_seed=g.seed, progress=sys.stderr.isatty(),
                 mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
-                mapper_kind=mapper.config.get("name") if mapper else None, provenance=devices.provenance(device))
+                mapper_kind=mapper.config.get("name") if mapper else None,
+                on_samples=lambda n: report.add(samples=n, clips=n / samples),
+                provenance=devices.provenance(device))
     return {**summary, "outputs": fingerprints(wanted_files)}

@@ -1,4 +1,4 @@
-"""How the stage tasks run under Prefect: GPU slots, retries, timeouts, result serialisation.
+"""How the stage tasks run under Prefect: GPU slots, retries, timeouts, result serialisation, names.
 
 GPU work holds a slot of its device's global concurrency limit, `gpu:HOST:cuda:K` (K: the GPU's id
 on that host; `prefect gcl create gpu:HOST:cuda:K --limit 1`), only while a model runs: N GPUs run N
@@ -9,13 +9,64 @@ takes none). Without such a limit on the server the slot is free (Prefect's non-
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import re
 from contextlib import contextmanager, nullcontext
 
 GPU_LIMIT = "gpu"  # the prefix of every device's limit
 
-# Storage and model loads fail transiently (a dropped S3 connection, a busy NFS): retried with backoff.
-RETRIES = {"retries": 2, "retry_delay_seconds": [10, 60], "retry_jitter_factor": 0.5}
+# Network and remote-store errors and timeouts can succeed on a second try: those, and only those, are
+# retried, 30 s apart on average (jitter spreads runs that failed together); a missing file, a bad value, a
+# full disk or a permission error never can. One number, not a list of backoffs: the Prefect UI shows a
+# list as NaN.
+RETRY_DELAY_S = 30
+RETRIES = {"retries": 2, "retry_delay_seconds": RETRY_DELAY_S, "retry_jitter_factor": 0.5,
+           "retry_condition_fn": lambda task, task_run, state: retryable(state)}
+
+# OS error numbers of a network that failed on the way, not of a request that can never succeed.
+_NETWORK_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EHOSTUNREACH,
+                   errno.ENETUNREACH, errno.ENETDOWN, errno.ENETRESET, errno.EPIPE, errno.EAGAIN}
+# Exception names of the HTTP and object-store clients (httpx, aiohttp, requests, urllib3, botocore) for a
+# connection that dropped or timed out; matched by name so that none of them has to be imported here.
+_NETWORK_NAMES = re.compile(r"Timeout|Connect|Disconnect|ConnectionClosed|RemoteProtocolError|ProtocolError|"
+                            r"IncompleteRead|ServerDisconnected|ClientOSError|EndpointConnection|ReadError")
+# S3-style error codes that mean "try again".
+_RETRY_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+                "InternalError", "ServiceUnavailable", "503", "500", "502", "504"}
+_NETWORK_MODULES = ("httpx", "httpcore", "aiohttp", "requests", "urllib3", "botocore", "aiobotocore", "s3fs",
+                    "gcsfs", "adlfs", "fsspec", "huggingface_hub", "ssl", "socket")
+
+
+def retryable(state) -> bool:
+    """Prefect's retry_condition_fn: retry a failed task only when its error can succeed on retry."""
+    try:
+        err = state.result(raise_on_failure=False)
+    except BaseException:  # the result itself cannot be read: nothing says a retry would help
+        return False
+    return isinstance(err, BaseException) and is_transient(err)
+
+
+def is_transient(err: BaseException) -> bool:
+    """A network or remote-store error or a timeout, here or anywhere down its chain of causes."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+            return False
+        if isinstance(err, (TimeoutError, ConnectionError)):
+            return True
+        if isinstance(err, OSError) and err.errno in _NETWORK_ERRNOS:
+            return True
+        code = (getattr(err, "response", None) or {}).get("Error", {}).get("Code") \
+            if isinstance(getattr(err, "response", None), dict) else None
+        if code is not None:
+            return str(code) in _RETRY_CODES
+        module = type(err).__module__.split(".")[0]
+        if module in _NETWORK_MODULES and _NETWORK_NAMES.search(type(err).__name__):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 # No task timeouts: the stage tasks run on worker threads, where Prefect cannot interrupt a blocking
 # call (it warns once per task run instead); a stuck run is cancelled from the UI or by the worker.
 # Cached task results are JSON, never pickle: a shared, writable cache must not run code on a worker.
@@ -65,20 +116,38 @@ def slug(text: str) -> str:
     return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", str(text).lower())).strip("-")
 
 
-def run_name(stage: str, run_id: str | None) -> str:
-    """`embed-run-1a2b3c4d5e`; without a run id, the stage and a timestamp."""
-    if run_id:
-        return f"{stage}-{run_id}"
+def location_digest(location: str) -> str:
+    """Six hex digits of an output location's full form (absolute path or URI): two outputs never share them."""
+    from v2a.core.storage import canonical
+
+    return hashlib.sha256(canonical(location).encode()).hexdigest()[:6]
+
+
+def run_key(out: str, run_id: str | None = None) -> str:
+    """What names a run of `out` in Prefect (flow run names, artifact keys, event resources): the run id,
+    or the location's last part, followed by the location's digest (once: a default run id carries it)."""
+    digest = location_digest(out)
+    base = slug(run_id or str(out).rstrip("/").rsplit("/", 1)[-1] or "out")
+    return base if base.endswith(digest) else f"{base}-{digest}"
+
+
+def run_name(stage: str, key: str | None) -> str:
+    """`embed-run-1a2b3c4d-5e6f7a`; without a key, the stage and a timestamp."""
+    if key:
+        return f"{stage}-{key}"
     import time
 
     return f"{stage}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def artifact_key(stage: str, run_id: str | None = None) -> str:
-    """A key per stage and run, so the artifacts of one run do not become versions of another's.
-    Without a run id, the flow run's id."""
-    if not run_id:
-        from prefect.runtime import flow_run
+def artifact_key(stage: str, key: str) -> str:
+    """A key per stage and run (`run_key`): the artifacts of one run or output never become versions of another's."""
+    return slug(f"{stage}-{key}")[:255]
 
-        run_id = flow_run.id or "local"
-    return slug(f"{stage}-{run_id}")[:255]
+
+def made_by() -> dict:
+    """The flow run executing the current task: recorded in a cached result, so that a later run served
+    from the cache can say which run made what it shows."""
+    from prefect.runtime import flow_run
+
+    return {"flow_run_id": str(flow_run.id) if flow_run.id else None, "flow_run_name": flow_run.name}

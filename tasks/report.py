@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 
 from tasks.caching import stage_cache
-from tasks.operations import RESULTS, RETRIES
+from tasks.operations import RESULTS, RETRIES, made_by
 from v2a.stages import report
 from v2a.core.fingerprint import fingerprints
 from v2a.runtime.model_cache import get_model
@@ -21,4 +21,4 @@ def report_task(runs_root: str, run_ids: list[str], out: str | None, profile: st
     extractor = get_model(profile, "extractor:wav2clip", device) if profile else None
     summary = report.build_report(runs_root, run_ids, out=out, clips=clips, seed=seed, cs_extractor=extractor,
                                   progress=False)
-    return {**summary, "outputs": fingerprints([summary["index"]])}
+    return {**summary, "made_by": made_by(), "outputs": fingerprints([summary["index"]])}

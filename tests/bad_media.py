@@ -47,7 +47,9 @@ def write_video(path: Path, seconds: float = 1.0, fps=10, size=(64, 48), codec: 
             t = np.arange(total) / audio_rate
             mono = sound(t) if sound is not None else 0.3 * np.sin(2 * np.pi * 440 * t)
             channels = av.AudioLayout(layout).nb_channels
-            data = np.repeat(mono[None].astype(np.float32), channels, axis=0)
+            # sound(t) may give one row per channel; a single row is copied to every channel
+            data = (mono.astype(np.float32) if mono.ndim == 2 else np.repeat(mono[None].astype(np.float32), channels,
+                                                                              axis=0))
             fmt = "fltp" if audio_codec in ("aac",) else "s16p" if audio_codec == "flac" else "s16"
             step = 1024
             for start in range(0, total, step):

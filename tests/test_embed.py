@@ -212,3 +212,29 @@ def test_reading_embeddings_for_some_clips_returns_only_those(clips, encoders, t
         embed.run_shard(plan, by_id, *encoders, 2, 2.0, 8)
     wanted = [ids[0], ids[3]]
     assert sorted(read_embeddings(out, clip_ids=wanted)["clip_id"]) == sorted(wanted)
+
+
+def test_a_stereo_clip_gets_the_clap_embedding_of_its_first_channel(tmp_path, encoders):
+    """AudioLDM loads channel 0 (profile `clap.audio.channel: first`): a stereo clip whose channels
+    differ embeds as its left channel alone would, not as their mean or its right channel."""
+    from tests.bad_media import write_video
+
+    def left(t):
+        return 0.3 * np.sin(2 * np.pi * 440 * t)
+
+    def right(t):
+        return 0.3 * np.sign(np.sin(2 * np.pi * 97 * t)) * np.exp(-3 * t)
+
+    kw = dict(seconds=1.0, audio_rate=16000, audio_codec="flac")  # lossless: the channels arrive as written
+    files = {"stereo": write_video(tmp_path / "stereo.mkv", layout="stereo", sound=lambda t: np.stack([left(t), right(t)]), **kw),
+             "left": write_video(tmp_path / "left.mkv", sound=left, **kw),
+             "right": write_video(tmp_path / "right.mkv", sound=right, **kw),
+             "mean": write_video(tmp_path / "mean.mkv", sound=lambda t: (left(t) + right(t)) / 2, **kw)}
+    rows = [{"clip_id": name, "dataset": "t", "split": "test", "label": None, "kind": "video", "uri": str(path),
+             "youtube_id": name, "start_seconds": 0} for name, path in files.items()]
+    block, errors = embed.embed_clips(rows, *encoders, num_frames=2, max_seconds=1.0)
+    assert errors == []
+    emb = {r["clip_id"]: np.asarray(r["audio_emb"]) for r in block.rows()}
+    assert np.allclose(emb["stereo"], emb["left"], atol=1e-5)
+    for other in ("right", "mean"):  # the test can tell the channels apart
+        assert not np.allclose(emb["stereo"], emb[other], atol=1e-3), other

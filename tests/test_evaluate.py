@@ -46,3 +46,13 @@ def test_without_reference_or_images_nothing_can_be_computed(tmp_path, extractor
     _tones(tmp_path / "gen", [300, 500])
     with pytest.raises(ValueError, match="nothing to compute"):
         evaluate_folder(str(tmp_path / "gen"), str(tmp_path / "results"), extractors, metrics=("fd", "cs"))
+
+
+def test_evaluating_the_same_folder_twice_leaves_one_row_per_metric(tmp_path, extractors):
+    _tones(tmp_path / "gen", [300, 500, 700], suffix="__s0")
+    _tones(tmp_path / "ref", [310, 520, 680])
+    for _ in range(2):
+        evaluate_folder(str(tmp_path / "gen"), str(tmp_path / "results"), extractors,
+                        reference_dir=str(tmp_path / "ref"), clip_seconds=1.0, run_id="twice", metrics=("fd", "kl"))
+    df = pd.read_parquet(tmp_path / "results")
+    assert sorted(df["metric"]) == ["fd", "kl"]  # a re-run replaces its rows, it does not add a second copy

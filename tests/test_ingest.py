@@ -111,3 +111,13 @@ def test_a_re_ingest_replaces_its_error_rows_instead_of_adding_them_again(tmp_pa
     csv.write_text("abc,0,dog,train\n")  # the CSV fixed: its errors are gone too
     ingest.ingest(str(tmp_path / "clips.parquet"), csv=str(csv), videos=str(tmp_path), errors_uri=errors_uri)
     assert parquet.read_table(errors_uri, errors_schema.SCHEMA).num_rows == 0
+
+
+def test_a_duplicate_id_error_names_the_duplicate_line_not_the_clip_kept(tmp_path):
+    csv = tmp_path / "v.csv"
+    csv.write_text("abc,0,dog,train\nzzz,5,cat,test\nabc,0.0,dog,test\n")
+    rows, errors = ingest.read_vggsound_csv(str(csv), str(tmp_path / "videos"))
+    assert [(r["clip_id"], r["split"]) for r in rows] == [("abc_000000", "train"), ("zzz_000005", "test")]
+    (error,) = errors
+    assert error["clip_id"] == "line3"  # the kept clip abc_000000 has no error row
+    assert error["reason"].startswith("line 3: duplicate clip id 'abc_000000' (first given on line 1")

@@ -55,19 +55,34 @@ def test_a_killed_holder_leaves_the_location_free(holder):
         assert (out / locking.LOCK_NAME).exists()
 
 
+def _held_elsewhere(out) -> bool:
+    """Whether another process finds the location locked right now."""
+    probe = ("import sys\nfrom v2a.core.locking import RunLockedError, run_lock\n"
+             "try:\n    with run_lock(sys.argv[1]):\n        pass\nexcept RunLockedError:\n    sys.exit(3)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    code = subprocess.run([sys.executable, "-c", probe, str(out)], env=env, timeout=60).returncode
+    assert code in (0, 3)
+    return code == 3
+
+
 def test_the_lock_is_reentrant_within_one_process(tmp_path):
     with run_lock(str(tmp_path)):
         with run_lock(str(tmp_path)):  # the pipeline flow holds it while its stages take it again
-            pass
+            assert _held_elsewhere(tmp_path)
+        assert _held_elsewhere(tmp_path)  # leaving the inner hold does not release the outer one
         with run_lock(str(tmp_path)):
             pass
+        assert _held_elsewhere(tmp_path)
+    assert not _held_elsewhere(tmp_path)
 
 
 def test_a_released_lock_can_be_taken_again(tmp_path):
     with run_lock(str(tmp_path)):
-        pass
+        assert _held_elsewhere(tmp_path)
+    assert not _held_elsewhere(tmp_path)
     with run_lock(str(tmp_path)):
-        pass
+        assert _held_elsewhere(tmp_path)
+    assert not _held_elsewhere(tmp_path)
 
 
 def test_the_lock_file_is_hidden_from_tables_and_fingerprints(tmp_path):

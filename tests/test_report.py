@@ -16,6 +16,7 @@ from storage_schemas import clips as clips_schema
 from tests.browser import HeadlessChromium, find_chromium
 from v2a.mapper.settings import TrainConfig
 from v2a.stages import embed, evaluate, generate, ingest, report, train
+from v2a.stages.report.page import format_value
 from v2a.io import parquet
 from v2a.io.embeddings import read_embeddings
 from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model
@@ -56,6 +57,10 @@ def run_root(synth_dir, tmp_path_factory):
     for run_id in (MAPPED, PLAIN):
         evaluate.evaluate_run(str(root / "generations" / run_id), str(root), extractors, split="test",
                               dataset="synthetic")
+    # The same run under MMAudio's protocol too (PaSST, ImageBind from the clips' frames).
+    av = {n: get_model("tiny", f"extractor:{n}") for n in ("panns", "vggish", "passt", "imagebind")}
+    evaluate.evaluate_run(str(root / "generations" / MAPPED), str(root), av, split="test", dataset="synthetic",
+                          protocol="av-benchmark")
     # Stands in for the embed stage's domain-gap plot: any PNG under reports/ belongs on the page.
     (root / "reports").mkdir()
     Image.new("RGB", (40, 30), (20, 90, 160)).save(root / "reports" / "domain_gap.png")
@@ -68,9 +73,10 @@ def built(run_root):
                                cs_extractor=get_model("tiny", "extractor:wav2clip"), progress=False)
 
 
-def _results(run_root: Path, run_id: str) -> dict[str, float]:
+def _results(run_root: Path, run_id: str, protocol: str = "v2a-mapper") -> dict[str, float]:
     df = pd.read_parquet(run_root / "results")
-    return dict(zip(df[df["run_id"] == run_id]["metric"], df[df["run_id"] == run_id]["value"]))
+    df = df[(df["run_id"] == run_id) & (df["protocol"] == protocol)]
+    return dict(zip(df["metric"], df["value"]))
 
 
 class _References(HTMLParser):
@@ -226,3 +232,37 @@ def test_the_real_audios_cs_comes_from_the_stored_reference_features(built, run_
     frames = read_frames(str(run_root), shown)
     direct = clip_scores(w2c, waves, 16000, 1.0, [frames[c] for c in shown])
     assert np.allclose([built["reference_cs"][c] for c in shown], direct, atol=1e-4)
+
+
+def test_a_run_scored_under_both_protocols_keeps_its_paper_numbers_and_gets_mmaudios_table(built, run_root):
+    df = pd.read_parquet(run_root / "results")
+    mapped = df[df["run_id"] == MAPPED]
+    av = mapped[mapped["protocol"] == "av-benchmark"]
+    assert set(av["metric"]) >= {"fd_passt", "kl_passt", "ib", "fd", "fad", "kl", "is", "is_passt"}
+    assert np.isfinite(av["value"]).all() and set(av["channel_rule"]) == {"av-benchmark"}
+    assert set(mapped[mapped["protocol"] == "v2a-mapper"]["metric"]) == {"fd", "fad", "cs", "cs_reference", "kl", "is",
+                                                                         "gen_time_s", "trainable_params_m"}
+    page = Path(built["index"]).read_text()
+    paper_fd = float(mapped[(mapped["protocol"] == "v2a-mapper") & (mapped["metric"] == "fd")]["value"].iloc[0])
+    table = page[page.index('id="metrics-table"'):page.index('id="mmaudio-table"')]
+    assert f'data-run="{MAPPED}" data-metric="fd"' in table and format_value(paper_fd) in table
+    mm = page[page.index('id="mmaudio-table"'):]
+    ib = float(av[av["metric"] == "ib"]["value"].iloc[0])
+    assert f'data-metric="ib@av-benchmark"' in mm and format_value(ib) in mm
+    assert "V2A-Mapper" in mm and "arXiv 2412.15322" in mm and "not yet checked against the paper" in page
+
+
+def test_a_killed_builds_work_folder_is_removed_by_the_next_build(run_root, tmp_path):
+    """A build killed outright (SIGKILL) leaves its `.report-PID-*` folder; the next one clears it, and
+    leaves a live build's alone."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / f".report-{dead.stdout.strip()}-abc123"
+    live = tmp_path / f".report-{os.getpid()}-def456"
+    for folder in (abandoned, live):
+        (folder / "audio").mkdir(parents=True)
+    report.build_report(str(run_root), [PLAIN], out=str(tmp_path / "r"), clips=1, progress=False)
+    assert not abandoned.exists() and live.exists()
+    assert not [p for p in tmp_path.glob(".report-*") if p not in (live,)]

@@ -24,6 +24,7 @@ from v2a.media.decoders import BACKENDS
 from v2a.models import sampling as audioldm
 from v2a.core.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, SCHEDULERS
 from v2a.mapper.settings import TrainConfig
+from v2a.metrics.protocols import CHANNEL_RULES, DEFAULT_PROTOCOL, PROTOCOL_NAMES, PROTOCOLS
 from v2a.metrics.specs import METRICS
 
 
@@ -219,11 +220,25 @@ class GenerateConfig(Section):
 
 
 class EvaluateConfig(Section):
-    """Stage 5: FD, FAD, CS (and KL, IS) of the generated audio against the split's real audio."""
+    """Stage 5: the protocol's metrics (v2a-mapper: FD, FAD, CS, KL, IS; av-benchmark: MMAudio's columns) of the
+    generated audio against the split's real audio."""
 
     _section: ClassVar[str] = "evaluate"
     split: str = Field("test", min_length=1, description="the clips' split to score")
-    metrics: list[Literal[METRICS]] = Field(list(METRICS), min_length=1, description="metrics to compute")
+    protocol: Literal[PROTOCOL_NAMES] = Field(
+        DEFAULT_PROTOCOL, description="evaluation preset: v2a-mapper (the paper's table) or av-benchmark (MMAudio's)")
+    metrics: list[Literal[METRICS]] | None = Field(
+        None, min_length=1, description="metrics to compute (default: the protocol's: "
+        + "; ".join(f"{p.name}: {' '.join(p.metrics)}" for p in PROTOCOLS.values()) + ")")
+    channel_rule: Literal[CHANNEL_RULES] | None = Field(
+        None, description="how a stereo file becomes mono: mean | channel0-minus-mean (audioldm_eval) | "
+                          "av-benchmark (mean, then mean removed) (default: the protocol's)")
+    clip_seconds: float | None = Field(
+        None, gt=0, description="seconds scored per clip (default: the protocol's: av-benchmark 8; v2a-mapper "
+                                "the generation's length)")
+
+    def metric_list(self) -> list[str]:
+        return list(self.metrics or PROTOCOLS[self.protocol].metrics)
 
 
 class RunnerConfig(Section):
@@ -346,12 +361,7 @@ class PipelineConfig(Section):
     def check_environment(self) -> "PipelineConfig":
         """The checks that look outside the file: the profile resolves, the runner's package is installed,
         the GPUs of runner.gpus are there."""
-        from v2a.models import ProfileError, load_profile
-
-        try:
-            load_profile(self.profile)
-        except (ProfileError, FileNotFoundError, ValueError) as err:
-            raise ConfigError(f"profile = {self.profile!r}: {err}") from None
+        check_profile(self.profile)
         self.runner.check_installed()
         self.runner.gpu_ids()
         return self
@@ -379,6 +389,16 @@ class PipelineConfig(Section):
         d = self.to_dict()
         chosen = {k: d[k] for k in sections} if sections else d
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_profile(name: str) -> None:
+    """ConfigError naming the profile unless it resolves (a shipped name, or a YAML file) to a valid profile."""
+    from v2a.models import ProfileError, load_profile
+
+    try:
+        load_profile(name)
+    except (ProfileError, FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"profile = {name!r}: {err}") from None
 
 
 DEFAULT_PROFILE = PipelineConfig.model_fields["profile"].default

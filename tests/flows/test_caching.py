@@ -1,6 +1,7 @@
 """Cached pipeline re-runs, re-evaluation, `v2a status` and the run's closing artifact, on one pipeline output."""
 
 import copy
+import re
 import shutil
 
 import pandas as pd
@@ -72,14 +73,40 @@ def test_the_first_run_executes_every_stage(first_run):
     assert all(s == "Completed" for name in HEAVY for s in states[name])
 
 
-def test_an_unchanged_rerun_executes_no_heavy_task_and_loads_no_model(first_run):
-    config, out, summary, _ = first_run
+@pytest.fixture(scope="module")
+def unchanged_rerun(first_run):
+    config, _, _, _ = first_run
     _forget_models()
     again, states = run_pipeline(config)
+    return again, states, _models_loaded()
+
+
+def test_an_unchanged_rerun_executes_no_heavy_task_and_loads_no_model(first_run, unchanged_rerun):
+    _, out, summary, _ = first_run
+    again, states, models_loaded = unchanged_rerun
     assert again["run_id"] == summary["run_id"]
     assert {name: set(states[name]) for name in HEAVY} == {name: {"Cached"} for name in HEAVY}
-    assert _models_loaded() == 0
+    assert models_loaded == 0
     assert (out / ".prefect-results").is_dir()  # cache.location defaults to OUT/.prefect-results
+
+
+def test_a_cached_rerun_publishes_its_artifacts_again_naming_the_run_that_made_them(first_run, unchanged_rerun):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    from flows.naming import artifact_key, run_key
+
+    _, out, summary, _ = first_run
+    key = artifact_key("domain-gap", run_key(str(out)))
+    with get_client(sync_client=True) as client:
+        versions = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                         sort=ArtifactSort.CREATED_DESC)
+    assert len(versions) >= 2
+    latest, first = versions[0].data, versions[-1].data
+    # Linked where the server has a UI address, named in words where it has none.
+    assert re.search(r"Unchanged since flow run [\[`]embed-", latest) and "Unchanged" not in first
+    assert latest.count("](data:image/png;base64,") == 2  # the pictures themselves, as on the first run
 
 
 def test_a_changed_train_config_reruns_train_and_the_stages_after_it_only(first_run):
@@ -157,9 +184,10 @@ def test_the_run_ends_with_a_summary_artifact_linking_its_reports(first_run):
     _, out, summary, _ = first_run
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"pipeline-summary-{summary['run_id']}"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"pipeline-summary-{summary['run_key']}"])))
     mine = [a for a in artifacts if summary["run_id"] in (a.data or "")]
     assert mine
     text = mine[0].data
     assert "| embed | yes | 12 |" in text and "## Metrics" in text
-    assert f"({(out / 'listening').resolve().as_uri()}" in text  # the listening report, as a link
+    # The listening report, as a path to copy (a web page cannot open a local file), never a file:// link.
+    assert f"listening report: `{(out / 'listening').resolve()}" in text and "file://" not in text

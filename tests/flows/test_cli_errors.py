@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,9 +33,20 @@ def one_error_line(capsys, command: str) -> str:
 @pytest.fixture()
 def here(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data.csv").write_text("abc,0,dog,train\n")
+    (tmp_path / "data.csv").write_text("abc,0,dog,train\nxyz,0,cat,test\n")
     (tmp_path / "videos").mkdir()
     return tmp_path
+
+
+@pytest.fixture()
+def no_prefect(monkeypatch):
+    """A mistake must be refused before Prefect's server starts: starting one fails the test."""
+    from flows import server
+
+    def refused(self):
+        raise AssertionError("Prefect's server was started before the mistake was found")
+
+    monkeypatch.setattr(server.TemporaryServer, "start", refused)
 
 
 def _write(path: Path, text: str) -> str:
@@ -80,13 +92,55 @@ CASES = {
                                   ["p.yaml", "YAML syntax error"]),
     "profile unknown": (lambda d: ["check-models", "--profile", "huge"], ["huge", "accepted"]),
     "bad option value": (lambda d: ["synth", "--out", "s", "--classes", "0"], ["classes"]),
+    # Checked before Prefect starts, in the stage commands and the pipeline alike (flows/preflight.py).
+    "videos folder missing": (lambda d: ["ingest", "--out", "o", "--csv", "data.csv", "--videos", "novideos"],
+                              ["video folder novideos", "not found"]),
+    "csv is a folder": (lambda d: ["ingest", "--out", "o", "--csv", "videos", "--videos", "videos"], ["is a folder"]),
+    "output is a file": (lambda d: ["ingest", "--out", "data.csv", "--csv", "data.csv", "--videos", "videos"],
+                         ["data.csv", "is a file"]),
+    "embed profile misspelt": (lambda d: ["embed", "--out", "o", "--profile", "tinny"], ["tinny", "accepted"]),
+    "generate of a missing file": (lambda d: ["generate", "nope.png", "--conditioning", "no-mapper", "--profile", "tiny"],
+                                   ["nope.png", "not found"]),
+    "generate split not in the clips table": (lambda d: ["generate", "--embeddings", _clips(d) + "/embeddings",
+                                                         "--out", "run", "--profile", "tiny", "--conditioning",
+                                                         "no-mapper", "--split", "validate"],
+                                              ["--split = 'validate'", "accepted: test, train"]),
+    "evaluate split not in the clips table": (lambda d: ["evaluate", "--generations", "videos", "--out", _clips(d),
+                                                         "--profile", "tiny", "--split", "valid"],
+                                              ["--split = 'valid'", "accepted: test, train"]),
+    "report of a run that is not there": (lambda d: ["report", "--runs-root", _clips(d), "--run", "gen-x"],
+                                          ["gen-x", "not found"]),
+    "pipeline csv missing": (lambda d: ["pipeline", "--config", _write(d / "c.yaml", "out: o\nprofile: tiny\n"
+                                        "data: {csv: nope.csv, videos: videos}\n")], ["CSV nope.csv", "not found"]),
+    "pipeline videos missing": (lambda d: ["pipeline", "--config", _write(d / "c.yaml", "out: o\nprofile: tiny\n"
+                                           "data: {csv: data.csv, videos: novideos}\n")], ["novideos", "not found"]),
+    "pipeline profile misspelt": (lambda d: ["pipeline", "--config", _write(d / "c.yaml", "out: o\nprofile: tinny\n"
+                                             + GOOD_DATA)], ["tinny", "accepted"]),
+    "pipeline split before ingest": (lambda d: ["pipeline", "--config", _write(
+        d / "c.yaml", "out: o\nprofile: tiny\n" + GOOD_DATA + "generate: {split: validate}\n")],
+        ["generate.split = 'validate'", "accepted: test, train"]),
+    "pipeline output is a file": (lambda d: ["pipeline", "--config", _write(d / "c.yaml", "out: data.csv\n"
+                                             "profile: tiny\n" + GOOD_DATA)], ["data.csv", "is a file"]),
 }
 
 
+def _clips(folder: Path) -> str:
+    """A run folder holding a clips table (splits train and test) and nothing else."""
+    from v2a import ingest
+
+    ingest.ingest(str(folder / "run" / "clips.parquet"), csv=str(folder / "data.csv"), videos=str(folder / "videos"))
+    (folder / "run" / "embeddings").mkdir(exist_ok=True)
+    (folder / "run" / "embeddings" / "shard-00000.parquet").write_bytes(b"")  # listed, never read: refused first
+    return str(folder / "run")
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_user_mistake_is_one_line_and_exit_2(here, capsys, case):
+def test_a_user_mistake_is_one_line_and_exit_2(here, capsys, no_prefect, case):
     argv, words = CASES[case][0](here), CASES[case][1]
+    capsys.readouterr()
+    started = time.monotonic()
     assert main(argv) == 2
+    assert time.monotonic() - started < 3.0
     line = one_error_line(capsys, argv[0])
     for word in words:
         assert word in line, line
@@ -141,6 +195,7 @@ def test_a_prefect_parameter_type_error_is_one_line(here, capsys, monkeypatch):
                                                       "dataset": ["not", "text"]}})
 
     monkeypatch.setattr(flows.ingest, "ingest_flow", validating)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # validation needs no server: none is started
     assert main(["ingest", "--out", "o", "--csv", "data.csv", "--videos", "videos"]) == 2
     err = capsys.readouterr().err  # Prefect logs the failed validation too, as it would in a real run
     line = err.strip().splitlines()[-1]
@@ -199,3 +254,26 @@ def test_the_prefect_start_up_timeout_is_one_line(tmp_path):
 def test_describe_leaves_bugs_alone():
     assert errors.describe(KeyError("x")) is None and errors.describe(AttributeError("x")) is None
     assert errors.describe(ValueError("two\nlines")) == "two lines"
+
+
+@pytest.mark.parametrize("code, words", [(errno.EROFS, ["read-only", "(ro-out)"]),
+                                         (errno.EACCES, ["permission denied", "(ro-out)"])])
+def test_an_output_location_that_cannot_be_written_is_refused_before_prefect(here, capsys, monkeypatch, no_prefect,
+                                                                             code, words):
+    from flows import preflight
+
+    real_open = os.open
+
+    def refusing(path, flags, *args):
+        if ".v2a-write-check-" in str(path):  # the probe file: what a read-only or forbidden disk refuses
+            raise OSError(code, os.strerror(code), path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(preflight.os, "open", refusing)
+    started = time.monotonic()
+    assert main(["ingest", "--out", "ro-out", "--csv", "data.csv", "--videos", "videos"]) == 2
+    assert time.monotonic() - started < 3.0
+    line = one_error_line(capsys, "ingest")
+    for word in words:
+        assert word in line, line
+    assert not (here / "ro-out").exists()  # nothing was made there

@@ -8,7 +8,9 @@ def test_the_pipeline_parameter_schema_shows_nested_fields_with_descriptions_and
     from v2a.core.names import MAPPER_NAMES
 
     schema = parameter_schema(pipeline_flow.fn).model_dump()
-    assert schema["properties"]["config"]["$ref"] == "#/definitions/PipelineConfig"
+    assert {"$ref": "#/definitions/PipelineConfig"} in schema["properties"]["config"]["anyOf"]
+    # A YAML file's path or URI is the other parameter: the server accepts only an object for `config`.
+    assert {"type": "string"} in schema["properties"]["config_file"]["anyOf"]
     defs = schema["definitions"]
     top = defs["PipelineConfig"]
     assert set(top["required"]) == {"out", "data"}
@@ -29,3 +31,20 @@ def test_a_stage_flow_takes_its_section_as_one_parameter():
     schema = parameter_schema(embed_flow.fn).model_dump()
     assert schema["properties"]["embed"]["default"]["num_frames"] == 10
     assert "num_frames" in schema["definitions"]["EmbedConfig"]["properties"]
+
+
+def test_the_pipeline_takes_exactly_one_of_config_and_config_file(tmp_path):
+    import pytest
+    import yaml
+
+    from flows.pipeline import given_config
+    from v2a.config import ConfigError
+
+    fields = {"out": str(tmp_path / "run"), "profile": "tiny", "data": {"images": str(tmp_path)}}
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(fields))
+    assert given_config(None, str(path)) == given_config(fields, None)
+    with pytest.raises(ConfigError, match="not both"):
+        given_config(fields, str(path))
+    with pytest.raises(ConfigError, match="not neither"):
+        given_config(None, None)

@@ -2,6 +2,8 @@
 
 from prefect.artifacts import Artifact
 
+from flows.naming import artifact_key, run_key
+
 from storage_schemas import clips as clips_schema
 from v2a.stages import ingest
 from v2a.config import EmbedConfig
@@ -31,5 +33,7 @@ def test_embed_flow_counts_errors_and_attaches_the_domain_gap_report(synth_dir, 
     gap = summary["domain_gap"]
     assert gap is not None and gap["projection"] == "pca"
     assert (out / "reports" / "domain-gap-cosine.png").exists()
-    artifact = Artifact.get("domain-gap-run")  # the key names the run (OUT's name)
+    artifact = Artifact.get(artifact_key("domain-gap", run_key(str(out))))  # OUT's name and digest
     assert artifact is not None and "domain-gap-projection.png" in artifact.data
+    # The pictures are embedded: a bare path would be a broken image in the UI (its server has no such file).
+    assert artifact.data.count("](data:image/png;base64,") == 2 and "](/" not in artifact.data

@@ -79,10 +79,16 @@ def test_the_run_ends_with_a_listening_report_attached_as_an_artifact(pipeline_r
     assert index.is_file() and index.parent.parent == out / "listening"
     assert summary["run_id"] in index.read_text()
     with get_client(sync_client=True) as client:
-        # One key per run: the report of another run is not a version of this one.
-        key = f"listening-report-{summary['run_id']}"
+        # One key per run and output: the report of another run is not a version of this one.
+        key = f"listening-report-{summary['run_key']}"
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-    assert any(index.as_uri() in (a.data or "") for a in artifacts)
+    assert artifacts
+    text = artifacts[0].data
+    # The page is a local file: its path to copy, never a file:// link a browser refuses from a web page.
+    assert f"`{index}`" in text and "file://" not in text
+    # The page's headline in the artifact itself: metrics, and a clip's poster and spectrograms, embedded.
+    assert "| run | FD | FAD | CS |" in text
+    assert text.count("](data:image/png;base64,") >= 3
 
 
 def test_the_training_curve_is_attached_as_an_inline_image(pipeline_run):
@@ -91,11 +97,13 @@ def test_the_training_curve_is_attached_as_an_inline_image(pipeline_run):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
+    from flows.naming import run_key
+
     out, _ = pipeline_run
     curve = out / "mappers" / "diff-mlp" / "training_curve.png"
+    key = f"mapper-training-curve-{run_key(str(out / 'mappers' / 'diff-mlp'))}"
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[f"mapper-training-{out.name}-diff-mlp-curve"])))
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
     inline = f"![training curve](data:image/png;base64,{base64.b64encode(curve.read_bytes()).decode()})"
     assert any(inline in (a.data or "") and str(curve) in (a.data or "") for a in artifacts)
 

@@ -69,3 +69,39 @@ def test_map_gives_the_conditioning_generate_uses(diffusion_checkpoint, tmp_path
     for i, row in enumerate(rows):
         for s in range(2):
             np.testing.assert_allclose(mapped[(row["clip_id"], s)], expected[i, s], atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def guided_checkpoint(tmp_path_factory):
+    """A diffusion mapper trained long enough that its conditional and unconditional predictions differ."""
+    from v2a.mapper.trainer import TrainConfig, train_mapper
+
+    out = tmp_path_factory.mktemp("guided-mapper")
+    x = np.random.default_rng(1).normal(size=(64, 16)).astype(np.float32)
+    train_mapper(x, x, None, None, TrainConfig(mapper="diff-mlp", epochs=40, batch_size=16, lr=3e-3), out,
+                 progress=False)
+    return out
+
+
+def test_map_with_another_guidance_moves_along_the_line_from_unconditional_to_conditional(guided_checkpoint):
+    """Classifier-free guidance: x0 = uncond + g (cond - uncond). With one network call (steps=2: DALLE2's
+    spacing takes one step from t=T-1 straight to x0) the output is that x0, normalised, so guidance g lies in the plane of g=0 (unconditional) and g=1 (conditional),
+    between them for 0 < g < 1 and beyond the conditional one for g > 1."""
+    from v2a.mapper.checkpoint import load_mapper
+
+    mapper = load_mapper(guided_checkpoint)
+    x = np.random.default_rng(5).normal(size=(3, 16)).astype(np.float32)
+
+    def mapped(g):
+        return mapper.map(x, seed=7, steps=2, guidance_scale=g)[:, 0]
+
+    uncond, cond, default = mapped(0.0), mapped(1.0), mapper.map(x, seed=7, steps=2)[:, 0]
+    assert not np.allclose(uncond, cond, atol=1e-2)  # guidance has something to move along
+    for g in (0.5, 3.0):
+        out = mapped(g)
+        assert not np.allclose(out, default, atol=1e-4)
+        for i in range(len(x)):
+            basis = np.stack([uncond[i], cond[i]], axis=1)
+            (a, b), *_ = np.linalg.lstsq(basis, out[i], rcond=None)
+            assert np.allclose(basis @ [a, b], out[i], atol=1e-4)  # in the plane of the two
+            assert b > 0 and (a > 0 if g < 1 else a < 0), (g, a, b)

@@ -32,10 +32,11 @@ def test_all_metrics_run_end_to_end_through_the_tiny_extractors(tmp_path, refere
     rows = evaluate_audio(generated, reference, 16000, images, tiny_extractors, clip_seconds=SECONDS,
                           stats_dir=tmp_path, progress=False)
     got = _by_metric(rows)
-    assert list(got) == ["fd", "fad", "cs", "cs_reference", "kl", "is"]
+    assert list(got) == ["fd", "fad", "cs", "cs_reference", "kl", "is", "fd_passt", "kl_passt", "is_passt"]
     for row in rows:
         assert set(row) == {"metric", "value", "extractor", "sample_rate", "clip_seconds", "n_clips"}
-        assert np.isfinite(row["value"]) and row["sample_rate"] == 16000 and row["clip_seconds"] == SECONDS
+        rate = 32000 if row["metric"].endswith("_passt") else 16000  # PaSST runs at 32 kHz
+        assert np.isfinite(row["value"]) and row["sample_rate"] == rate and row["clip_seconds"] == SECONDS
         assert row["n_clips"] == 6
     assert got["fd"]["value"] > 0 and got["fad"]["value"] > 0 and got["is"]["value"] >= 1
     assert -100 <= got["cs"]["value"] <= 100
@@ -46,7 +47,9 @@ def test_all_metrics_run_end_to_end_through_the_tiny_extractors(tmp_path, refere
 def test_real_audio_scored_against_itself_gives_zero_distances(reference, tiny_extractors):
     rows = _by_metric(evaluate_audio(reference, reference, 16000, None, tiny_extractors, clip_seconds=SECONDS,
                                      progress=False))
-    assert set(rows) == {"fd", "fad", "kl", "is"}
+    assert set(rows) == {"fd", "fad", "kl", "is", "fd_passt", "kl_passt", "is_passt"}
+    assert rows["fd_passt"]["value"] == pytest.approx(0.0, abs=1e-4)
+    assert rows["kl_passt"]["value"] == pytest.approx(0.0, abs=1e-3)
     assert rows["fd"]["value"] == pytest.approx(0.0, abs=1e-4)
     assert rows["fad"]["value"] == pytest.approx(0.0, abs=1e-4)
     assert rows["kl"]["value"] == pytest.approx(0.0, abs=1e-3)
@@ -95,7 +98,7 @@ def test_a_metric_without_its_inputs_is_refused(generated, tiny_extractors):
 
 def test_without_reference_only_reference_free_metrics_run(generated, images, tiny_extractors):
     rows = evaluate_audio(generated, None, 16000, images, tiny_extractors, clip_seconds=SECONDS, progress=False)
-    assert [r["metric"] for r in rows] == ["cs", "is"]
+    assert [r["metric"] for r in rows] == ["cs", "is", "is_passt"]
 
 
 def test_sample_suffix_is_stripped_to_find_the_clip():
@@ -120,3 +123,23 @@ def test_a_single_reference_clip_still_gets_its_clip_score(images, tiny_extracto
     rows = _by_metric(evaluate_audio({"vid0_000010": tone_clip(1, SECONDS)}, ref, 16000, images, tiny_extractors,
                                      clip_seconds=SECONDS, metrics=["cs"], progress=False))
     assert rows["cs_reference"]["n_clips"] == 1
+
+
+def test_the_kl_row_is_kl_softmax_of_generated_against_reference(reference, generated, tiny_extractors):
+    """KL(reference || generated), as av-benchmark computes it: the arguments' order matters here, since
+    the two directions differ on these clips."""
+    from v2a.metrics import audio
+    from v2a.metrics.classification import kl_softmax
+
+    rows = _by_metric(evaluate_audio(generated, reference, 16000, None, tiny_extractors, clip_seconds=SECONDS,
+                                     metrics=["kl"], progress=False))
+    panns = tiny_extractors["panns"]
+    ids = sorted(generated)
+
+    def logits(waves):
+        return panns.embed_and_logits([audio.prepare(waves[i], 16000, panns.sample_rate, SECONDS) for i in ids])[1]
+
+    gen, ref = logits(generated), logits(reference)
+    forward, backward = kl_softmax(gen, ref), kl_softmax(ref, gen)
+    assert abs(forward - backward) > 1e-3 * abs(forward)  # the test could not tell a swap otherwise
+    assert rows["kl"]["value"] == pytest.approx(forward, rel=1e-4)

@@ -134,3 +134,34 @@ def test_generator_loads_from_a_local_diffusers_directory(tmp_path, tiny_profile
     c, neg = conds(1), tiny_generator.negative_embedding()
     np.testing.assert_allclose(loaded.generate(c, seeds=[5], negative=neg, **FAST),
                                tiny_generator.generate(c, seeds=[5], negative=neg, **FAST), atol=1e-6)
+
+
+def _decoded_latents(generator, monkeypatch, runaway: float, sampler: str):
+    """The latents handed to the decoder when every UNet prediction is scaled by `runaway`."""
+    seen = []
+    unet, decode = generator.unet, generator.decode
+
+    class Loud:
+        def __call__(self, *args, **kwargs):
+            out = unet(*args, **kwargs)
+            out.sample = out.sample * runaway
+            return out
+
+    def recording(latents, num_samples):
+        seen.append(latents.clone())
+        return decode(latents, num_samples)
+
+    monkeypatch.setattr(generator, "unet", Loud())
+    monkeypatch.setattr(generator, "decode", recording)
+    generator.generate(conds(1), seeds=[0], steps=3, seconds=1.0, guidance_scale=1.0, sampler=sampler)
+    monkeypatch.setattr(generator, "unet", unet)
+    monkeypatch.setattr(generator, "decode", decode)
+    return seen[0]
+
+
+def test_runaway_latents_are_clamped_by_the_audioldm_sampler_only(tiny_generator, monkeypatch):
+    """AudioLDM's generate_sample clips latents to [-10, 10] once their peak passes 100."""
+    clamped = _decoded_latents(tiny_generator, monkeypatch, 1e4, "audioldm")
+    assert float(clamped.abs().max()) == pytest.approx(10.0)
+    unclamped = _decoded_latents(tiny_generator, monkeypatch, 1e4, "diffusers")  # diffusers' pipeline never clips
+    assert float(unclamped.abs().max()) > 100

@@ -37,14 +37,19 @@ def load_submodule(package: str, submodule: str, pip_name: str):
     full = f"{package}.{submodule}"
     if full in sys.modules:
         return sys.modules[full]
-    spec = importlib.util.find_spec(package)
-    if spec is None:
-        pytest.skip(f"{pip_name} is not installed (see the Makefile's peer-package lines)")
+    loaded = sys.modules.get(package)
+    if loaded is not None and getattr(loaded, "__spec__", None) is None:  # a stub of an earlier call
+        locations = list(loaded.__path__)
+    else:
+        spec = importlib.util.find_spec(package)
+        if spec is None:
+            pytest.skip(f"{pip_name} is not installed (see the Makefile's peer-package lines)")
+        locations = list(spec.submodule_search_locations)
     if package not in sys.modules:
         stub = types.ModuleType(package)  # the package without its __init__
-        stub.__path__ = list(spec.submodule_search_locations)
+        stub.__path__ = locations
         sys.modules[package] = stub
-    path = f"{list(spec.submodule_search_locations)[0]}/{submodule.replace('.', '/')}.py"
+    path = f"{locations[0]}/{submodule.replace('.', '/')}.py"
     sub = importlib.util.spec_from_file_location(full, path)
     module = importlib.util.module_from_spec(sub)
     sys.modules[full] = module

@@ -42,9 +42,12 @@ def atomic_write(uri: str, mode: str = "wb"):
         with fs.open(tmp, mode) as handle:
             yield handle
         fs.mv(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if fs.exists(tmp):
             fs.rm(tmp)
+        if isinstance(err, OSError) and err.errno is not None and err.filename in (None, tmp, fs._strip_protocol(tmp)):
+            # A full disk or a forbidden folder is reported on the file the user asked for, not our temporary.
+            raise type(err)(err.errno, err.strerror, str(uri)) from None
         raise
 
 
@@ -68,6 +71,14 @@ def is_local(uri: str) -> bool:
 
 def local_path(uri: str) -> str:
     return str(uri).removeprefix("file://")
+
+
+def canonical(uri: str) -> str:
+    """The full form of a location: an absolute local path, or the URI without a trailing slash.
+    Two spellings of one folder (`runs/a`, `./runs/a/`) give the same string."""
+    if is_local(uri):
+        return str(__import__("pathlib").Path(local_path(uri)).expanduser().resolve())
+    return str(uri).rstrip("/")
 
 
 def download_dir(uri: str, local_dir: str) -> int:

@@ -30,6 +30,12 @@ def labels(uri: str, ids=None) -> dict[str, str | None]:
     return dict(zip(table.column("clip_id").to_pylist(), table.column("label").to_pylist()))
 
 
+def dataset_name(uri: str) -> str | None:
+    """The dataset the clips table's first row names (an output holds one dataset), or None when it is empty."""
+    names = read_clips(uri, columns=["dataset"]).column("dataset")
+    return names[0].as_py() if len(names) else None
+
+
 def ids_in_split(uri: str, split: str) -> list[str]:
     return sorted(read_clips(uri, columns=["clip_id"], split=split).column("clip_id").to_pylist())
 

@@ -15,12 +15,19 @@ def read_results(out: str, run_id: str | None = None) -> pd.DataFrame:
     return df.sort_values(["created_at", "metric"]).reset_index(drop=True)
 
 
-def format_results(out: str, run_id: str | None = None) -> str:
+TABLES = ("long", "mmaudio")
+
+
+def format_results(out: str, run_id: str | None = None, table: str = "long") -> str:
     df = read_results(out, run_id)
     if df.empty:
         return f"no results in {RunLayout(out).results}" + (f" for run {run_id}" if run_id else "")
+    if table == "mmaudio":
+        return mmaudio_table_text(df)
+    if table != "long":
+        raise ValueError(f"unknown table {table!r}; accepted: {', '.join(TABLES)}")
     cols = ["run_id", "split", "n_clips", "metric", "value", "extractor", "sample_rate", "clip_seconds",
-            "mapper_kind", "generator_id"]
+            "protocol", "channel_rule", "mapper_kind", "generator_id"]
     lines = [f"results ({RunLayout(out).results}):", df[cols].to_string(index=False)]
     lines += ["", paper_table1_text()]
     return "\n".join(lines)
@@ -35,3 +42,31 @@ def paper_table1_text() -> str:
             "of 10 s, real CLIP/CLAP/AudioLDM weights). Rows above come from this run's own models, clips, clip "
             "length and extractor weights, so they compare with these only when the protocol matches.")
     return "\n".join(["paper, Table 1 (quoted):", paper.to_string(index=False), note])
+
+
+def mmaudio_rows(df: pd.DataFrame) -> list[dict]:
+    """One row per (run, protocol, clip length) in MMAudio's columns (NaN where the run has no such metric)."""
+    from v2a.metrics.mmaudio import COLUMNS
+
+    scored = df[df["metric"].isin([m for _, m in COLUMNS if m])].copy()
+    scored["protocol"] = scored["protocol"].fillna("v2a-mapper")  # rows written before protocols existed
+    out = []
+    for (run, proto, secs), part in scored.groupby(["run_id", "protocol", "clip_seconds"], dropna=False, sort=False):
+        latest = part.sort_values("created_at").groupby("metric")["value"].last()
+        out.append({"run": run, "protocol": proto, "seconds": secs,
+                    **{title: (latest.get(m, float("nan")) if m else float("nan")) for title, m in COLUMNS}})
+    return out
+
+
+def mmaudio_table_text(df: pd.DataFrame) -> str:
+    from v2a.metrics.mmaudio import NOT_VERIFIED_NOTE, SOURCE, VERIFIED, quoted_rows
+
+    ours = pd.DataFrame(mmaudio_rows(df))
+    lines = ["results in MMAudio's columns (DeSync: not computed by v2a, see docs/deviations.md):",
+             ours.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}") if not ours.empty
+             else "(no rows of these metrics)", "",
+             f"published, quoted from {SOURCE}" + ("" if VERIFIED else f" -- {NOT_VERIFIED_NOTE}") + ":",
+             pd.DataFrame(quoted_rows()).to_string(index=False),
+             "Rows of protocol v2a-mapper (10-s clips, no PaSST / IB) do not compare with these; av-benchmark rows "
+             "compare only with the real weights on the same VGGSound test clips."]
+    return "\n".join(lines)

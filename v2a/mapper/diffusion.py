@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.mapper.keyed_noise import keyed_normal
 from v2a.core.names import MAPPER_GUIDANCE, MAPPER_STEPS
 
@@ -205,6 +206,7 @@ class EmbeddingDiffusion:
 
         x = noise(0)
         for i, (t, t_next) in enumerate(self._time_pairs(steps)):
+            raise_if_stopped()
             t_batch = torch.full((c.shape[0],), t, device=device, dtype=torch.long)
             with ctx:
                 x0 = self._guided_x0(net, t_batch, x, c, g)

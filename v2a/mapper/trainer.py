@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
                                    save_mapper, save_safetensors, state_dict_to_safetensors)
 from v2a.core.checkpoints import checkpoint_id
@@ -558,6 +559,7 @@ def _train_one_epoch(run: _Run, step: TrainStep, data: _Data, device: torch.devi
     seen = 0
     for i in tqdm(range(0, n, bs), total=math.ceil(n / bs), leave=False, disable=not progress, unit="step",
                   desc=f"epoch {run.epoch + 1}"):
+        raise_if_stopped()  # the last epoch checkpoint stays: a re-run resumes from it
         idx = perm[i:i + bs]
         loss_sum += step(data.clip[idx], data.clap[idx], gen) * idx.shape[0]
         seen += idx.shape[0]

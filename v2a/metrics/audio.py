@@ -30,6 +30,27 @@ def to_mono(wave: np.ndarray) -> np.ndarray:
     return wave.mean(axis=axis).astype(np.float32)
 
 
+def channel_rule_mono(wave: np.ndarray, rule: str = "mean") -> np.ndarray:
+    """One mono waveform from a (channels, samples) or 1-D array under a protocol's channel rule.
+
+    mean: channels averaged (v2a); channel0-minus-mean: channel 0 with its mean removed (audioldm_eval
+    0.0.3 `datasets/load_mel.py`); av-benchmark: channels averaged, then the mean removed
+    (av-benchmark `AudioDataset.read_from_file`). See `v2a.metrics.protocols`."""
+    from v2a.metrics.protocols import CHANNEL_RULES
+
+    if rule not in CHANNEL_RULES:
+        raise ValueError(f"unknown channel rule {rule!r}; accepted: {', '.join(CHANNEL_RULES)}")
+    wave = np.asarray(wave, dtype=np.float32)
+    if wave.ndim == 1:
+        wave = wave[None, :]
+    if wave.ndim != 2:
+        raise ValueError(f"expected a (channels, samples) waveform, got shape {wave.shape}")
+    mono = wave[0] if rule == "channel0-minus-mean" else wave.mean(axis=0)
+    if rule != "mean":
+        mono = mono - mono.mean()
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
 def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     """Band-limited (sinc) resampling with torchaudio's default filter (through `v2a.media.resample`, the
     decoders' resampler too); a no-op when the rates match."""
@@ -58,11 +79,14 @@ def fit_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
     return np.pad(wave, pad)
 
 
-def prepare(wave: np.ndarray, sr_from: int, sr_to: int, clip_seconds: float | None) -> np.ndarray:
-    """Mono, resampled to `sr_to`, and fitted to `clip_seconds` (left as is when None)."""
+def prepare(wave: np.ndarray, sr_from: int, sr_to: int, clip_seconds: float | None, pad: bool = True) -> np.ndarray:
+    """Mono, resampled to `sr_to`, and fitted to `clip_seconds` (left as is when None).
+
+    pad=False only cuts (av-benchmark keeps the first `audio_length` seconds and pads nothing)."""
     out = resample(to_mono(wave), sr_from, sr_to)
     if clip_seconds is not None:
-        out = fit_length(out, int(round(clip_seconds * sr_to)))
+        n = int(round(clip_seconds * sr_to))
+        out = fit_length(out, n) if pad else out[:n]
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -59,14 +59,19 @@ class ReferenceStats:
         self._index = {c: i for i, c in enumerate(self.clip_ids)}
 
 
-def cache_key(extractor, clip_ids, clip_seconds: float | None) -> dict:
-    return {
+def cache_key(extractor, clip_ids, clip_seconds: float | None, loading: str | None = None) -> dict:
+    """`loading` names a non-default way the audio was read (channel rule, no padding); the default adds
+    nothing, so statistics stored before protocols existed are still found."""
+    key = {
         "extractor": extractor.model_id,
         "sample_rate": int(extractor.sample_rate),
         "clip_seconds": None if clip_seconds is None else float(clip_seconds),
         "ids_sha256": id_list_sha256(clip_ids),
         "format_version": FORMAT_VERSION,
     }
+    if loading:
+        key["loading"] = loading
+    return key
 
 
 def _stem(key: dict) -> str:
@@ -88,14 +93,14 @@ def _features(extractor, waves: list[np.ndarray]) -> tuple[np.ndarray, dict[str,
 
 def compute_reference_features(reference: Mapping[str, np.ndarray], sample_rate: int, extractor,
                                clip_seconds: float | None = 10.0, progress: bool = True,
-                               chunk: int = 64) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+                               chunk: int = 64, pad: bool = True) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
     """(sorted ids, fit vectors, per-clip outputs) for the reference set, read in chunks of clips."""
     ids = sorted(reference)
     vectors, per_clip = [], {}
     bar = tqdm(total=len(ids), desc=f"reference {extractor.name}", unit="clip", disable=not progress)
     for start in range(0, len(ids), chunk):
         part = ids[start:start + chunk]
-        waves = [audio.prepare(reference[i], sample_rate, extractor.sample_rate, clip_seconds) for i in part]
+        waves = [audio.prepare(reference[i], sample_rate, extractor.sample_rate, clip_seconds, pad) for i in part]
         vec, extra = _features(extractor, waves)
         vectors.append(vec)
         for k, v in extra.items():
@@ -107,7 +112,7 @@ def compute_reference_features(reference: Mapping[str, np.ndarray], sample_rate:
 
 def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extractor,
                     clip_seconds: float | None = 10.0, stats_dir: str | os.PathLike | None = None,
-                    progress: bool = True) -> ReferenceStats:
+                    progress: bool = True, pad: bool = True, loading: str | None = None) -> ReferenceStats:
     """Gaussian fit of `extractor`'s features over the reference clips, loaded from `stats_dir` when present.
 
     `reference` maps clip id -> waveform at `sample_rate`. `stats_dir` is a path or URI (anything
@@ -116,7 +121,7 @@ def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extra
     """
     if len(reference) < 2:
         raise ValueError(f"reference statistics need at least 2 clips, got {len(reference)}")
-    key = cache_key(extractor, reference.keys(), clip_seconds)
+    key = cache_key(extractor, reference.keys(), clip_seconds, loading)
     paths = None
     if stats_dir is not None:
         stem = _stem(key)
@@ -127,7 +132,8 @@ def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extra
                      loaded.n_vectors)
             return loaded
 
-    ids, vectors, per_clip = compute_reference_features(reference, sample_rate, extractor, clip_seconds, progress)
+    ids, vectors, per_clip = compute_reference_features(reference, sample_rate, extractor, clip_seconds, progress,
+                                                        pad=pad)
     mu, sigma = gaussian_stats(vectors)
     stats = ReferenceStats(mu, sigma, int(vectors.shape[0]), ids, key, True, per_clip)
     if paths is not None:

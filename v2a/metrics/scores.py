@@ -31,6 +31,7 @@ from typing import Callable, Mapping
 import numpy as np
 from tqdm import tqdm
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.metrics import audio
 from v2a.metrics.classification import inception_score, kl_divergence
 from v2a.metrics.frechet import frechet_distance_from_stats, gaussian_stats
@@ -50,10 +51,11 @@ def clip_id_of_sample(sample_id: str) -> str:
 
 
 def load_audio_folder(path: str | os.PathLike, target_sample_rate: int | None = None,
-                      recursive: bool = False) -> dict[str, tuple[np.ndarray, int]]:
+                      recursive: bool = False, channel_rule: str = "mean") -> dict[str, tuple[np.ndarray, int]]:
     """{file stem: (mono float32 waveform, sample rate)} for the .wav / .flac files of a folder.
 
-    With `target_sample_rate`, every file is resampled to it (through `v2a.metrics.audio`).
+    With `target_sample_rate`, every file is resampled to it (through `v2a.metrics.audio`). `channel_rule`
+    says how a multi-channel file becomes mono (`v2a.metrics.protocols.CHANNEL_RULES`).
     """
     import soundfile as sf  # only this reader needs it; the metrics themselves do not
 
@@ -67,7 +69,7 @@ def load_audio_folder(path: str | os.PathLike, target_sample_rate: int | None = 
         if f.stem in out:
             raise ValueError(f"two audio files share the id {f.stem!r} under {root}")
         wave, sr = sf.read(str(f), dtype="float32", always_2d=True)
-        wave = audio.to_mono(wave.T)  # soundfile gives (samples, channels)
+        wave = audio.channel_rule_mono(wave.T, channel_rule)  # soundfile gives (samples, channels)
         if target_sample_rate is not None:
             wave, sr = audio.resample(wave, sr, target_sample_rate), int(target_sample_rate)
         out[f.stem] = (wave, int(sr))
@@ -81,12 +83,13 @@ def _row(metric: str, value: float, extractor, clip_seconds, n_clips: int) -> di
 
 
 def _extract(extractor, waves: Mapping[str, np.ndarray], ids: list[str], sample_rate: int, clip_seconds,
-             progress: bool, chunk: int = 64):
+             progress: bool, chunk: int = 64, pad: bool = True):
     """Run `extractor` over `ids` in chunks so only one chunk of resampled audio is in memory."""
     parts = []
     bar = tqdm(total=len(ids), desc=f"generated {extractor.name}", unit="clip", disable=not progress)
     for start in range(0, len(ids), chunk):
-        batch = [audio.prepare(waves[i], sample_rate, extractor.sample_rate, clip_seconds)
+        raise_if_stopped()
+        batch = [audio.prepare(waves[i], sample_rate, extractor.sample_rate, clip_seconds, pad)
                  for i in ids[start:start + chunk]]
         if hasattr(extractor, "embed_and_logits"):
             parts.append(extractor.embed_and_logits(batch))
@@ -134,11 +137,12 @@ def _pairs(sample_ids, clip_id_of, available, what: str) -> tuple[list[int], lis
     return idx, clips
 
 
-def _wanted(metrics, reference, image_embeddings, extractors) -> list[str]:
+def _wanted(metrics, reference, image_embeddings, extractors, video_frames=None) -> list[str]:
     if metrics is None:
         chosen = [m for m in METRICS if SPECS[m].extractor in extractors
                   and (reference is not None or not SPECS[m].needs_reference)
-                  and (image_embeddings is not None or not SPECS[m].needs_frames)]
+                  and (image_embeddings is not None or not SPECS[m].needs_frames)
+                  and (video_frames is not None or not SPECS[m].needs_video)]
         if not chosen:
             raise ValueError("nothing to compute: give extractors and reference audio or image embeddings")
         return chosen
@@ -153,6 +157,8 @@ def _wanted(metrics, reference, image_embeddings, extractors) -> list[str]:
             raise ValueError(f"metric {m!r} needs reference audio")
         if SPECS[m].needs_frames and image_embeddings is None:
             raise ValueError(f"metric {m!r} needs image_embeddings")
+        if SPECS[m].needs_video and video_frames is None:
+            raise ValueError(f"metric {m!r} needs the clips' video frames (video_frames)")
         chosen.append(m)
     return chosen
 
@@ -162,7 +168,8 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                    clip_seconds: float | None = 10.0, stats_dir: str | os.PathLike | None = None,
                    metrics=None, clip_id_of: Callable[[str], str] = clip_id_of_sample,
                    score_reference_cs: bool = True, reference_sample_rate: int | None = None,
-                   progress: bool = True) -> list[dict]:
+                   progress: bool = True, video_frames: Mapping[str, np.ndarray] | None = None,
+                   pad: bool = True, loading: str | None = None) -> list[dict]:
     """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips} for the generated audio.
 
     generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);
@@ -171,6 +178,9 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     / (1, D) for an image). extractors: {"panns", "vggish", "wav2clip"} -> built extractors.
     metrics: subset of ("fd", "fad", "cs", "kl", "is"); None = every one the inputs allow.
     stats_dir: where reference statistics are cached (see `reference_stats`).
+    video_frames: clip id -> (T, H, W, 3) uint8 frames at ImageBind's 0.5 fps, for IB.
+    pad: zero-pad clips shorter than clip_seconds (False: cut only, as av-benchmark); loading: a name for a
+    non-default way the audio was read (channel rule, no padding), part of the reference-statistics key.
     Rows come in the order fd, fad, cs, cs_reference, kl, is (those computed). `extractor` is the
     extractor's model id (weights included); `sample_rate` is the rate it ran at.
     """
@@ -178,7 +188,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
         raise ValueError("no generated audio to evaluate")
     if reference is not None and len(reference) == 0:
         reference = None
-    chosen = _wanted(metrics, reference, image_embeddings, extractors)
+    chosen = _wanted(metrics, reference, image_embeddings, extractors, video_frames)
     sample_ids = sorted(generated)
     rows: list[dict] = []
 
@@ -187,12 +197,12 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     def ref_stats(name: str):
         if name not in ref_cache:
             ref_cache[name] = reference_stats(reference, reference_sample_rate or sample_rate, extractors[name],
-                                              clip_seconds, stats_dir, progress)
+                                              clip_seconds, stats_dir, progress, pad=pad, loading=loading)
         return ref_cache[name]
 
     panns_out = None
     if {"fd", "kl", "is"} & set(chosen):
-        panns_out = _extract(extractors["panns"], generated, sample_ids, sample_rate, clip_seconds, progress)
+        panns_out = _extract(extractors["panns"], generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
 
     if "fd" in chosen:
         panns = extractors["panns"]
@@ -203,7 +213,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
 
     if "fad" in chosen:
         vgg = extractors["vggish"]
-        frames = _extract(vgg, generated, sample_ids, sample_rate, clip_seconds, progress)
+        frames = _extract(vgg, generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
         ref = ref_stats("vggish")
         mu, sigma = gaussian_stats(np.concatenate(frames))
         rows.append(_row("fad", frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma), vgg, clip_seconds,
@@ -211,7 +221,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
 
     if "cs" in chosen:
         w2c = extractors["wav2clip"]
-        emb = _extract(w2c, generated, sample_ids, sample_rate, clip_seconds, progress)
+        emb = _extract(w2c, generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
         idx, clips = _pairs(sample_ids, clip_id_of, image_embeddings, "cs")
         rows.append(_row("cs", clip_score(emb[idx], [image_embeddings[c] for c in clips]), w2c, clip_seconds,
                          len(idx)))
@@ -222,7 +232,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                 ref_emb = np.stack([ref.row("embeddings", c) for c in scored]) if scored else None
             else:  # one clip has no Gaussian fit to cache; embed it directly
                 ref_emb = _extract(w2c, reference, scored, reference_sample_rate or sample_rate, clip_seconds,
-                                   progress) if scored else None
+                                   progress, pad=pad) if scored else None
             if scored:
                 rows.append(_row("cs_reference", clip_score(ref_emb, [image_embeddings[c] for c in scored]), w2c,
                                  clip_seconds, len(scored)))
@@ -243,4 +253,46 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
         log.info("inception score %.4f +- %.4f over %d samples", mean, std, len(logits))
         rows.append(_row("is", mean, panns, clip_seconds, len(logits)))
 
+    rows += _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_seconds, progress, pad,
+                        ref_stats, clip_id_of)
+    if "ib" in chosen:
+        rows.append(_ib_row(generated, sample_ids, sample_rate, extractors["imagebind"], video_frames, clip_seconds,
+                            progress, pad, clip_id_of))
     return rows
+
+
+def _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_seconds, progress, pad, ref_stats,
+                clip_id_of) -> list[dict]:
+    """FD / KL / IS on PaSST, as av-benchmark computes FD-PASST, KL-PASST-softmax and ISC-PASST."""
+    wanted = [m for m in ("fd_passt", "kl_passt", "is_passt") if m in chosen]
+    if not wanted:
+        return []
+    passt = extractors["passt"]
+    feats, logits = _extract(passt, generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
+    rows = []
+    if "fd_passt" in wanted:
+        ref = ref_stats("passt")
+        mu, sigma = gaussian_stats(feats)
+        rows.append(_row("fd_passt", frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma), passt, clip_seconds,
+                         len(sample_ids)))
+    if "kl_passt" in wanted:
+        ref = ref_stats("passt")
+        idx, clips = _pairs(sample_ids, clip_id_of, set(ref.clip_ids), "kl_passt")
+        ref_logits = np.stack([ref.row("logits", c) for c in clips])
+        rows.append(_row("kl_passt", kl_divergence(logits[idx], ref_logits), passt, clip_seconds, len(idx)))
+    if "is_passt" in wanted:
+        mean, _ = inception_score(logits, splits=10 if len(logits) >= 10 else 1)
+        rows.append(_row("is_passt", mean, passt, clip_seconds, len(logits)))
+    return rows
+
+
+def _ib_row(generated, sample_ids, sample_rate, imagebind, video_frames, clip_seconds, progress, pad,
+            clip_id_of) -> dict:
+    """IB: each generated sample's ImageBind audio embedding against its clip's ImageBind video embedding."""
+    from v2a.metrics.extractors.imagebind import ib_score
+
+    idx, clips = _pairs(sample_ids, clip_id_of, video_frames, "ib")
+    audio_emb = _extract(imagebind, generated, [sample_ids[i] for i in idx], sample_rate, clip_seconds, progress,
+                         pad=pad)
+    video_of = {c: imagebind.embed_frames([video_frames[c]])[0] for c in sorted(set(clips))}
+    return _row("ib", ib_score(np.stack([video_of[c] for c in clips]), audio_emb), imagebind, clip_seconds, len(idx))

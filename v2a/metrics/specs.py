@@ -20,6 +20,7 @@ class MetricSpec:
     needs_frames: bool      # needs the clips' video frames (CLIP image embeddings)
     lower_is_better: bool
     description: str
+    needs_video: bool = False  # needs the clips' decoded video frames (ImageBind's vision tower), not CLIP embeddings
 
 
 METRIC_SPECS: tuple[MetricSpec, ...] = (
@@ -33,6 +34,16 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
                "KL divergence of the PANNs AudioSet class distributions, per clip pair, averaged"),
     MetricSpec("is", "IS", "panns", False, False, False,
                "Inception Score on the PANNs AudioSet class distributions of the generated audio"),
+    # av-benchmark's columns (MMAudio's VGGSound table): PaSST at 32 kHz, one zero-padded 10-s window.
+    MetricSpec("fd_passt", "FD_PaSST", "passt", True, False, True,
+               "Fréchet distance of PaSST 768-d scene embeddings, generated vs real (av-benchmark FD-PASST)"),
+    MetricSpec("kl_passt", "KL_PaSST", "passt", True, False, True,
+               "KL divergence of the PaSST AudioSet class distributions, per clip pair, averaged (av-benchmark)"),
+    MetricSpec("is_passt", "IS_PaSST", "passt", False, False, False,
+               "Inception Score on the PaSST AudioSet class distributions of the generated audio (av-benchmark)"),
+    MetricSpec("ib", "IB", "imagebind", False, False, False,
+               "100 × cosine of the clip's ImageBind video embedding and the generated audio's ImageBind audio "
+               "embedding (av-benchmark IB-Score)", needs_video=True),
 )
 
 SPECS: dict[str, MetricSpec] = {s.name: s for s in METRIC_SPECS}

@@ -40,6 +40,7 @@ from .profile import CheckpointNotFoundError, GeneratorConfig, hub_offline, look
 
 log = logging.getLogger(__name__)
 
+from v2a.core.stopping import raise_if_stopped  # noqa: E402
 from v2a.core.names import SCHEDULERS  # noqa: E402  (listed once)
 from .sampling import DEFAULT_GUIDANCE_SCALE, DEFAULT_SCHEDULER, DEFAULT_SECONDS, DEFAULT_STEPS  # noqa: E402
 # eta: DDIM's stochasticity (DPM-Solver++ has none); length: "audioldm" samples int(seconds * 25.6)
@@ -208,6 +209,7 @@ class AudioLDMGenerator:
         latents = (noise * sched.init_noise_sigma).to(self.device, self.dtype)
         stochastic = settings["eta"] > 0 and isinstance(sched, _ddim_class())
         for t in sched.timesteps:
+            raise_if_stopped()  # a batch of 200 steps can take minutes on a CPU
             model_in = torch.cat([latents] * 2) if guided else latents
             model_in = sched.scale_model_input(model_in, t)
             eps = self.unet(model_in, t, encoder_hidden_states=None, class_labels=labels).sample

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from v2a.core import storage
+from v2a.core.markdown import picture
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,10 @@ class GapReport:
             lines.append(f"| {label} | {stats['mean']:.3f} | {stats['median']:.3f} | {stats['p5']:.3f} | "
                          f"{stats['p95']:.3f} |")
         lines.append("")
+        # Embedded: a bare path in a web page is a broken image (the browser asks the page's server for it).
         for kind, uri in self.images.items():
-            lines.append(f"- {kind}: `{uri}`")
-            lines.append(f"  ![{kind}]({uri})")
-        lines.append(f"\nProjection: {self.projection}.")
+            lines += [f"### {kind}", "", picture(uri, kind), ""]
+        lines.append(f"Projection: {self.projection}.")
         return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from storage_schemas import errors as errors_schema
+from v2a.core.stopping import raise_if_stopped
 from v2a.core import storage
 from v2a.media.decoders import resolve_backend
 from v2a.io import embeddings as embeddings_io
@@ -234,14 +236,15 @@ def resolve_workers(workers: int | None) -> int:
 def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int = 10, max_seconds: float = 10.0,
                 batch_size: int = 64, progress: bool = False, *, frame_rate: float | None = None,
                 decoder: str = "auto", workers: int | None = 1, pool: str = "auto",
-                audio_batch_size: int = 16) -> tuple[embeddings_io.EmbeddingBlock, list[dict]]:
+                audio_batch_size: int = 16,
+                on_clip: Callable[[int], None] | None = None) -> tuple[embeddings_io.EmbeddingBlock, list[dict]]:
     """Embed a list of clip rows; return (an EmbeddingBlock of the usable clips, error rows). Bad media never raises.
 
     ``workers`` threads or processes (``pool``; auto: processes from 4 workers) decode and preprocess clips (frames for
     CLIP, 48 kHz audio for CLAP) while this thread runs the encoders on batches gathered across
     clips: ``batch_size`` frames for CLIP, ``audio_batch_size`` clips for CLAP. Memory stays bounded
     by the batches plus 2 x workers prepared clips, whatever the number of clips. Rows come back in
-    the order of ``clips``.
+    the order of ``clips``. ``on_clip(1)`` is called as each clip is decoded (a progress report).
     """
     workers = resolve_workers(workers)
     # resolved once, here: a decoder missing on this machine fails the shard, not every clip in it
@@ -280,6 +283,9 @@ def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int =
     bar = tqdm(total=len(clips), desc="embed", unit="clip", disable=not progress, leave=False)
     for result in ordered_map(_prepare_item, ((job, i, c) for i, c in enumerate(clips)), workers, pool):
         bar.update()
+        raise_if_stopped()  # between clips: a stop abandons the shard, which a re-run embeds whole
+        if on_clip is not None:
+            on_clip(1)
         if isinstance(result, dict):
             errors.append(result)
             continue
@@ -319,10 +325,10 @@ def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int =
 def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_encoder, num_frames: int,
               max_seconds: float, batch_size: int, progress: bool = False, *, frame_rate: float | None = None,
               decoder: str = "auto", workers: int | None = 1, pool: str = "auto",
-              provenance: dict | None = None) -> dict:
+              on_clip: Callable[[int], None] | None = None, provenance: dict | None = None) -> dict:
     """Embed one shard unless its output already exists. Errors are written before the shard,
-    so a shard file on disk always means its errors are recorded too. `provenance`: the host and
-    device recorded in every row (storage_schemas/provenance.py)."""
+    so a shard file on disk always means its errors are recorded too. on_clip: see embed_clips.
+    provenance: the host and device recorded in every row (storage_schemas/provenance.py)."""
     if storage.exists(plan.uri):
         return {"shard": plan.index, "skipped": True, "rows": None, "errors": None}
     missing = [c for c in plan.clip_ids if c not in clips_by_id]
@@ -331,7 +337,7 @@ def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_
                          f"(first: {missing[0]!r}); the table changed since planning: run the stage again")
     block, errors = embed_clips([clips_by_id[c] for c in plan.clip_ids], clip_encoder, clap_encoder,
                                        num_frames, max_seconds, batch_size, progress, frame_rate=frame_rate,
-                                       decoder=decoder, workers=workers, pool=pool)
+                                       decoder=decoder, workers=workers, pool=pool, on_clip=on_clip)
     if errors:
         parquet.write_table(errors, plan.errors_uri, errors_schema.SCHEMA, "errors")
     embeddings_io.write_embeddings(block, plan.uri, provenance=provenance)

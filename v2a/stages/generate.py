@@ -7,11 +7,13 @@ does not depend on which batch it lands in, and a resumed run reproduces it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.io.layout import GenerationLayout
 from v2a.core import storage
 from v2a.core.aggregate import aggregate_frames, frames_array
@@ -98,10 +100,11 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
                    guidance_scale: float = _G["guidance_scale"], scheduler: str = _G["scheduler"],
                    batch_size: int = _G["batch_size"], run_seed: int = _G["seed"], progress: bool = False,
                    mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None,
-                   provenance: dict | None = None) -> dict:
+                   on_samples: Callable[[int], None] | None = None, provenance: dict | None = None) -> dict:
     """Generate audio for embedding rows not yet done: one table part per finished batch while it runs,
-    merged into one part for these rows at the end. `provenance`: the host and device recorded in each
-    row (storage_schemas/provenance.py)."""
+    merged into one part for these rows at the end. on_samples(n) is called as each batch of n
+    (clip, sample) files is written (a progress report). provenance: the host and device recorded in
+    each row (storage_schemas/provenance.py)."""
     clip_ids = [r["clip_id"] for r in rows]
     key = generations_io.shard_key(run_id, clip_ids, samples)
     done = done_samples(gen_dir, clip_ids)
@@ -110,6 +113,7 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
     bar = tqdm(total=len(jobs), desc="generate", disable=not progress, leave=False)
     cond_cache: dict[str, np.ndarray] = {}
     for start in range(0, len(jobs), batch_size):
+        raise_if_stopped()  # between batches: the finished ones are kept, a re-run does the rest
         batch = jobs[start:start + batch_size]
         t0 = time.perf_counter()
         need = [r for r, _ in batch if r["clip_id"] not in cond_cache]
@@ -139,6 +143,8 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
         generations_io.write_batch(gen_dir, out_rows, key)
         written += len(out_rows)
         bar.update(len(batch))
+        if on_samples is not None:
+            on_samples(len(batch))
     bar.close()
     if written or generations_io.batch_parts(gen_dir, key):
         generations_io.merge_shard(gen_dir, key, read_generations(gen_dir, ids=clip_ids))

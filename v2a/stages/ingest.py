@@ -10,6 +10,7 @@ import re
 
 from storage_schemas import clips as clips_schema
 from v2a.core import storage
+from v2a.core.stopping import raise_if_stopped
 from v2a.io import clips as clips_io
 from v2a.io.clips import check_clip_id, is_safe_clip_id  # noqa: F401  (check_clip_id: older imports)
 from v2a.media import IMAGE_EXTENSIONS
@@ -49,6 +50,7 @@ def _records(text: str):
     """(line number, fields) per line. VGGSound's records are one line each, so each line is parsed on
     its own: a stray quote spoils its own line, not every line after it."""
     for lineno, line in enumerate(text.split("\n"), start=1):
+        raise_if_stopped()
         line = line.removesuffix("\r")
         try:
             yield lineno, next(csv.reader([line]), [])
@@ -63,7 +65,7 @@ def read_vggsound_csv(csv_uri: str, videos_uri: str, dataset: str = "vggsound") 
         raise IngestError(f"CSV not found: {csv_uri}")
     with fs.open(path, "rb") as handle:
         text = _decode_csv(handle.read())
-    rows, errors, seen = [], [], set()
+    rows, errors, seen = [], [], {}  # clip id -> the line that gave it first
     for lineno, rec in _records(text):
         where = f"{csv_uri}:{lineno}"
         if isinstance(rec, csv.Error):
@@ -101,9 +103,11 @@ def read_vggsound_csv(csv_uri: str, videos_uri: str, dataset: str = "vggsound") 
             errors.append(_err(clip_id, where, f"line {lineno}: unknown split {split!r}; accepted: {', '.join(SPLITS)}"))
             continue
         if clip_id in seen:
-            errors.append(_err(clip_id, where, f"line {lineno}: duplicate clip id; the first occurrence is kept"))
+            # The row names this line, not the clip id: the clip kept (from the first line) has no error.
+            errors.append(_err(f"line{lineno}", where, f"line {lineno}: duplicate clip id {clip_id!r} (first given "
+                                                        f"on line {seen[clip_id]}, which is kept); this line is skipped"))
             continue
-        seen.add(clip_id)
+        seen[clip_id] = lineno
         rows.append({"clip_id": clip_id, "dataset": dataset, "split": split, "label": label or None, "kind": "video",
                      "uri": storage.join(videos_uri, f"{clip_id}.mp4"), "youtube_id": youtube_id,
                      "start_seconds": start_s})

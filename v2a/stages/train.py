@@ -72,14 +72,15 @@ def discard_incompatible_checkpoints(out_dir: str, config, train_clip: np.ndarra
 
 
 def train_stage(embeddings_uri: str, out_dir: str, config: TrainConfig | None = None, aggregator: str = "mean",
-                progress: bool = True, restart_incompatible: bool = False, clips_uri: str | None = None) -> dict:
+                progress: bool = True, restart_incompatible: bool = False, clips_uri: str | None = None,
+                on_epoch_end=None) -> dict:
     """Train a mapper with `config` (the paper's settings when None) into out_dir, a local folder or any URI.
 
     A remote out_dir is trained in a local temporary folder, seeded with what out_dir already holds
     (so an interrupted run resumes from its last epoch checkpoint) and uploaded afterwards, the final
     config.json and model.safetensors last so that their presence means the checkpoint is whole.
     restart_incompatible: epoch checkpoints of another configuration or other data are removed
-    instead of stopping the run.
+    instead of stopping the run. on_epoch_end(record): called after each epoch (train_mapper).
     """
     import tempfile
 
@@ -96,7 +97,8 @@ def train_stage(embeddings_uri: str, out_dir: str, config: TrainConfig | None = 
             storage.download_dir(out_dir, work)
         if restart_incompatible and discard_incompatible_checkpoints(work, config, tc, ta) and remote:
             storage.remove(storage.join(out_dir, CHECKPOINTS_DIR), recursive=True)
-        metrics = train_mapper(tc, ta, vc, va, config, work, metadata=info, progress=progress)
+        metrics = train_mapper(tc, ta, vc, va, config, work, metadata=info, progress=progress,
+                               on_epoch_end=on_epoch_end)
         if remote:
             _upload_checkpoint(work, out_dir, (WEIGHTS_NAME, CONFIG_NAME), CHECKPOINTS_DIR)
     return {**info, **metrics, "out_dir": str(out_dir)}

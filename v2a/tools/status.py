@@ -20,6 +20,7 @@ from v2a.core import storage
 from v2a.core.checkpoints import CONFIG_NAME
 from v2a.io import parquet
 from v2a.io.layout import GenerationLayout, RunLayout
+from v2a.core.markdown import LOCAL_NOTE, location, web_url
 from v2a.stages.reevaluate import generation_sets
 
 
@@ -156,12 +157,9 @@ def format_status(status: dict) -> str:
     return "\n".join(lines)
 
 
-def _link(uri: str) -> str:
-    return Path(uri).resolve().as_uri() if "://" not in str(uri) else str(uri)
-
-
 def run_summary_markdown(out: str, run_id: str, links: dict[str, str | None]) -> str:
-    """Markdown for a person looking at a finished run: outputs, row counts, metrics, links to reports."""
+    """Markdown for a person looking at a finished run: outputs, row counts, metrics, where the reports are
+    (links where a browser can open them, paths to copy for local files: v2a.core.markdown)."""
     status = out_status(out)
     lines = [f"# Pipeline run `{run_id}`", "", f"Output location: `{out}`", "",
              "| stage | done | rows | errors | where |", "|---|---|---|---|---|"]
@@ -178,5 +176,8 @@ def run_summary_markdown(out: str, run_id: str, links: dict[str, str | None]) ->
     shown = {name: uri for name, uri in links.items() if uri}
     if shown:
         lines += ["", "## Reports and outputs", ""]
-        lines += [f"- [{name}]({_link(uri)})" for name, uri in shown.items()]
+        lines += [f"- {location(uri, name, how=None)}" for name, uri in shown.items()]
+        if any(web_url(uri) is None for uri in shown.values()):
+            lines += ["", f"Paths are {LOCAL_NOTE}. The listening report is a folder that opens in any browser "
+                          "there, and can be copied or zipped as it is."]
     return "\n".join(lines) + "\n"

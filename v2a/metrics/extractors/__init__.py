@@ -3,6 +3,8 @@
     panns    -> PANNs Cnn14 16 kHz (FD embedding, KL / IS logits)
     vggish   -> VGGish (FAD frames)
     wav2clip -> Wav2CLIP audio encoder (CLIP-Score)
+    passt    -> PaSST-S 32 kHz (FD_PaSST embedding, KL_PaSST / IS_PaSST logits; av-benchmark)
+    imagebind-> ImageBind vision + audio towers (IB score; av-benchmark)
 
 A section with `pretrained: true` loads the official weights from its `checkpoint:` path (and
 fails at build time, naming the field, when that is missing); otherwise the network gets
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from v2a.metrics.extractors import cnn14, vggish, wav2clip
+from v2a.metrics.extractors import cnn14, imagebind, passt, vggish, wav2clip
 from v2a.metrics.extractors._common import (CheckpointFormatError, Extractor, ExtractorConfigError,
                                             MissingCheckpointError)
 from v2a.metrics.extractors.cnn14 import Cnn14Extractor
@@ -25,6 +27,8 @@ BUILDERS: dict[str, Callable[..., Extractor]] = {
     "panns": cnn14.build,
     "vggish": vggish.build,
     "wav2clip": wav2clip.build,
+    "passt": passt.build,
+    "imagebind": imagebind.build,
 }
 EXTRACTOR_NAMES = tuple(BUILDERS)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from v2a.core.stopping import raise_if_stopped
 from v2a.core import storage
 from v2a.io.layout import RunLayout
 from v2a.stages.report.assets import clip_scores, copy_file, safe_name, write_mel_png, write_poster_png, write_wave_file
@@ -31,6 +32,7 @@ from v2a.stages.report.runs import (ClipAsset, RunData, SampleAsset, available_r
                              stratified_sample)
 
 DEFAULT_CLIPS = default(ReportConfig, "clips")  # defined in v2a.config
+HEADLINE_CLIPS = 3  # clips whose pictures the summary (a Prefect artifact) embeds
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,10 @@ def build_report(runs_root: str, run_ids: list[str], out: str | None = None, cli
         _check_replaceable(final)
         final.parent.mkdir(parents=True, exist_ok=True)
     # Built beside its final place and swapped in at the end: a failed build leaves the old report whole.
-    work = Path(tempfile.mkdtemp(prefix=".report-", dir=final.parent if final is not None else None))
+    # The folder's name carries this process's id, so a later build can tell a killed build's leftover.
+    if final is not None:
+        remove_abandoned_builds(final.parent)
+    work = Path(tempfile.mkdtemp(prefix=f".report-{os.getpid()}-", dir=final.parent if final is not None else None))
     try:
         summary = _build(runs_root, runs, work, clips, seed, cs_extractor, progress, final)
         if final is not None:
@@ -75,6 +80,28 @@ def build_report(runs_root: str, run_ids: list[str], out: str | None = None, cli
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     return {**summary, "index": index, "out": str(final or out)}
+
+
+def remove_abandoned_builds(folder: Path) -> list[Path]:
+    """Delete `.report-PID-*` work folders whose process is gone (a build killed outright)."""
+    removed = []
+    for work in folder.glob(".report-*"):
+        pid = work.name.split("-")[1]
+        if not work.is_dir() or (pid.isdigit() and _alive(int(pid))):
+            continue
+        shutil.rmtree(work, ignore_errors=True)
+        removed.append(work)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _check_replaceable(folder: Path) -> None:
@@ -126,6 +153,7 @@ def _clip_assets(chosen: list[str], clip_rows: dict, first: RunData, work: Path,
     clips: list[ClipAsset] = []
     reference_waves: dict[str, np.ndarray] = {}
     for cid in tqdm(chosen, desc="report clips", unit="clip", disable=not progress):
+        raise_if_stopped()
         row = clip_rows.get(cid) or {}
         asset = ClipAsset(cid, row.get("label"), row.get("kind"), row.get("split"), row.get("uri"))
         folder = Path("assets", "clips", safe_name(cid))
@@ -225,7 +253,19 @@ def _summary(runs: list[RunData], chosen: list[str], clips: list[ClipAsset]) -> 
     return {"runs": [r.run_id for r in runs], "clips": chosen,
             "metrics": {r.run_id: {k: r.metric(k) for k in METRIC_ORDER if r.metric(k) is not None} for r in runs},
             "cs": {r.run_id: {c: mean_or_none([s.cs for s in r.samples.get(c, [])]) for c in chosen} for r in runs},
-            "reference_cs": {a.clip_id: a.reference_cs for a in clips}}
+            "reference_cs": {a.clip_id: a.reference_cs for a in clips},
+            "headline": _headline(clips, runs)}
+
+
+def _headline(clips: list[ClipAsset], runs: list[RunData], n: int = HEADLINE_CLIPS) -> list[dict]:
+    """The first clips' pictures (paths inside the report folder), for the summary that shows the
+    page at a glance (`markdown_summary`): the poster, the real audio's mel and each run's first sample's."""
+    shown = []
+    for asset in clips[:n]:
+        mels = {run.run_id: run.samples[asset.clip_id][0].mel for run in runs if run.samples.get(asset.clip_id)}
+        shown.append({"clip_id": asset.clip_id, "label": asset.label, "poster": asset.poster,
+                      "reference_mel": asset.reference_mel, "mels": mels})
+    return shown
 
 
 def _collect_plots(runs_root: str, runs: list[RunData], work: Path, own: list[Path]) -> list[Plot]:

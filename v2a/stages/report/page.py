@@ -264,19 +264,61 @@ def render_metrics(runs: list[RunData]) -> str:
              f'<tbody><tr><th scope="rowgroup" colspan="{n}" class="group">Measured</th></tr>{"".join(measured)}'
              f'</tbody><tbody><tr><th scope="rowgroup" colspan="{n}" class="group">Quoted from the paper '
              f'(V2A-Mapper, AAAI 2024, Table 1)</th></tr>{"".join(quoted)}</tbody></table>')
-    return _table_wrap("Metrics next to the paper", table) + _protocol_note(runs) + _render_metric_rows(runs)
+    return (_table_wrap("Metrics next to the paper", table) + _protocol_note(runs) + render_mmaudio(runs)
+            + _render_metric_rows(runs))
+
+
+def render_mmaudio(runs: list[RunData]) -> str:
+    """MMAudio's VGGSound columns: each run's av-benchmark rows next to MMAudio's published ones."""
+    from v2a.metrics.mmaudio import COLUMNS, NOT_VERIFIED_NOTE, SOURCE, VERIFIED, quoted_rows
+
+    head = "".join(f'<th scope="col">{_e(t)}</th>' for t, _ in COLUMNS)
+    measured = []
+    for run in runs:
+        m = run.av_benchmark
+        if m is None or m.empty:
+            continue
+        by = m.set_index("metric")
+        seconds = _plain(by["clip_seconds"].dropna().iloc[0]) if by["clip_seconds"].notna().any() else "-"
+        cells = "".join(_num_cell(float(by.loc[k, "value"]) if k and k in by.index else None,
+                                  f' data-run="{_e(run.run_id)}" data-metric="{k}@av-benchmark"' if k else "")
+                        for _, k in COLUMNS)
+        measured.append(f'<tr class="measured"><th scope="row">{_e(run.run_id)}</th>'
+                        f"<td>measured: this run, av-benchmark protocol, {_e(seconds)}-s clips</td>{cells}</tr>")
+    quoted = "".join(f'<tr class="quoted"><th scope="row">{_e(r["method"])}</th><td>quoted: {_e(SOURCE)}</td>'
+                     + "".join(_num_cell(r[t]) for t, _ in COLUMNS) + "</tr>" for r in quoted_rows())
+    n = len(COLUMNS) + 2
+    note = ("" if VERIFIED else f"<p><strong>The quoted rows are {_e(NOT_VERIFIED_NOTE)}.</strong></p>")
+    mine = ("".join(measured) if measured else
+            f'<tr><td colspan="{n}">No run here was evaluated under the av-benchmark protocol '
+            "(<code>v2a evaluate --protocol av-benchmark</code>).</td></tr>")
+    table = (f'<table id="mmaudio-table"><caption>MMAudio\'s VGGSound columns, in its order (DeSync is not '
+             "computed by v2a)</caption>"
+             f'<thead><tr><th scope="col">method</th><th scope="col">source</th>{head}</tr></thead>'
+             f'<tbody><tr><th scope="rowgroup" colspan="{n}" class="group">Measured</th></tr>{mine}</tbody>'
+             f'<tbody><tr><th scope="rowgroup" colspan="{n}" class="group">Quoted ({_e(SOURCE)})</th></tr>'
+             f"{quoted}</tbody></table>")
+    return ("<h3>Next to MMAudio's table</h3>" + _table_wrap("Next to MMAudio's table", table) + note
+            + "<p>Protocol of the quoted rows: av-benchmark, VGGSound test, 8-s clips, released extractor weights. "
+              "Measured rows compare with them only under the same protocol, clips and weights.</p>")
 
 
 def _render_metric_rows(runs: list[RunData]) -> str:
     rows = []
     for run in runs:
-        m = run.metrics
+        # The paper protocol's rows as before; av-benchmark's after them, marked by protocol.
+        m = pd.concat([f for f in (run.metrics, run.av_benchmark) if f is not None and not f.empty])\
+            if not (run.metrics.empty and (run.av_benchmark is None or run.av_benchmark.empty)) else run.metrics
         if m.empty:
             continue
         order = {k: i for i, k in enumerate(METRIC_ORDER)}
-        for _, r in sorted(m.iterrows(), key=lambda x: order.get(x[1]["metric"], 99)):
+        for _, r in sorted(m.iterrows(), key=lambda x: (str(x[1].get("protocol") or "v2a-mapper") != "v2a-mapper",
+                                                         order.get(x[1]["metric"], 99))):
             name = METRIC_NAMES.get(r["metric"], r["metric"])
-            attrs = f' data-run="{_e(run.run_id)}" data-metric="{_e(r["metric"])}"'
+            key = r["metric"]
+            if str(r.get("protocol") or "v2a-mapper") != "v2a-mapper":
+                name, key = f"{name} ({r['protocol']})", f"{key}@{r['protocol']}"
+            attrs = f' data-run="{_e(run.run_id)}" data-metric="{_e(key)}"'
             rows.append(f'<tr><th scope="row">{_e(run.run_id)}</th><td>{_e(name)}</td>{_num_cell(r["value"], attrs)}'
                         f'<td>{_e(_plain(r["extractor"]))}</td><td class="num">{_e(_plain(r["sample_rate"]))}</td>'
                         f'<td class="num">{_e(_plain(r["clip_seconds"]))}</td><td class="num">{int(r["n_clips"])}</td>'
@@ -512,13 +554,30 @@ def render_page(runs_root: str, runs: list[RunData], clips: list[ClipAsset], plo
 
 
 def markdown_summary(summary: dict) -> str:
-    """The report as a Prefect artifact: where the page is, and the headline numbers."""
+    """The report at a glance, as Markdown a browser shows whole (a Prefect artifact): where the page is,
+    the runs' metrics and the first clips' poster and mel spectrograms, embedded."""
+    from v2a.core.markdown import inline_png, location
+
     index = summary["index"]
-    link = Path(index).resolve().as_uri() if "://" not in index else index
+    how = ("open it in a browser on the machine that ran the flow (the folder holds everything the page "
+           "links to: it can be copied or zipped as it is)")
     lines = [f"# Listening report: {', '.join(summary['runs'])}", "",
-             f"Open [index.html]({link}) (a static folder: `{summary['out']}`).", "",
+             location(index, "the page", how=how), "",
              f"{len(summary['clips'])} clips: {', '.join(summary['clips'])}", ""]
     lines += ["| run | FD | FAD | CS |", "|---|---|---|---|"]
     for run_id, values in summary["metrics"].items():
         lines.append(f"| {run_id} | " + " | ".join(format_value(values.get(k)) for k in ("fd", "fad", "cs")) + " |")
+    folder = summary.get("out") or index.rsplit("/", 1)[0]
+    for clip in summary.get("headline") or []:
+        lines += ["", f"### {clip['clip_id']}" + (f" ({clip['label']})" if clip.get("label") else ""), ""]
+        pictures = [("visual input", clip.get("poster")), ("real audio", clip.get("reference_mel")),
+                    *((f"{run_id}, sample 0", mel) for run_id, mel in (clip.get("mels") or {}).items())]
+        for caption, rel in pictures:
+            image = inline_png(_in_folder(folder, rel), caption) if rel else None
+            if image:
+                lines += [f"**{caption}**", "", image, ""]
     return "\n".join(lines)
+
+
+def _in_folder(folder: str, rel: str) -> str:
+    return f"{folder.rstrip('/')}/{rel}" if "://" in folder else str(Path(folder, rel))

@@ -24,6 +24,7 @@ class RunData:
     mapper_config: dict | None = None
     mapper_exact: bool = True              # False: the folder now holds another checkpoint than the run used
     samples: dict = field(default_factory=dict)   # clip id -> [SampleAsset]
+    av_benchmark: pd.DataFrame | None = None      # the latest row per metric under the av-benchmark protocol
 
     @property
     def first(self) -> pd.Series:
@@ -78,10 +79,13 @@ def available_runs(runs_root: str) -> list[str]:
     return sorted(posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False) if fs.isdir(p))
 
 
-def latest_metrics(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per metric: a re-evaluated run keeps its older rows in the table; the newest one counts."""
+def latest_metrics(results: pd.DataFrame, protocol: str = "v2a-mapper") -> pd.DataFrame:
+    """One row per metric of one protocol: a re-evaluated run keeps its older rows in the table; the newest
+    one counts. Rows written before protocols were recorded are v2a-mapper's."""
     if results.empty:
         return results
+    if "protocol" in results:
+        results = results[results["protocol"].fillna("v2a-mapper") == protocol]
     return (results.sort_values("created_at").groupby("metric", as_index=False).tail(1)
             .sort_values("metric").reset_index(drop=True))
 
@@ -106,7 +110,8 @@ def load_run(runs_root: str, run_id: str) -> RunData:
     exact = True
     if first["conditioning"] == "mapper":
         mapper_dir, mapper_config, exact = find_mapper(runs_root, first["mapper_checkpoint_id"], first["mapper_kind"])
-    return RunData(run_id, gens, latest_metrics(results), mapper_dir, mapper_config, exact)
+    return RunData(run_id, gens, latest_metrics(results), mapper_dir, mapper_config, exact,
+                   av_benchmark=latest_metrics(results, "av-benchmark"))
 
 
 def read_clip_rows(runs_root: str, clip_ids=None) -> dict[str, dict]:

@@ -1,0 +1,47 @@
+"""The artifacts a person opens in the Prefect UI.
+
+Each is published by its flow, not by a task, so a re-run served from the task cache publishes it
+again, saying that it is unchanged and which flow run made it (with a link to that run where the
+server has a UI). Pictures are embedded and locations are shown so that a browser can open them
+(v2a/core/markdown.py): no artifact holds a local path as a link or an image source.
+"""
+
+from __future__ import annotations
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+
+def flow_run_link(flow_run_id: str | None, name: str | None) -> str:
+    """`[name](UI address of the run)`, or the name and id as text where the API has no UI (ephemeral mode)."""
+    from prefect.utilities.urls import url_for
+
+    if not flow_run_id:
+        return f"`{name}`" if name else "an earlier run"
+    url = None
+    try:
+        url = url_for("flow-run", obj_id=flow_run_id)
+    except Exception:  # noqa: BLE001 - no UI address configured: the run is named in words
+        url = None
+    label = name or flow_run_id
+    return f"[{label}]({url})" if url else f"`{label}` (flow run {flow_run_id})"
+
+
+def cached_note(result: dict | None) -> str:
+    """'' for work done by this run; for a result from the task cache, a line saying so and naming the run that made it."""
+    if not result or not result.get("cached"):
+        return ""
+    made = result.get("made_by") or {}
+    return (f"Unchanged since flow run {flow_run_link(made.get('flow_run_id'), made.get('flow_run_name'))} "
+            "(served from the task cache).")
+
+
+def markdown_artifact(key: str, markdown: str, description: str, result: dict | None = None):
+    """A markdown artifact; from a cached result, it says so on its first line."""
+    note = cached_note(result)
+    return create_markdown_artifact(key=key, markdown=f"_{note}_\n\n{markdown}" if note else markdown,
+                                    description=description + (f" {note}" if note else ""))
+
+
+def table_artifact(key: str, table: list[dict], description: str, result: dict | None = None):
+    note = cached_note(result)
+    return create_table_artifact(key=key, table=table, description=description + (f" {note}" if note else ""))

@@ -1,0 +1,31 @@
+"""A profile is part of the cache key of every task that builds its models: editing the file re-runs them."""
+
+import shutil
+
+import yaml
+
+from v2a.stages import ingest
+
+
+def test_editing_a_profile_file_reruns_the_tasks_that_use_it(synth_dir, tmp_path, prefect_harness):
+    from prefect import flow
+
+    from tasks.embed import plan_embed_shards
+    from v2a.models.profile import PROFILE_DIR
+
+    profile = tmp_path / "mine.yaml"
+    shutil.copy(PROFILE_DIR / "tiny.yaml", profile)
+    clips = str(tmp_path / "clips.parquet")
+    ingest.ingest(clips, csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"))
+
+    @flow(name="plan-with-a-profile-file")
+    def plan() -> str:
+        return plan_embed_shards(clips, str(tmp_path / "emb"), str(tmp_path / "err"), str(profile), 4, 2, 2.0, "cpu",
+                                 return_state=True).name
+
+    assert plan() == "Completed"
+    assert plan() == "Cached"
+    values = yaml.safe_load(profile.read_text())
+    values["clip"]["seed"] = values["clip"].get("seed", 0) + 1  # other weights under the same name
+    profile.write_text(yaml.safe_dump(values))
+    assert plan() == "Completed"

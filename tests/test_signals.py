@@ -1,0 +1,223 @@
+"""Kill-and-signal harness: the `v2a pipeline` command, told to stop at each stage, stops in time and
+leaves nothing running; killed outright, it leaves no Prefect server behind; run again, it finishes
+with the same results as a run never interrupted.
+
+Each run is a real `v2a pipeline` process in a session of its own (as a terminal or a scheduler runs
+it), signalled as a group, the way Ctrl-C and `timeout` do. To land a signal inside a chosen stage,
+the process runs with a small shim (_SHIM) that writes a marker file when a stage first asks the stop
+flag and slows that one stage's batches down; the shim changes nothing else.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOUND_S = 20  # the promise: a signalled command is gone within this many seconds
+STAGES = ("ingest", "embed", "train", "generate", "evaluate", "report")
+
+# Wraps the stop flag: the first time a stage asks it, a marker names the stage; the target stage's
+# batches then take PAUSE s each, so the signal lands while that stage is at work.
+_SHIM = """
+import os, sys, time
+from pathlib import Path
+from v2a.core import stopping
+
+STAGES = %r
+marks, target, pause = Path(os.environ["V2A_TEST_MARKS"]), os.environ.get("V2A_TEST_STAGE"), 0.25
+
+
+class MarkingEvent(type(stopping._STOP)):
+    def is_set(self):
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__", "")
+            stage = module.rsplit(".", 1)[-1]
+            if module.startswith("v2a.") and stage in STAGES:
+                mark = marks / stage
+                if not mark.exists():
+                    mark.write_text(str(os.getpid()))
+                if stage == target:
+                    time.sleep(pause)
+                break
+            frame = frame.f_back
+        return super().is_set()
+
+
+stopping._STOP = MarkingEvent()
+from flows.cli import main
+sys.argv[0] = "v2a"
+sys.exit(main())
+""" % (STAGES,)
+
+
+def _env(tmp: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PYTHONPATH=str(ROOT), PREFECT_HOME=str(tmp / "prefect"), V2A_TEST_MARKS=str(tmp / "marks"),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra)
+    return env
+
+
+def _start(config: Path, tmp: Path, stage: str | None = None) -> subprocess.Popen:
+    (tmp / "marks").mkdir(exist_ok=True)
+    for old in (tmp / "marks").iterdir():
+        old.unlink()
+    extra = {"V2A_TEST_STAGE": stage} if stage else {}
+    return subprocess.Popen([sys.executable, "-c", _SHIM, "pipeline", "--config", str(config)], cwd=tmp,
+                            env=_env(tmp, **extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _processes():
+    """(pid, state, parent pid, session id, command line) of every process, from /proc."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        yield int(entry.name), fields[0], int(fields[1]), int(fields[3]), cmdline
+
+
+def _session_processes(sid: int) -> list[str]:
+    """Every process left in the command's session (decode workers, anything it started there)."""
+    return [f"{pid} {cmdline[:120]}" for pid, state, _, session, cmdline in _processes()
+            if state != "Z" and session == sid]
+
+
+def _wait_for_mark(proc: subprocess.Popen, mark: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not mark.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the run ended (status {proc.returncode}) before {mark.name} began:\n{err[-3000:]}")
+        assert time.monotonic() < deadline, f"{mark.name} never began"
+        time.sleep(0.05)
+
+
+def _flow_run_states(tmp: Path) -> list[str]:
+    db = tmp / "prefect" / "prefect.db"
+    with sqlite3.connect(db) as con:
+        return [row[0] for row in con.execute("select state_type from flow_run")]
+
+
+@pytest.fixture(scope="module")
+def pipeline_config(tmp_path_factory):
+    """A tiny pipeline (8 clips of 1 s), its config written for two output folders."""
+    from v2a.tools.demo import demo_config
+    from v2a.tools.synth import make_synthetic_dataset
+
+    tmp = tmp_path_factory.mktemp("signals")
+    data = tmp / "data"
+    make_synthetic_dataset(data, classes=2, clips_per_class=4, seconds=1.0, seed=3, images_per_class=0,
+                           progress=False)
+
+    def config(name: str) -> Path:
+        cfg = demo_config(tmp / name, data, 1.0)
+        cfg["out"] = str(tmp / name / "run")
+        cfg["embed"].update(num_frames=2, shard_size=2)
+        cfg["train"].update(epochs=6)
+        cfg["generate"].update(steps=4, mapper_steps=8, batch_size=1)
+        path = tmp / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+    return tmp, config
+
+
+def _results(out: Path) -> list[tuple]:
+    df = pd.read_parquet(out / "results")
+    df = df[df["metric"] != "gen_time_s"]  # seconds per sample: a timing, not a result
+    return sorted(zip(df["metric"], df["value"].round(6)))
+
+
+def _audio(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((out / "generations").rglob("*.wav"))}
+
+
+@pytest.mark.slow
+def test_sigterm_and_sigint_at_every_stage_stop_in_time_and_the_rerun_is_identical(pipeline_config):
+    tmp, config = pipeline_config
+    straight = subprocess.run([sys.executable, "-m", "flows.cli", "pipeline", "--config", str(config("straight"))],
+                              cwd=tmp, env=_env(tmp), capture_output=True, text=True, timeout=600)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    interrupted = config("interrupted")
+    timings = {}
+    for stage in STAGES:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            proc = _start(interrupted, tmp, stage)
+            _wait_for_mark(proc, tmp / "marks" / stage)
+            servers = _uvicorn_children_of(proc.pid)
+            assert servers, "the run has no temporary Prefect server of its own"
+            t0 = time.monotonic()
+            os.killpg(proc.pid, sig)
+            try:
+                _, err = proc.communicate(timeout=BOUND_S + 30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pytest.fail(f"{sig.name} during {stage}: still running after {BOUND_S + 30} s")
+            took = time.monotonic() - t0
+            timings[(stage, sig.name)] = round(took, 1)
+            assert took < BOUND_S, (stage, sig.name, took, err[-2000:])
+            assert proc.returncode == 128 + sig, (stage, sig.name, proc.returncode, err[-2000:])
+            ours = [line for line in err.splitlines() if line.startswith("v2a pipeline:")]
+            assert ours == [f"v2a pipeline: stopped by {sig.name}; run the same command again to resume "
+                            "(finished shards, epochs and generated files are kept)"], err[-2000:]
+            assert "Traceback" not in err, err[-3000:]
+            time.sleep(0.5)
+            assert _session_processes(proc.pid) == [], (stage, sig.name)
+            assert not [p for p in servers if _alive(p)], (stage, sig.name)
+            # the run's state was reported while the API was up: no flow run is left Running
+            assert not {"RUNNING", "PENDING", "SCHEDULED"} & set(_flow_run_states(tmp)), (stage, sig.name)
+    print(json.dumps({f"{s}/{n}": t for (s, n), t in timings.items()}))
+
+    rerun = subprocess.run([sys.executable, "-m", "flows.cli", "pipeline", "--config", str(interrupted)], cwd=tmp,
+                           env=_env(tmp), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    a, b = tmp / "straight" / "run", tmp / "interrupted" / "run"
+    assert _results(a) == _results(b)
+    assert _audio(a) == _audio(b) and _audio(a)
+    assert pd.read_parquet(a / "clips.parquet").equals(pd.read_parquet(b / "clips.parquet"))
+    ea = pd.read_parquet(a / "embeddings").sort_values("clip_id").reset_index(drop=True)
+    eb = pd.read_parquet(b / "embeddings").sort_values("clip_id").reset_index(drop=True)
+    assert all(np.array_equal(np.stack(x), np.stack(y)) for x, y in zip(ea["image_frames"], eb["image_frames"]))
+
+
+@pytest.mark.slow
+def test_a_sigkilled_run_leaves_no_prefect_server_behind(pipeline_config):
+    tmp, config = pipeline_config
+    proc = _start(config("killed"), tmp, "embed")
+    _wait_for_mark(proc, tmp / "marks" / "embed")
+    servers = _uvicorn_children_of(proc.pid)
+    assert servers, "the run has no temporary Prefect server of its own"
+    proc.kill()  # the main process only, as the OOM killer does: not its group
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in servers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [p for p in servers if _alive(p)], "the temporary Prefect server outlived the killed run"
+
+
+def _uvicorn_children_of(pid: int) -> list[int]:
+    return [child for child, _, parent, _, cmdline in _processes()
+            if parent == pid and "prefect.server.api.server" in cmdline]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
