@@ -216,3 +216,36 @@ class Extractor:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model_id}, {self.sample_rate} Hz)"
+
+
+class ClassifierExtractor(Extractor):
+    """An extractor whose network gives a clip embedding and AudioSet logits in one pass (Cnn14, PaSST).
+
+    A subclass says how its waves become the network's input (`_fit`) and which output is which (`_forward`)."""
+
+    embedding_dim: int
+    num_classes: int
+
+    def _fit(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        return waves
+
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeddings, logits) of one batch."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def embed_and_logits(self, waveforms, sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        feats, logits = [], []
+        for group in self._batches(self._fit(self._inputs(waveforms, sample_rate))):
+            f, lg = self._forward(self._tensor(group))
+            feats.append(f.float().cpu().numpy())
+            logits.append(lg.float().cpu().numpy())
+        if not feats:
+            return (np.zeros((0, self.embedding_dim), np.float32), np.zeros((0, self.num_classes), np.float32))
+        return np.concatenate(feats), np.concatenate(logits)
+
+    def embed(self, waveforms, sample_rate: int | None = None) -> np.ndarray:
+        return self.embed_and_logits(waveforms, sample_rate)[0]
+
+    def logits(self, waveforms, sample_rate: int | None = None) -> np.ndarray:
+        return self.embed_and_logits(waveforms, sample_rate)[1]

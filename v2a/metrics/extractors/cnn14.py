@@ -11,14 +11,13 @@ Inference only: dropout, SpecAugment and mixup are training-time and left out.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchlibrosa.stft import LogmelFilterBank, Spectrogram
 
 from v2a.core.rates import PANNS_SAMPLE_RATE
-from v2a.metrics.extractors._common import (Extractor, ExtractorConfigError, build_seeded, checkpoint_path,
+from v2a.metrics.extractors._common import (ClassifierExtractor, ExtractorConfigError, build_seeded, checkpoint_path,
                                             int_list, load_checkpoint, load_weights, model_id, resolve_section)
 
 NAME = "panns-cnn14-16k"
@@ -86,7 +85,7 @@ class Cnn14(nn.Module):
         return embedding, self.fc_audioset(embedding)
 
 
-class Cnn14Extractor(Extractor):
+class Cnn14Extractor(ClassifierExtractor):
     """`embed` -> (N, embedding_dim) PANNs embeddings; `logits` -> (N, 527) pre-sigmoid class logits."""
 
     name = NAME
@@ -103,23 +102,8 @@ class Cnn14Extractor(Extractor):
     def num_classes(self) -> int:
         return self.model.fc_audioset.out_features
 
-    @torch.inference_mode()
-    def embed_and_logits(self, waveforms, sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        waves = self._inputs(waveforms, sample_rate)
-        embs, logits = [], []
-        for group in self._batches(waves):
-            e, lg = self.model(self._tensor(group))
-            embs.append(e.float().cpu().numpy())
-            logits.append(lg.float().cpu().numpy())
-        if not embs:
-            return (np.zeros((0, self.embedding_dim), np.float32), np.zeros((0, self.num_classes), np.float32))
-        return np.concatenate(embs), np.concatenate(logits)
-
-    def embed(self, waveforms, sample_rate: int | None = None) -> np.ndarray:
-        return self.embed_and_logits(waveforms, sample_rate)[0]
-
-    def logits(self, waveforms, sample_rate: int | None = None) -> np.ndarray:
-        return self.embed_and_logits(waveforms, sample_rate)[1]
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model(batch)  # (embedding, logits)
 
 
 def build(section: dict | None, device: str = "cpu", key: str = "panns") -> Cnn14Extractor:

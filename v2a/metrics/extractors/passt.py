@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from v2a.metrics.extractors._common import (Extractor, ExtractorConfigError, checkpoint_path,
+from v2a.metrics.extractors._common import (ClassifierExtractor, ExtractorConfigError, checkpoint_path,
                                             load_checkpoint, load_weights, model_id, resolve_section)
 
 NAME = "passt-s-swa-32k"
@@ -189,7 +189,7 @@ def fit_window(wave: torch.Tensor, window: int) -> torch.Tensor:
     return F.pad(wave, (0, window - wave.shape[-1]))
 
 
-class PaSSTExtractor(Extractor):
+class PaSSTExtractor(ClassifierExtractor):
     """`embed_and_logits` -> ((N, 768) scene features, (N, 527) pre-sigmoid logits), one 10-s window per clip."""
 
     name = NAME
@@ -208,24 +208,12 @@ class PaSSTExtractor(Extractor):
     def num_classes(self) -> int:
         return self.model.head[1].out_features
 
-    @torch.inference_mode()
-    def embed_and_logits(self, waveforms, sample_rate: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        waves = [fit_window(torch.from_numpy(w), self.window_samples).numpy()
-                 for w in self._inputs(waveforms, sample_rate)]
-        feats, logits = [], []
-        for group in self._batches(waves):
-            lg, f = self.model(self._tensor(group))
-            feats.append(f.float().cpu().numpy())
-            logits.append(lg.float().cpu().numpy())
-        if not feats:
-            return (np.zeros((0, self.embedding_dim), np.float32), np.zeros((0, self.num_classes), np.float32))
-        return np.concatenate(feats), np.concatenate(logits)
+    def _fit(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        return [fit_window(torch.from_numpy(w), self.window_samples).numpy() for w in waves]
 
-    def embed(self, waveforms, sample_rate: int | None = None) -> np.ndarray:
-        return self.embed_and_logits(waveforms, sample_rate)[0]
-
-    def logits(self, waveforms, sample_rate: int | None = None) -> np.ndarray:
-        return self.embed_and_logits(waveforms, sample_rate)[1]
+    def _forward(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, features = self.model(batch)
+        return features, logits
 
 
 def build(section: dict | None, device: str = "cpu", key: str = "passt") -> PaSSTExtractor:
