@@ -103,11 +103,12 @@ def init_random_(module: nn.Module) -> nn.Module:
     return module
 
 
-def build_seeded(builder, seed: int) -> nn.Module:
-    """Build and randomly initialise a module from a fixed seed, leaving the global RNG state alone."""
+def build_seeded(builder, seed: int, init=None) -> nn.Module:
+    """Build and randomly initialise a module from a fixed seed, leaving the global RNG state alone.
+    `init`: the architecture's own random initialisation (default: `init_random_`)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return init_random_(builder())
+        return (init or init_random_)(builder())
 
 
 # Objects found in training checkpoints beside the weights (e.g. PANNs' sampler state holds numpy

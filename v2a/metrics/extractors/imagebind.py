@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from v2a.metrics.extractors._common import (Extractor, ExtractorConfigError, checkpoint_path, load_checkpoint,
-                                            load_weights, model_id, resolve_section)
+from v2a.metrics.extractors._common import (Extractor, ExtractorConfigError, build_seeded, checkpoint_path,
+                                            load_checkpoint, load_weights, model_id, resolve_section)
 
 NAME = "imagebind-huge"
 OFFICIAL_FILE = "imagebind_huge.pth"
@@ -339,9 +339,7 @@ def build(section: dict | None, device: str = "cpu", key: str = "imagebind") -> 
     ckpt = checkpoint_path(key, cfg, OFFICIAL_FILE, OFFICIAL_SOURCE)
     arch = {k: cfg[k] for k in ARCH_KEYS}
     if ckpt is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(cfg["seed"]))
-            model = init_imagebind_random_(ImageBindVA(**arch))
+        model = build_seeded(lambda: ImageBindVA(**arch), cfg["seed"], init=init_imagebind_random_)
     else:
         model = ImageBindVA(**arch)
         load_weights(model, load_imagebind_state(ckpt, key), key, ckpt)

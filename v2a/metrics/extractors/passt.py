@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from v2a.metrics.extractors._common import (ClassifierExtractor, ExtractorConfigError, checkpoint_path,
-                                            load_checkpoint, load_weights, model_id, resolve_section)
+from v2a.metrics.extractors._common import (ClassifierExtractor, ExtractorConfigError, build_seeded,
+                                            checkpoint_path, load_checkpoint, load_weights, model_id, resolve_section)
 
 NAME = "passt-s-swa-32k"
 OFFICIAL_FILE = "passt-s-f128-p16-s10-ap.476-swa.pt"
@@ -235,9 +235,7 @@ def build(section: dict | None, device: str = "cpu", key: str = "passt") -> PaSS
     ckpt = checkpoint_path(key, cfg, OFFICIAL_FILE, OFFICIAL_SOURCE)
     arch = {k: cfg[k] for k in ARCH_KEYS}
     if ckpt is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(cfg["seed"]))
-            model = init_passt_random_(PaSST(**arch))
+        model = build_seeded(lambda: PaSST(**arch), cfg["seed"], init=init_passt_random_)
     else:
         model = PaSST(**arch)
         state = load_checkpoint(ckpt, key)
