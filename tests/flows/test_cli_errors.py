@@ -126,7 +126,7 @@ CASES = {
 
 def _clips(folder: Path) -> str:
     """A run folder holding a clips table (splits train and test) and nothing else."""
-    from v2a import ingest
+    from v2a.stages import ingest
 
     ingest.ingest(str(folder / "run" / "clips.parquet"), csv=str(folder / "data.csv"), videos=str(folder / "videos"))
     (folder / "run" / "embeddings").mkdir(exist_ok=True)
