@@ -118,7 +118,7 @@ def _generate_inputs(args) -> None:
         empty_text_embedding(args.profile, args.device),
         mapper=get_mapper(args.checkpoint, args.device) if args.conditioning == "mapper" else None,
         conditioning=args.conditioning, samples=args.samples, seed=args.seed, steps=args.steps,
-        guidance_scale=args.guidance_scale, scheduler=args.scheduler, mapper_guidance=args.mapper_guidance,
+        generator_guidance=args.generator_guidance, scheduler=args.scheduler, mapper_guidance=args.mapper_guidance,
         mapper_steps=args.mapper_steps, seconds=args.seconds)
     for w in written:
         print(f"{w['input']} → {w['wav']}" + (f" and {w['video']}" if w["video"] else ""))
@@ -133,7 +133,7 @@ def _interpolate(args) -> None:
     paths = interpolate(args.a, args.b, args.points, args.out, get_model(args.profile, "clip", args.device),
                         get_model(args.profile, "generator", args.device), empty_text_embedding(args.profile, args.device),
                         get_mapper(args.checkpoint, args.device), seed=args.seed, steps=args.steps,
-                        guidance_scale=args.guidance_scale, scheduler=args.scheduler, seconds=args.seconds,
+                        generator_guidance=args.generator_guidance, scheduler=args.scheduler, seconds=args.seconds,
                         mapper_guidance=args.mapper_guidance, mapper_steps=args.mapper_steps)
     print("\n".join(paths))
 
@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, help="mapper checkpoint folder")
     s.add_argument("--out", default="v2a_interpolation", help="output folder (default: %(default)s)")
     _profile_option(s)
-    add_model_options(s, GenerateConfig, only=["steps", "guidance_scale", "scheduler", "seconds", "seed", "device",
+    add_model_options(s, GenerateConfig, only=["steps", "generator_guidance", "scheduler", "seconds", "seed", "device",
                                                "mapper_guidance", "mapper_steps"], rename={"steps": "generator_steps"})
 
     s = _command(sub, "evaluate", "generated audio (+ reference) → the protocol's metric rows (v2a-mapper: FD, FAD, "

@@ -57,7 +57,7 @@ def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: s
         with model_lock(profile, "generator", device):
             summary = generate.generate_clips(
                 rows, gen_dir, run_id, conditioner, generator, empty_text_embedding(profile, device), samples=samples,
-                seconds=g.seconds, steps=g.steps, guidance_scale=g.guidance_scale, scheduler=g.scheduler,
+                seconds=g.seconds, steps=g.steps, generator_guidance=g.generator_guidance, scheduler=g.scheduler,
                 batch_size=g.batch_size, run_seed=g.seed, progress=sys.stderr.isatty(),
                 mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
                 mapper_kind=mapper.config.get("name") if mapper else None,

@@ -54,7 +54,7 @@ def test_an_unknown_field_in_any_section_is_refused_naming_it(section):
     ("embed", {"batch_size": "big"}, "embed.batch_size"),
     ("generate", {"seconds": 0}, "generate.seconds"),
     ("generate", {"samples": -2}, "generate.samples"),
-    ("generate", {"guidance_scale": -0.5}, "generate.guidance_scale"),
+    ("generate", {"generator_guidance": -0.5}, "generate.generator_guidance"),
     ("generate", {"conditioning": "audio"}, "generate.conditioning"),
     ("evaluate", {"metrics": ["fd", "psnr"]}, "evaluate.metrics"),
     ("runner", {"kind": "slurm"}, "runner.kind"),
@@ -178,9 +178,21 @@ def test_the_library_keyword_defaults_are_the_configuration_defaults():
     from v2a.config import GenerateConfig, defaults
 
     g = defaults(GenerateConfig)
-    for fn, names in [(generate.generate_clips, {"samples", "seconds", "steps", "guidance_scale", "scheduler",
+    for fn, names in [(generate.generate_clips, {"samples", "seconds", "steps", "generator_guidance", "scheduler",
                                                  "batch_size"}),
-                      (single.generate_for_inputs, {"samples", "steps", "guidance_scale", "scheduler",
+                      (single.generate_for_inputs, {"samples", "steps", "generator_guidance", "scheduler",
                                                     "mapper_guidance", "mapper_steps"})]:
         params = inspect.signature(fn).parameters
         assert {n: params[n].default for n in names} == {n: g[n] for n in names}, fn.__name__
+
+
+def test_the_digest_spells_generator_guidance_as_before_its_rename():
+    # The digest is the default run id and each results row's config_digest: the rename must not change them.
+    import hashlib
+    import json
+
+    cfg = config_from_dict({**BASE, "generate": {"generator_guidance": 3.0}})
+    before = cfg.to_dict()
+    before["generate"]["guidance_scale"] = before["generate"].pop("generator_guidance")
+    assert cfg.digest() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
+    assert cfg.digest("generate") != config_from_dict(BASE).digest("generate")

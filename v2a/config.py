@@ -198,6 +198,8 @@ class GenerateConfig(Section):
     """Stage 4: AudioLDM conditioned on the mapped embeddings (or a baseline), one task per shard."""
 
     _section: ClassVar[str] = "generate"
+    # Fields renamed since (old name → field): PipelineConfig.digest hashes them under the old name.
+    _old_names: ClassVar[dict[str, str]] = {"guidance_scale": "generator_guidance"}
     split: str = Field("test", min_length=1, description="the clips' split to generate for")
     conditioning: Literal[CONDITIONINGS] = Field(
         "mapper", description="mapper: the paper's method; no-mapper, text: the Table 3 baselines")
@@ -205,8 +207,9 @@ class GenerateConfig(Section):
     seconds: PositiveFloat = Field(audioldm.DEFAULT_SECONDS,
                                    description="seconds of audio per sample (VGGSound clips are 10 s)")
     steps: PositiveInt = Field(audioldm.DEFAULT_STEPS, description="AudioLDM sampling steps")
-    guidance_scale: NonNegativeFloat = Field(audioldm.DEFAULT_GUIDANCE_SCALE,
-                                             description="AudioLDM classifier-free guidance scale")
+    generator_guidance: NonNegativeFloat = Field(audioldm.DEFAULT_GUIDANCE_SCALE,
+                                                 description="AudioLDM's classifier-free guidance scale (the "
+                                                             "mapper's is mapper_guidance)")
     scheduler: Literal[SCHEDULERS] = Field(audioldm.DEFAULT_SCHEDULER, description="AudioLDM sampler")
     mapper_guidance: NonNegativeFloat = Field(
         MAPPER_GUIDANCE, description="diffusion mapper's classifier-free guidance (paper's best: 0.9); unused by "
@@ -387,6 +390,12 @@ class PipelineConfig(Section):
     def digest(self, *sections: str) -> str:
         """Hash of the named sections (all when none), used as a cache key for a stage's config."""
         d = self.to_dict()
+        # The digest names a run (its default run id) and is recorded in its results rows: a field renamed
+        # since is hashed under its old name, so an existing run's id stays and a re-run resumes it.
+        for name in d:
+            old_names = {new: old for old, new in getattr(getattr(self, name), "_old_names", {}).items()}
+            if old_names:
+                d[name] = {old_names.get(k, k): v for k, v in d[name].items()}
         chosen = {k: d[k] for k in sections} if sections else d
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -97,7 +97,7 @@ class Conditioner:
 
 def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Conditioner, generator, negative,
                    samples: int = _G["samples"], seconds: float = _G["seconds"], steps: int = _G["steps"],
-                   guidance_scale: float = _G["guidance_scale"], scheduler: str = _G["scheduler"],
+                   generator_guidance: float = _G["generator_guidance"], scheduler: str = _G["scheduler"],
                    batch_size: int = _G["batch_size"], run_seed: int = _G["seed"], progress: bool = False,
                    mapper_checkpoint_id: str | None = None, mapper_kind: str | None = None,
                    on_samples: Callable[[int], None] | None = None, provenance: dict | None = None) -> dict:
@@ -122,7 +122,7 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
             cond_cache.update(zip([r["clip_id"] for r in unique], conditioner(unique, samples)))
         cond = np.stack([cond_cache[r["clip_id"]][s] for r, s in batch])
         seeds = [derive_seed(run_seed, r["clip_id"], s) for r, s in batch]
-        waves = generator.generate(cond, seeds=seeds, negative=negative, steps=steps, guidance_scale=guidance_scale,
+        waves = generator.generate(cond, seeds=seeds, negative=negative, steps=steps, guidance_scale=generator_guidance,
                                    seconds=seconds, scheduler=scheduler)
         per_item = (time.perf_counter() - t0) / len(batch)
         out_rows = []
@@ -135,7 +135,7 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
                 "mapper_kind": mapper_kind, "aggregator": conditioner.aggregator if conditioner.mode != "text" else None,
                 "mapper_guidance": conditioner.mapper_guidance if conditioner.mode == "mapper" else None,
                 "mapper_steps": conditioner.mapper_steps if conditioner.mode == "mapper" else None,
-                "generator_id": generator.model_id, "generator_guidance": guidance_scale, "generator_steps": steps,
+                "generator_id": generator.model_id, "generator_guidance": generator_guidance, "generator_steps": steps,
                 "scheduler": scheduler, "seconds": seconds, "sample_rate": generator.sample_rate,
                 "gen_time_s": per_item, "host": (provenance or {}).get("host"),
                 "device": (provenance or {}).get("device"),

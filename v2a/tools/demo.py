@@ -15,7 +15,7 @@ def demo_config(out: Path, data: Path, seconds: float) -> dict:
         "embed": {"num_frames": 4, "max_seconds": seconds, "shard_size": 16, "batch_size": 32},
         "train": {"mapper": "diff-mlp", "aggregator": "mean",
                   "epochs": 60, "batch_size": 32, "lr": 1e-3},
-        "generate": {"split": "test", "samples": 1, "seconds": seconds, "steps": 20, "guidance_scale": 2.5,
+        "generate": {"split": "test", "samples": 1, "seconds": seconds, "steps": 20, "generator_guidance": 2.5,
                      "mapper_steps": 50, "batch_size": 6, "seed": 0},
         "evaluate": {"split": "test"},
     }

@@ -49,7 +49,7 @@ def clip_embedding(uri: str, clip_encoder, aggregator: str = _T["aggregator"], n
 
 def generate_for_inputs(inputs, out_dir: str, clip_encoder, generator, negative, mapper=None,
                         conditioning: str = _G["conditioning"], samples: int = _G["samples"], seed: int = _G["seed"],
-                        steps: int = _G["steps"], guidance_scale: float = _G["guidance_scale"],
+                        steps: int = _G["steps"], generator_guidance: float = _G["generator_guidance"],
                         scheduler: str = _G["scheduler"], mapper_guidance: float = _G["mapper_guidance"],
                         mapper_steps: int = _G["mapper_steps"], seconds: float | None = None) -> list[dict]:
     """For each input: `samples` wav files, and for a video a copy with each soundtrack muxed in."""
@@ -64,7 +64,7 @@ def generate_for_inputs(inputs, out_dir: str, clip_encoder, generator, negative,
         else:
             cond = np.repeat(vec[None], samples, axis=0)
         seeds = [derive_seed(seed, stem, s) for s in range(samples)]
-        waves = generator.generate(cond, seeds=seeds, negative=negative, steps=steps, guidance_scale=guidance_scale,
+        waves = generator.generate(cond, seeds=seeds, negative=negative, steps=steps, guidance_scale=generator_guidance,
                                    seconds=length, scheduler=scheduler)
         for s, wave in enumerate(waves):
             wav = storage.join(out_dir, f"{stem}__s{s}.wav")
@@ -88,8 +88,9 @@ def endpoint_embedding(spec: str, clip_encoder, generator, mapper, seed: int = _
 
 
 def interpolate(a: str, b: str, n: int, out_dir: str, clip_encoder, generator, negative, mapper,
-                seed: int = _G["seed"], steps: int = _G["steps"], guidance_scale: float = _G["guidance_scale"],
-                scheduler: str = _G["scheduler"], seconds: float = _G["seconds"],
+                seed: int = _G["seed"], steps: int = _G["steps"],
+                generator_guidance: float = _G["generator_guidance"], scheduler: str = _G["scheduler"],
+                seconds: float = _G["seconds"],
                 mapper_guidance: float = _G["mapper_guidance"], mapper_steps: int = _G["mapper_steps"]) -> list[str]:
     """N audio files along the straight line from A to B in CLAP space (paper Fig. 6), all from one noise seed."""
     if n < 2:
@@ -99,8 +100,8 @@ def interpolate(a: str, b: str, n: int, out_dir: str, clip_encoder, generator, n
     weights = np.linspace(0.0, 1.0, n)
     cond = np.stack([(1 - w) * ea + w * eb for w in weights]).astype(np.float32)
     # One seed for every step: the only thing that changes along the path is the conditioning.
-    waves = generator.generate(cond, seeds=[seed] * n, negative=negative, steps=steps, guidance_scale=guidance_scale,
-                               seconds=seconds, scheduler=scheduler)
+    waves = generator.generate(cond, seeds=[seed] * n, negative=negative, steps=steps,
+                               guidance_scale=generator_guidance, seconds=seconds, scheduler=scheduler)
     paths = []
     for i, (w, wave) in enumerate(zip(weights, waves)):
         uri = storage.join(out_dir, f"interp_{i:02d}_w{w:.2f}.wav")
