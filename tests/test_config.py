@@ -196,3 +196,41 @@ def test_the_digest_spells_generator_guidance_as_before_its_rename():
     before["generate"]["guidance_scale"] = before["generate"].pop("generator_guidance")
     assert cfg.digest() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert cfg.digest("generate") != config_from_dict(BASE).digest("generate")
+
+
+@pytest.mark.parametrize("load", ["dict", "file", "section"])
+def test_the_old_generate_guidance_scale_key_loads_as_generator_guidance_with_a_deprecation_warning(load, tmp_path):
+    from v2a.config import GenerateConfig, load_config
+
+    with pytest.warns(DeprecationWarning, match=r"generate\.guidance_scale is deprecated: write "
+                                                r"generate\.generator_guidance"):
+        if load == "dict":
+            g = config_from_dict({**BASE, "generate": {"guidance_scale": 3.5, "steps": 4}}).generate
+        elif load == "file":
+            (tmp_path / "old.yaml").write_text("out: /tmp/x\ndata: {images: imgs}\ngenerate: {guidance_scale: 3.5}\n")
+            g = load_config(str(tmp_path / "old.yaml")).generate
+        else:
+            g = GenerateConfig(guidance_scale=3.5)
+    assert g.generator_guidance == 3.5 and g.mapper_guidance == GenerateConfig().mapper_guidance
+    assert "guidance_scale" not in g.model_dump()
+
+
+def test_a_file_with_the_old_guidance_key_is_the_same_run_as_one_with_the_new_key():
+    # Same run id and same config_digest in the results rows: a re-run of an older file resumes its run.
+    new = config_from_dict({**BASE, "generate": {"generator_guidance": 3.5, "steps": 4}})
+    with pytest.warns(DeprecationWarning):
+        old = config_from_dict({**BASE, "generate": {"guidance_scale": 3.5, "steps": 4}})
+    assert old == new and old.digest() == new.digest()
+
+
+def test_a_bad_value_under_the_old_key_is_refused_naming_the_new_one():
+    with pytest.warns(DeprecationWarning), pytest.raises(ConfigError, match=r"^generate\.generator_guidance = -1\.0"):
+        config_from_dict({**BASE, "generate": {"guidance_scale": -1.0}})
+
+
+def test_the_old_and_the_new_guidance_key_together_are_refused_in_one_line_naming_both():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({**BASE, "generate": {"guidance_scale": 2.0, "generator_guidance": 3.0}})
+    message = str(err.value)
+    assert "\n" not in message
+    assert "generate.guidance_scale" in message and "generate.generator_guidance" in message

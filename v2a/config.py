@@ -32,6 +32,11 @@ class ConfigError(ValueError):
     pass
 
 
+class ConfigDeprecationWarning(DeprecationWarning):
+    """A config key or CLI flag read under its old name. The CLI shows these, which Python hides by
+    default outside __main__."""
+
+
 # Integers are strict: YAML's `true` is not 1 and 2.5 is not a frame count. Numbers refuse booleans too.
 PositiveInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegativeInt = Annotated[int, Field(strict=True, ge=0)]
@@ -198,7 +203,8 @@ class GenerateConfig(Section):
     """Stage 4: AudioLDM conditioned on the mapped embeddings (or a baseline), one task per shard."""
 
     _section: ClassVar[str] = "generate"
-    # Fields renamed since (old name → field): PipelineConfig.digest hashes them under the old name.
+    # Fields renamed since (old name → field): still read under the old name, with a warning, and hashed under
+    # it by PipelineConfig.digest.
     _old_names: ClassVar[dict[str, str]] = {"guidance_scale": "generator_guidance"}
     split: str = Field("test", min_length=1, description="the clips' split to generate for")
     conditioning: Literal[CONDITIONINGS] = Field(
@@ -220,6 +226,24 @@ class GenerateConfig(Section):
     seed: NonNegativeInt = Field(0, description="run seed: every clip's noise is derived from it and the clip id")
     max_clips: PositiveInt | None = Field(None, description="generate for the first N clips of the split only")
     device: str = Field("cpu", min_length=1, description="torch device of AudioLDM and the mapper")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_names(cls, values):
+        # `guidance_scale` was easily taken for the mapper's guidance (mapper_guidance here, and the mapper
+        # checkpoint's own `guidance_scale`): files and saved parameters that use it still load.
+        if not isinstance(values, dict):
+            return values
+        for old, new in cls._old_names.items():
+            if old not in values:
+                continue
+            if new in values:
+                raise ValueError(f"generate.{old} and generate.{new} are the same setting (AudioLDM's guidance): "
+                                 f"give only generate.{new}")
+            warnings.warn(f"generate.{old} is deprecated: write generate.{new} (AudioLDM's guidance; the mapper's "
+                          "is generate.mapper_guidance)", ConfigDeprecationWarning, stacklevel=2)
+            values = {(new if k == old else k): v for k, v in values.items()}
+        return values
 
 
 class EvaluateConfig(Section):
