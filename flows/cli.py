@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import traceback
+import warnings
 
 from flows import preflight
 from flows.errors import (add_debug_flag, describe, quiet_tracebacks, require_clips, require_checkpoint,
@@ -441,6 +442,7 @@ def main(argv=None) -> int:
     from flows import interrupts
     from v2a.core import stopping
 
+    _show_old_names()
     args = build_parser().parse_args(argv)
     handles_signals = argv is None and interrupts.install(args.command, args.debug)
     try:
@@ -462,6 +464,26 @@ def main(argv=None) -> int:
         print(f"v2a {args.command}: error: {line}", file=sys.stderr)
         return 2
     return 0
+
+
+def _show_old_names() -> None:
+    """A config key or flag used under its old name still works, and the user is told, in one line: Python
+    hides DeprecationWarning outside __main__, and its usual form points into pydantic or argparse."""
+    from v2a.config import ConfigDeprecationWarning
+
+    formatted = warnings.formatwarning
+    if getattr(formatted, "v2a_old_names", False):
+        return
+
+    # formatwarning, not showwarning: warnings recorded by a caller (catch_warnings) stay recorded.
+    def one_line(message, category, filename, lineno, line=None):
+        if issubclass(category, ConfigDeprecationWarning):
+            return f"v2a: warning: {message}\n"
+        return formatted(message, category, filename, lineno, line)
+
+    one_line.v2a_old_names = True
+    warnings.formatwarning = one_line
+    warnings.simplefilter("default", ConfigDeprecationWarning)
 
 
 def _dispatch(args) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import types
 import typing
+import warnings
 
 from pydantic import BaseModel
 
@@ -29,13 +30,34 @@ def _unwrap(annotation):
     return annotation, None, many
 
 
+class _RenamedOption(argparse.Action):
+    """A field's flag that also answers to the field's old name (hidden from help): the old name warns, and
+    the two names together are refused, as the two keys are in a config file."""
+
+    def __init__(self, option_strings, dest, flag: str, old_flag: str, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.flag, self.old_flag = flag, old_flag
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = f"_{self.dest}_given_as"
+        if getattr(namespace, seen, option_string) != option_string:
+            parser.error(f"{self.old_flag} is the old name of {self.flag}: give only {self.flag}")
+        setattr(namespace, seen, option_string)
+        if option_string == self.old_flag:
+            from v2a.config import ConfigDeprecationWarning
+
+            warnings.warn(f"{self.old_flag} is deprecated: use {self.flag}", ConfigDeprecationWarning, stacklevel=2)
+        setattr(namespace, self.dest, values)
+
+
 def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], only=None, skip=(),
                       rename: dict | None = None, defaults: dict | None = None, helps: dict | None = None) -> list[str]:
     """Add `--field-name` for each (chosen) field of `model`; returns the field names added.
 
     rename: field → flag name (without dashes); defaults / helps: values that differ on the command line
-    (say why in the help)."""
+    (say why in the help). A field renamed in the model (its `_old_names`) keeps its old flag, hidden."""
     added = []
+    old_names = {new: old for old, new in getattr(model, "_old_names", {}).items()}
     for name, field in model.model_fields.items():
         if (only is not None and name not in only) or name in skip:
             continue
@@ -54,6 +76,11 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], o
         if field.is_required() and name not in (defaults or {}):
             kwargs["required"] = True
             kwargs.pop("default")
+        if name in old_names:
+            old_flag = "--" + old_names[name].replace("_", "-")
+            kwargs.update(action=_RenamedOption, flag=flag, old_flag=old_flag)
+            parser.add_argument(old_flag, **{**kwargs, "help": argparse.SUPPRESS, "default": argparse.SUPPRESS,
+                                                 "required": False})
         parser.add_argument(flag, **kwargs)
         added.append(name)
     return added

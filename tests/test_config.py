@@ -234,3 +234,42 @@ def test_the_old_and_the_new_guidance_key_together_are_refused_in_one_line_namin
     message = str(err.value)
     assert "\n" not in message
     assert "generate.guidance_scale" in message and "generate.generator_guidance" in message
+
+
+@pytest.fixture
+def generate_command(monkeypatch):
+    """`v2a generate --embeddings ...` up to its flow, which is not run: the GenerateConfig handed to it is kept."""
+    import flows.cli as cli
+
+    handed = {}
+    monkeypatch.setattr(cli, "require_table", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cli.preflight, "profile", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cli.preflight, "splits_in_clips", lambda *args, **kwargs: None)
+    monkeypatch.setattr(cli, "_flow", lambda module, name: lambda *args, **kwargs: handed.update(kwargs))
+    return lambda *flags, out: (cli.main(["generate", "--embeddings", "e", "--out", out, "--conditioning",
+                                          "no-mapper", *flags]), handed.get("generate"))
+
+
+def test_the_generator_guidance_flag_reaches_the_generate_config(generate_command, tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # the new flag is not deprecated
+        rc, generate = generate_command("--generator-guidance", "3.5", "--mapper-guidance", "0.7", out=str(tmp_path))
+    assert rc == 0 and (generate.generator_guidance, generate.mapper_guidance) == (3.5, 0.7)
+    assert generate_command(out=str(tmp_path))[1].generator_guidance == 2.5  # AudioLDM's own default
+
+
+def test_the_old_guidance_scale_flag_still_reaches_generator_guidance_with_a_deprecation_warning(generate_command,
+                                                                                                 tmp_path):
+    with pytest.warns(DeprecationWarning, match="--guidance-scale is deprecated: use --generator-guidance"):
+        rc, generate = generate_command("--guidance-scale", "3.5", out=str(tmp_path))
+    assert rc == 0 and generate.generator_guidance == 3.5
+
+
+def test_the_old_and_the_new_guidance_flag_together_are_refused_naming_both(generate_command, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop, pytest.warns(DeprecationWarning):
+        generate_command("--guidance-scale", "2", "--generator-guidance", "3", out=str(tmp_path))
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--guidance-scale" in error and "--generator-guidance" in error

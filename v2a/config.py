@@ -101,6 +101,7 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     _section: ClassVar[str] = ""
+    _old_names: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **values):
         try:
@@ -190,7 +191,7 @@ class TrainStageConfig(Section, TrainConfig):
         clash = sorted(set(options) & set(values))
         if clash:
             raise ValueError(f"train.options repeats train field(s) {clash}: give each once")
-        warnings.warn("train.options is deprecated: write its fields directly under train:", DeprecationWarning,
+        warnings.warn("train.options is deprecated: write its fields directly under train:", ConfigDeprecationWarning,
                       stacklevel=2)
         return {**values, **options}
 

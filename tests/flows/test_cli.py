@@ -64,3 +64,38 @@ def test_version_and_an_example_in_every_help(capsys):
     assert __version__ in capsys.readouterr().out
     for name, parser in build_parser()._subparsers._group_actions[0].choices.items():
         assert f"example:\n  v2a {name}" in parser.format_help(), name
+
+
+def test_generator_guidance_is_a_flag_of_generate_and_interpolate_and_its_old_name_is_hidden():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in ("generate", "interpolate"):
+        assert "--generator-guidance" in commands[name].format_help(), name
+        assert "--guidance-scale" not in commands[name].format_help(), name
+    with pytest.warns(DeprecationWarning, match="--generator-guidance"):
+        args = build_parser().parse_args(["interpolate", "a.png", "b.png", "--checkpoint", "c", "--guidance-scale", "4"])
+    assert args.generator_guidance == 4.0
+
+
+def test_map_keeps_guidance_scale_for_the_mapper_s_own_guidance():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        args = build_parser().parse_args(["map", "--checkpoint", "c", "--embeddings", "e", "--out", "o",
+                                          "--guidance-scale", "0.5"])
+    assert args.guidance_scale == 0.5 and not hasattr(args, "generator_guidance")
+
+
+def test_the_cli_names_an_old_config_key_in_one_warning_line(tmp_path):
+    import subprocess
+    import sys
+
+    old = tmp_path / "old.yaml"
+    old.write_text(f"out: {tmp_path}/out\ndata: {{csv: {tmp_path}/missing.csv, videos: v}}\n"
+                   "generate: {guidance_scale: 3.0}\n")
+    probe = "import sys; from flows.cli import main; sys.exit(main(['pipeline', '--config', sys.argv[1]]))"
+    done = subprocess.run([sys.executable, "-c", probe, str(old)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2  # the missing CSV: the old key itself is no error
+    assert done.stderr.splitlines()[0] == ("v2a: warning: generate.guidance_scale is deprecated: write "
+                                           "generate.generator_guidance (AudioLDM's guidance; the mapper's is "
+                                           "generate.mapper_guidance)")
