@@ -101,13 +101,30 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     _section: ClassVar[str] = ""
-    _old_names: ClassVar[dict[str, str]] = {}
+    _old_names: ClassVar[dict[str, str]] = {}  # old name → field, for a field renamed since
 
     def __init__(self, **values):
         try:
             super().__init__(**values)
         except ValidationError as err:
             raise ConfigError(_one_line(err, (self._section,) if self._section else ())) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_names(cls, values):
+        # Files and saved deployment parameters written before a rename keep loading.
+        if not cls._old_names or not isinstance(values, dict):
+            return values
+        for old, new in cls._old_names.items():
+            if old not in values:
+                continue
+            if new in values:
+                raise ValueError(f"{cls._section}.{old} is the old name of {cls._section}.{new}: give only "
+                                 f"{cls._section}.{new}")
+            warnings.warn(f"{cls._section}.{old} is deprecated: write {cls._section}.{new}, "
+                          f"{cls.model_fields[new].description}", ConfigDeprecationWarning, stacklevel=2)
+            values = {(new if k == old else k): v for k, v in values.items()}
+        return values
 
     def __setattr__(self, name, value):
         try:
@@ -204,8 +221,9 @@ class GenerateConfig(Section):
     """Stage 4: AudioLDM conditioned on the mapped embeddings (or a baseline), one task per shard."""
 
     _section: ClassVar[str] = "generate"
-    # Fields renamed since (old name → field): still read under the old name, with a warning, and hashed under
-    # it by PipelineConfig.digest.
+    # `guidance_scale` was easily taken for the mapper's guidance (mapper_guidance here, and the mapper
+    # checkpoint's own guidance_scale). The old name still loads, with a warning; the CLI keeps its old flag
+    # and PipelineConfig.digest hashes the field under it.
     _old_names: ClassVar[dict[str, str]] = {"guidance_scale": "generator_guidance"}
     split: str = Field("test", min_length=1, description="the clips' split to generate for")
     conditioning: Literal[CONDITIONINGS] = Field(
@@ -227,24 +245,6 @@ class GenerateConfig(Section):
     seed: NonNegativeInt = Field(0, description="run seed: every clip's noise is derived from it and the clip id")
     max_clips: PositiveInt | None = Field(None, description="generate for the first N clips of the split only")
     device: str = Field("cpu", min_length=1, description="torch device of AudioLDM and the mapper")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read_old_names(cls, values):
-        # `guidance_scale` was easily taken for the mapper's guidance (mapper_guidance here, and the mapper
-        # checkpoint's own `guidance_scale`): files and saved parameters that use it still load.
-        if not isinstance(values, dict):
-            return values
-        for old, new in cls._old_names.items():
-            if old not in values:
-                continue
-            if new in values:
-                raise ValueError(f"generate.{old} and generate.{new} are the same setting (AudioLDM's guidance): "
-                                 f"give only generate.{new}")
-            warnings.warn(f"generate.{old} is deprecated: write generate.{new} (AudioLDM's guidance; the mapper's "
-                          "is generate.mapper_guidance)", ConfigDeprecationWarning, stacklevel=2)
-            values = {(new if k == old else k): v for k, v in values.items()}
-        return values
 
 
 class EvaluateConfig(Section):

@@ -72,7 +72,8 @@ def test_generator_guidance_is_a_flag_of_generate_and_interpolate_and_its_old_na
         assert "--generator-guidance" in commands[name].format_help(), name
         assert "--guidance-scale" not in commands[name].format_help(), name
     with pytest.warns(DeprecationWarning, match="--generator-guidance"):
-        args = build_parser().parse_args(["interpolate", "a.png", "b.png", "--checkpoint", "c", "--guidance-scale", "4"])
+        args = build_parser().parse_args(["interpolate", "a.png", "b.png", "--checkpoint", "c",
+                                          "--guidance-scale", "4"])
     assert args.generator_guidance == 4.0
 
 
@@ -97,5 +98,5 @@ def test_the_cli_names_an_old_config_key_in_one_warning_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe, str(old)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2  # the missing CSV: the old key itself is no error
     assert done.stderr.splitlines()[0] == ("v2a: warning: generate.guidance_scale is deprecated: write "
-                                           "generate.generator_guidance (AudioLDM's guidance; the mapper's is "
-                                           "generate.mapper_guidance)")
+                                           "generate.generator_guidance, AudioLDM's classifier-free guidance scale "
+                                           "(the mapper's is mapper_guidance)")
