@@ -17,6 +17,8 @@ def test_the_pipeline_parameter_schema_shows_nested_fields_with_descriptions_and
     assert top["properties"]["embed"]["$ref"] == "#/definitions/EmbedConfig"
     generate = defs["GenerateConfig"]["properties"]
     assert generate["mapper_guidance"]["default"] == 0.9 and "guidance" in generate["mapper_guidance"]["description"]
+    # The run form shows AudioLDM's guidance under its new name only (the old one still loads).
+    assert generate["generator_guidance"]["default"] == 2.5 and "guidance_scale" not in generate
     assert generate["steps"] == {**generate["steps"], "type": "integer", "default": 200, "exclusiveMinimum": 0}
     assert defs["TrainStageConfig"]["properties"]["mapper"]["enum"] == list(MAPPER_NAMES)
     # Every field says what it is; a section's description sits on its definition.
