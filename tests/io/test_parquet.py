@@ -90,3 +90,38 @@ def test_a_read_by_ids_also_applies_filters_on_columns_it_does_not_return(tmp_pa
     table = parquet.read_table(uri, errors.SCHEMA, columns=["clip_id"], ids=["c1", "c2", "c3"],
                                filters=[("stage", "==", "embed")])
     assert table.column_names == ["clip_id"] and table.column("clip_id").to_pylist() == ["c1", "c3"]
+
+
+@pytest.mark.parametrize("with_ids", [False, True])
+def test_a_part_merged_away_while_a_read_lists_the_table_is_read_from_its_merged_part(tmp_path, monkeypatch,
+                                                                                       with_ids):
+    """Two generate shards on a cluster: one lists the table, the other merges its batch parts into
+    one part and removes them before the first opens them. The read lists again: every row once."""
+    folder = str(tmp_path / "t")
+    a = parquet.write_table(_clips_rows(["a1", "a2"]), f"{folder}/batch-a.parquet", errors.SCHEMA, sort_by="clip_id")
+    parquet.write_table(_clips_rows(["b1"]), f"{folder}/other.parquet", errors.SCHEMA, sort_by="clip_id")
+    del a
+    stale = parquet._files(folder)
+    parquet.write_table(_clips_rows(["a1", "a2"]), f"{folder}/merged-a.parquet", errors.SCHEMA, sort_by="clip_id")
+    os.remove(f"{folder}/batch-a.parquet")
+    real, calls = parquet._files, []
+
+    def listing_from_before_the_merge_once(uri):
+        calls.append(uri)
+        return stale if len(calls) == 1 else real(uri)
+
+    monkeypatch.setattr(parquet, "_files", listing_from_before_the_merge_once)
+    ids = ["a1", "a2", "b1"] if with_ids else None
+    table = parquet.read_table(folder, errors.SCHEMA, ids=ids)
+    assert sorted(table.column("clip_id").to_pylist()) == ["a1", "a2", "b1"]
+    assert len(calls) == 2
+
+
+def test_a_part_that_keeps_vanishing_fails_the_read_with_its_name(tmp_path, monkeypatch):
+    folder = str(tmp_path / "t")
+    parquet.write_table(_clips_rows(["a1"]), f"{folder}/gone.parquet", errors.SCHEMA)
+    stale = parquet._files(folder)
+    os.remove(f"{folder}/gone.parquet")
+    monkeypatch.setattr(parquet, "_files", lambda uri: stale)
+    with pytest.raises(FileNotFoundError, match="gone.parquet was removed while the table was being read"):
+        parquet.read_table(folder, errors.SCHEMA)

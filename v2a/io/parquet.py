@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ from v2a.core import storage
 # Rows per row group: small enough that a read of a few clips decodes little, large enough that the
 # footer stays small. An embeddings row is ~22 KB (10 frames x 512 float32 + the audio vector).
 ROW_GROUP_ROWS = 64
+
+log = logging.getLogger(__name__)
+
+# How often a read starts again on a fresh listing when a part it listed was merged away meanwhile.
+_VANISHED_RETRIES = 5
 
 
 def _string_columns(schema: pa.Schema) -> list[str]:
@@ -73,12 +79,23 @@ def _files(uri: str) -> list[tuple[str, str]]:
         info = fs.info(path)
         return [(str(uri), f"{info.get('size')}:{_token(fs, path, info)}")]
     out = []
-    for full, info in sorted(fs.find(path, detail=True).items()):
+    for full, info in sorted(_find(fs, path).items()):
         base = full.rsplit("/", 1)[-1]
         if not full.endswith(".parquet") or base.startswith("."):
             continue
         out.append((_as_uri(uri, fs, full), f"{info.get('size')}:{_token(fs, full, info)}"))
     return out
+
+
+def _find(fs, path: str) -> dict:
+    # A part removed by a concurrent merge while the folder is walked fails its stat: walk again.
+    for attempt in range(_VANISHED_RETRIES):
+        try:
+            return fs.find(path, detail=True)
+        except FileNotFoundError:
+            if attempt == _VANISHED_RETRIES - 1 or not fs.exists(path):
+                raise
+    raise AssertionError("unreachable")
 
 
 def _as_uri(base: str, fs, path: str) -> str:
@@ -185,7 +202,10 @@ def iter_tables(uri: str, schema: pa.Schema | None = None, name: str = "table", 
     if wanted is not None and not wanted:
         return
     for file_uri, token in _files(uri):
-        footer = _footer(file_uri, token)
+        try:
+            footer = _footer(file_uri, token)
+        except FileNotFoundError as err:
+            raise PartVanished(file_uri) from err
         if wanted is not None and not _overlaps(footer.id_ranges, wanted):
             continue
         _checked(file_uri, token, footer, name, schema, tuple(columns) if columns else None, check)
@@ -194,10 +214,13 @@ def iter_tables(uri: str, schema: pa.Schema | None = None, name: str = "table", 
             cols = [c for c in cols if c in footer.schema.names or c not in added_columns(schema)]
         if columns_if_present is not None:
             cols = [c for c in columns_if_present if c in footer.schema.names]
-        if wanted is None:
-            table = _read_file(file_uri, cols, filters or None)
-        else:
-            table = _read_ids(file_uri, footer, wanted, cols, filters)
+        try:
+            if wanted is None:
+                table = _read_file(file_uri, cols, filters or None)
+            else:
+                table = _read_ids(file_uri, footer, wanted, cols, filters)
+        except FileNotFoundError as err:
+            raise PartVanished(file_uri) from err
         if table.num_rows:
             yield table
 
@@ -274,9 +297,36 @@ def _range_of(ranges) -> tuple[str | None, str | None]:
     return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
+class PartVanished(FileNotFoundError):
+    """A part listed at the start of a read was removed before it was opened. Parts are removed only
+    after the rows they hold were written to another part (a shard's batches merged into one), so
+    listing the table again reads those rows from there."""
+
+    def __init__(self, uri: str):
+        super().__init__(f"{uri} was removed while the table was being read (a concurrent merge of its rows "
+                         "into another part); read the table again")
+        self.uri = uri
+
+
+
 def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table", columns: list[str] | None = None,
                ids=None, filters=None) -> pa.Table:
-    """The rows of a file or folder of shards as one table; an absent table reads as empty."""
+    """The rows of a file or folder of shards as one table; an absent table reads as empty.
+
+    Another process may merge parts while this one reads (concurrent generate shards on a cluster): a
+    part gone between listing and opening restarts the read on a fresh listing, so no row is missed
+    and none is read twice."""
+    for attempt in range(_VANISHED_RETRIES):
+        try:
+            return _read_table_once(uri, schema, name, columns, ids, filters)
+        except PartVanished as gone:
+            if attempt == _VANISHED_RETRIES - 1:
+                raise
+            log.info("%s; listing the table again", gone)
+    raise AssertionError("unreachable")
+
+
+def _read_table_once(uri, schema, name, columns, ids, filters) -> pa.Table:
     if schema is None and not _files(uri):
         raise FileNotFoundError(f"no Parquet files at {uri}")
     parts = []
