@@ -110,8 +110,17 @@ out, pause = sys.argv[1], float(sys.argv[2])
 data = ClassPairs(classes=4, dim=16, seed=2)
 (tc, ta, _, _), (vc, va, _, _) = data.draw(256), data.draw(32)
 config = TrainConfig(mapper="diff-mlp", depth=1, expansion=1, epochs=4, batch_size=64, lr=1e-3, num_timesteps=100,
-                     sampling_steps=10, val_sampling_steps=5, ema=True, ema_decay=0.9)
-train_mapper(tc, ta, vc, va, config, out, progress=False, on_epoch_end=lambda record: time.sleep(pause))
+                     sampling_steps=10, val_sampling_steps=5, ema=True, ema_decay=0.9, checkpoint_every=1)
+
+
+def epoch_done(record):
+    # every epoch any process trains, in order: a resume that started over would show epoch 1 twice
+    with open(out + "/epochs_trained.txt", "a") as f:
+        f.write(f"{record['epoch']}\\n")
+    time.sleep(pause)
+
+
+train_mapper(tc, ta, vc, va, config, out, progress=False, on_epoch_end=epoch_done)
 """
 
 
@@ -122,9 +131,12 @@ def test_a_killed_training_resumed_gives_the_uninterrupted_weights(tmp_path):
     _kill_when(first, lambda: any((killed / "checkpoints").glob("epoch_*/state.json")))
     _finish(reference)
     assert not (killed / "model.safetensors").exists()
+    kept = sorted(p.name for p in (killed / "checkpoints").glob("epoch_*") if (p / "state.json").is_file())
+    assert kept == ["epoch_0001"], kept  # killed after its first epoch: the resume trains the other three
     _finish(_start(_TRAIN, killed, 0))
 
     assert (killed / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
+    assert (killed / "epochs_trained.txt").read_text().split() == ["1", "2", "3", "4"]
     history = json.loads((killed / "history.json").read_text())
     assert [h["epoch"] for h in history] == sorted({h["epoch"] for h in history})  # no epoch twice
     assert _leftovers(killed) == []
