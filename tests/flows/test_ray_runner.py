@@ -69,3 +69,58 @@ def test_a_pipeline_run_starts_ray_once_and_every_stage_uses_it(ray_instance):
         first, second = new_runner(), new_runner()
         assert first is not second and ray_instance.is_initialized()
     assert ray_instance.is_initialized()  # the module's instance was there before: left running
+
+
+def _busy_ray_workers() -> list[int]:
+    """Pids of Ray worker processes running a task now: Ray titles a worker `ray::<task>` while it runs
+    one and `ray::IDLE` between tasks."""
+    from pathlib import Path
+
+    busy = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::") and title not in ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent"):
+            busy.append(int(entry.name))
+    return busy
+
+
+def test_a_ray_worker_killed_mid_embed_loses_no_shard_and_writes_none_twice(ray_instance, synth_dir, tmp_path,
+                                                                             prefect_harness):
+    import os
+    import signal
+    import threading
+    import time
+
+    import pandas as pd
+
+    from flows.runners import make_task_runner
+    from tests.flows.test_runners import _embed
+
+    emb = tmp_path / "ray" / "embeddings"
+    killed: list = []
+
+    def kill_a_busy_worker_once_a_shard_is_written():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if any(emb.glob("shard-*.parquet")):
+                busy = _busy_ray_workers()
+                if busy:
+                    os.kill(busy[0], signal.SIGKILL)
+                    killed.append(busy[0])
+                    return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=kill_a_busy_worker_once_a_shard_is_written, daemon=True)
+    watcher.start()
+    rows = _embed(tmp_path / "ray", make_task_runner(RunnerConfig(kind="ray")), synth_dir, tmp_path / "cache",
+                  shard_size=2)
+    watcher.join(5)
+    assert killed, "no Ray worker was running a task when the first shard appeared"
+    # Ray ran the lost task again on another worker: every shard once, every clip once
+    assert len(list(emb.glob("shard-*.parquet"))) == 6 and len(rows) == 12 and not rows["clip_id"].duplicated().any()
+    assert pd.read_parquet(emb)["clip_id"].is_unique

@@ -61,14 +61,14 @@ def test_ray_without_prefect_ray_is_a_clear_error(monkeypatch):
         make_task_runner(RunnerConfig(kind="ray"))
 
 
-def _embed(out, runner, synth_dir, cache):
+def _embed(out, runner, synth_dir, cache, shard_size=4):
     from flows.embed import embed_flow
     from v2a.stages.ingest import ingest
 
     ingest(str(out / "clips.parquet"), csv=str(synth_dir / "vggsound.csv"), videos=str(synth_dir / "videos"),
            dataset="synthetic")
     embed_flow.with_options(task_runner=runner, result_storage=cache)(
-        str(out), profile="tiny", embed=EmbedConfig(num_frames=3, max_seconds=2.0, shard_size=4, batch_size=8))
+        str(out), profile="tiny", embed=EmbedConfig(num_frames=3, max_seconds=2.0, shard_size=shard_size, batch_size=8))
     return pd.read_parquet(out / "embeddings").sort_values("clip_id").reset_index(drop=True)
 
 
