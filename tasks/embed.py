@@ -19,7 +19,7 @@ from v2a.core import devices
 
 
 def _settings(num_frames: int, max_seconds: float, frame_rate: float | None = None) -> dict:
-    # The decoder is left out: every backend gives the same frames and audio (tests/test_decoders.py).
+    # The decoder is left out: every backend gives the same frames and audio (tests/media/test_decoders.py).
     settings = {"num_frames": num_frames, "max_seconds": max_seconds, "audio_rate": 16000}
     if frame_rate is not None:  # only when set, so the keys of shards embedded by frame count stay as they were
         settings["frame_rate"] = frame_rate

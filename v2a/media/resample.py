@@ -3,7 +3,7 @@
 AudioLDM loads audio with ``torchaudio.functional.resample`` and its CLAP resamples 16 → 48 kHz the
 same way; this is that algorithm (Hann-windowed sinc, 6 zero crossings, roll-off 0.99, one
 polyphase ``conv1d``) in plain torch, so the embedding stage needs no torchaudio build matching
-the installed torch (tests/test_resample.py checks it against torchaudio where installed).
+the installed torch (tests/media/test_resample.py checks it against torchaudio where installed).
 Kernels are cached per rate pair and shared by threads.
 """
 

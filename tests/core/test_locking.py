@@ -26,7 +26,7 @@ with run_lock(sys.argv[1]):
 def holder(tmp_path):
     """Another process holding the lock on tmp_path/out until the test ends (or kills it)."""
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(out)], env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     yield out, proc
@@ -59,7 +59,7 @@ def _held_elsewhere(out) -> bool:
     """Whether another process finds the location locked right now."""
     probe = ("import sys\nfrom v2a.core.locking import RunLockedError, run_lock\n"
              "try:\n    with run_lock(sys.argv[1]):\n        pass\nexcept RunLockedError:\n    sys.exit(3)\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     code = subprocess.run([sys.executable, "-c", probe, str(out)], env=env, timeout=60).returncode
     assert code in (0, 3)
     return code == 3

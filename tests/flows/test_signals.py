@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BOUND_S = 20  # the promise: a signalled command is gone within this many seconds
 STAGES = ("ingest", "embed", "train", "generate", "evaluate", "report")
 

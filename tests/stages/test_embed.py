@@ -172,7 +172,7 @@ for plan in plans:
 
 
 def _stage(clips_uri, out, err, pause):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.Popen([sys.executable, "-c", _STAGE, clips_uri, str(out), str(err), str(pause)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from v2a.stages import generate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start(script: str, *args) -> subprocess.Popen:
