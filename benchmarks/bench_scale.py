@@ -177,7 +177,10 @@ def run_stage(stage: str, root: Path) -> dict:
 
         flows.embed.map_calls = timed_map
         t0, c0 = time.perf_counter(), time.process_time()
-        summary = embed_flow(work.out, profile="tiny", shard_size=256, decoder="pyav", workers=1)
+        from v2a.config import EmbedConfig
+
+        summary = embed_flow(work.out, profile="tiny",
+                             embed=EmbedConfig(shard_size=256, decoder="pyav", workers=1))
         extra = {"shards": summary["shards"], "errors": summary["errors_total"], "shard_phase_s": phase.get("s")}
     elif stage in ("train-load", "train-epoch"):
         from v2a.stages.train import load_pairs
@@ -236,7 +239,7 @@ def measure(stage: str, root: Path) -> dict:
     return json.loads(lines[-1])
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, VGGSOUND_CLIPS])
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
@@ -247,7 +250,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         print(json.dumps(run_stage(args.child, Path(args.root))))
-        return
+        return 0
 
     results: dict[int, dict] = {}
     for n in args.sizes:
@@ -287,7 +290,11 @@ def main() -> None:
         print(f"| {stage} | " + " | ".join(cells) + f" | {exponent} |")
     row = [f"{results[n]['info']['embeddings_bytes'] / results[n]['info']['n']:,.0f}" for n in sizes]
     print("| embeddings on disk, B/clip | " + " | ".join(row) + " | - |")
+    failed = [f"{stage} at {n:,}" for n in sizes for stage in args.stages if "error" in results[n].get(stage, {})]
+    if failed:
+        print(f"bench_scale: {len(failed)} measurement(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
