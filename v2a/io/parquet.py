@@ -89,13 +89,13 @@ def _files(uri: str) -> list[tuple[str, str]]:
 
 def _find(fs, path: str) -> dict:
     # A part removed by a concurrent merge while the folder is walked fails its stat: walk again.
-    for attempt in range(_VANISHED_RETRIES):
+    for _ in range(_VANISHED_RETRIES - 1):
         try:
             return fs.find(path, detail=True)
         except FileNotFoundError:
-            if attempt == _VANISHED_RETRIES - 1 or not fs.exists(path):
+            if not fs.exists(path):
                 raise
-    raise AssertionError("unreachable")
+    return fs.find(path, detail=True)
 
 
 def _as_uri(base: str, fs, path: str) -> str:
@@ -308,7 +308,6 @@ class PartVanished(FileNotFoundError):
         self.uri = uri
 
 
-
 def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table", columns: list[str] | None = None,
                ids=None, filters=None) -> pa.Table:
     """The rows of a file or folder of shards as one table; an absent table reads as empty.
@@ -316,14 +315,12 @@ def read_table(uri: str, schema: pa.Schema | None = None, name: str = "table", c
     Another process may merge parts while this one reads (concurrent generate shards on a cluster): a
     part gone between listing and opening restarts the read on a fresh listing, so no row is missed
     and none is read twice."""
-    for attempt in range(_VANISHED_RETRIES):
+    for _ in range(_VANISHED_RETRIES - 1):
         try:
             return _read_table_once(uri, schema, name, columns, ids, filters)
         except PartVanished as gone:
-            if attempt == _VANISHED_RETRIES - 1:
-                raise
             log.info("%s; listing the table again", gone)
-    raise AssertionError("unreachable")
+    return _read_table_once(uri, schema, name, columns, ids, filters)
 
 
 def _read_table_once(uri, schema, name, columns, ids, filters) -> pa.Table:
