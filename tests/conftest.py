@@ -9,6 +9,11 @@ os.environ["V2A_WEIGHTS_DIR"] = tempfile.mkdtemp(prefix="v2a-test-weights-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Spinning OpenMP threads starve each other when processes share the 2 cores (15 ms calls took 2 s).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenBLAS's pthreads spin as well, and OMP_WAIT_POLICY does not reach them. With two test workers and the
+# processes some tests start, the 2048-d eigendecompositions of the Fréchet distance ran 11x slower (two
+# processes, two threads each) and once took a killed-evaluation test from 15 s to 531 s. One BLAS thread
+# per process is what Dask and Ray give their workers too. Set before anything imports numpy.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # Flows run outside the harness start their own temporary server: give it time on a loaded machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
