@@ -10,6 +10,8 @@ import warnings
 
 from pydantic import BaseModel
 
+from v2a.config import ConfigDeprecationWarning, Section
+
 
 def _unwrap(annotation):
     """(python type, choices or None, is a list) of a field's annotation."""
@@ -44,8 +46,6 @@ class _RenamedOption(argparse.Action):
             parser.error(f"{self.old_flag} is the old name of {self.flag}: give only {self.flag}")
         setattr(namespace, seen, option_string)
         if option_string == self.old_flag:
-            from v2a.config import ConfigDeprecationWarning
-
             warnings.warn(f"{self.old_flag} is deprecated: use {self.flag}", ConfigDeprecationWarning, stacklevel=2)
         setattr(namespace, self.dest, values)
 
@@ -57,7 +57,7 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], o
     rename: field → flag name (without dashes); defaults / helps: values that differ on the command line
     (say why in the help). A field renamed in the model (its `_old_names`) keeps its old flag, hidden."""
     added = []
-    old_names = {new: old for old, new in getattr(model, "_old_names", {}).items()}
+    old_names = model.old_name_of() if issubclass(model, Section) else {}
     for name, field in model.model_fields.items():
         if (only is not None and name not in only) or name in skip:
             continue

@@ -126,6 +126,11 @@ class Section(BaseModel):
             values = {(new if k == old else k): v for k, v in values.items()}
         return values
 
+    @classmethod
+    def old_name_of(cls) -> dict[str, str]:
+        """field → its old name, for each field renamed since (the inverse of `_old_names`)."""
+        return {new: old for old, new in cls._old_names.items()}
+
     def __setattr__(self, name, value):
         try:
             super().__setattr__(name, value)
@@ -418,7 +423,8 @@ class PipelineConfig(Section):
         # The digest names a run (its default run id) and is recorded in its results rows: a field renamed
         # since is hashed under its old name, so an existing run's id stays and a re-run resumes it.
         for name in d:
-            old_names = {new: old for old, new in getattr(getattr(self, name), "_old_names", {}).items()}
+            section = getattr(self, name)
+            old_names = section.old_name_of() if isinstance(section, Section) else {}
             if old_names:
                 d[name] = {old_names.get(k, k): v for k, v in d[name].items()}
         chosen = {k: d[k] for k in sections} if sections else d
