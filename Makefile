@@ -51,8 +51,9 @@ test: $(STAMP)
 	@# The layering (pyproject.toml, [tool.importlinter]): flows -> tasks -> stages -> io/models/... -> core.
 	$(BIN)/lint-imports --no-cache
 	@# Two processes, each taking whole modules (module fixtures such as a Dask cluster or a Ray instance are
-	@# built once): most of the slow tests wait on subprocesses and servers, so two cores finish in ~15 min
-	@# instead of ~21. TEST_WORKERS=0 runs everything in this process.
+	@# built once): most of the slow tests wait on subprocesses and servers, so two cores finish in ~10 min.
+	@# tests/conftest.py keeps OpenBLAS to one thread per process, which that sharing needs.
+	@# TEST_WORKERS=0 runs everything in this process.
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 clean:
