@@ -145,6 +145,7 @@ def _evaluate(args) -> None:
 
     evaluate = model_from_args(args, EvaluateConfig)
     preflight.readable_folder(args.generations, "generations folder")
+    preflight.generation_finished(args.generations, args.allow_partial)
     if args.reference:
         preflight.readable_folder(args.reference, "reference folder")
     else:
@@ -152,7 +153,7 @@ def _evaluate(args) -> None:
     preflight.profile(args.profile)
     _flow("evaluate", "evaluate_flow")(args.generations, args.out, profile=args.profile, evaluate=evaluate,
                                        dataset=args.dataset, reference=args.reference, device=args.device,
-                                       run_id=args.run_id)
+                                       run_id=args.run_id, allow_partial=args.allow_partial)
     _print_results(args.out, args.run_id)
 
 
@@ -369,6 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder holding clips/embeddings; results go to OUT/results")
     s.add_argument("--reference", help="a folder of reference audio (default: the real audio of --split)")
     s.add_argument("--run-id", help="run id of the results rows (default: derived from the folder)")
+    s.add_argument("--allow-partial", action="store_true",
+                   help="score a generation set whose generation did not finish (its rows say complete = false); "
+                        "without it such a set is refused")
     _profile_option(s)
     add_model_options(s, EvaluateConfig)
     add_model_options(s, DataConfig, only=["dataset"])

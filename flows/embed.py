@@ -7,7 +7,7 @@ from prefect import flow
 from flows.artifacts import markdown_artifact
 from flows.errors import require_clips
 from flows.naming import FLOW_OPTIONS, artifact_key, run_key, stage_run_name, tag_run
-from flows.runners import bounded_thread_runner, model_resources
+from flows.runners import bounded_thread_runner, model_resources, prepare_model_process
 from tasks.caching import call, map_calls
 from tasks.domain_gap import domain_gap_report
 from tasks.embed import embed_shards, plan_embed_shards, plan_from, remove_stale_shards
@@ -26,6 +26,7 @@ def embed_flow(out: str, profile: str = DEFAULT_PROFILE, embed: EmbedConfig = Em
     require_clips(out)
     e, layout, key = embed, RunLayout(out), run_key(out)
     tag_run("embed", profile=profile, clips=layout.clips)
+    prepare_model_process()  # before any task thread (v2a.runtime.imports)
     clips_uri, emb_uri, err_uri = layout.clips, layout.embeddings, layout.errors
     plans = plan_embed_shards(clips_uri, emb_uri, err_uri, profile, e.shard_size, e.num_frames, e.max_seconds,
                               e.device, frame_rate=e.frame_rate)

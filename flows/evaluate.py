@@ -12,29 +12,52 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.artifacts import table_artifact
-from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, stage_run_name, tag_run
-from flows.runners import bounded_thread_runner
-from tasks.caching import call
-from tasks.evaluate import evaluate_folder_task, evaluate_task, scoring_of
+from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, run_name, tag_run
+from flows.runners import bounded_thread_runner, prepare_model_process
+from tasks.caching import call, map_calls
+from tasks.evaluate import evaluate_folder_task, evaluate_task, evaluate_unit_task, plan_evaluation, scoring_of
 from v2a.core import storage
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io.layout import GenerationLayout, RunLayout
+from v2a.stages.evaluate import check_complete
 
 RESULTS_EVENT = "v2a.results.written"
 
 
-@flow(name="evaluate", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("evaluate"), **FLOW_OPTIONS)
+def _run_name() -> str:
+    """`evaluate-<generation set>-<digest of out>`: the sets of one output location get runs of their own names."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    if not params.get("out"):
+        return run_name("evaluate", None)
+    scored = params.get("run_id") or (GenerationLayout(params["generations"]).run_id if params.get("generations")
+                                      else None)
+    return run_name("evaluate", run_key(params["out"], scored))
+
+
+@flow(name="evaluate", task_runner=bounded_thread_runner(), flow_run_name=_run_name, **FLOW_OPTIONS)
 def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, evaluate: EvaluateConfig = EvaluateConfig(),
                   dataset: str = default(DataConfig, "dataset"), reference: str | None = None,
                   device: str = default(EmbedConfig, "device"), run_id: str | None = None,
-                  provenance: dict | None = None) -> list[dict]:
-    """provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row."""
+                  provenance: dict | None = None, allow_partial: bool = False) -> list[dict]:
+    """provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row.
+    allow_partial: score a generation set whose generation did not finish (its rows say `complete` = false);
+    without it such a set fails the run with one line saying how far it got."""
     tag_run("evaluate", profile=profile, dataset=dataset)
+    prepare_model_process()  # before any task thread (v2a.runtime.imports)
     layout, metrics, split = RunLayout(out), evaluate.metric_list(), evaluate.split
     scoring = scoring_of(evaluate)
     result = None
     if storage.exists(GenerationLayout(generations).table) and reference is None:
-        result = call(evaluate_task, generations, out, profile, split, dataset, metrics, device, provenance, scoring)
+        complete = check_complete(generations, allow_partial)  # before any task: a refusal is not retried
+        plan = plan_evaluation(generations, profile, metrics)
+        # One task per extractor, side by side; then their rows are written as one part.
+        units = map_calls(evaluate_unit_task, plan["units"], desc="evaluate units", gen_dir=generations, out=out,
+                          profile=profile, split=split, device=device, reference_rate=plan["reference_rate"],
+                          scoring=scoring)
+        units = [{k: u[k] for k in ("metrics", "rows", "extractors")} for u in units]
+        result = call(evaluate_task, generations, out, units, split, dataset, device, provenance, scoring, complete)
         rows = result["rows"]
     else:
         # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.

@@ -5,15 +5,13 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.naming import FLOW_OPTIONS, artifact_key, run_key, run_name, tag_run
-from flows.runners import bounded_thread_runner, model_resources
+from flows.runners import bounded_thread_runner, model_resources, prepare_model_process
 from tasks.caching import map_calls
 from tasks.generate import generate_shard, plan_generation
 from tasks.progress import stage_progress
 from v2a.config import DEFAULT_PROFILE, GenerateConfig
 from v2a.io.layout import RunLayout
-
-# Clips per generation task: small enough that a killed run loses little, large enough to batch well.
-SHARD_SIZE = 64
+from v2a.io.generations import write_plan
 
 
 def _run_name() -> str:
@@ -25,12 +23,14 @@ def _run_name() -> str:
 
 @flow(name="generate", task_runner=bounded_thread_runner(), flow_run_name=_run_name, **FLOW_OPTIONS)
 def generate_flow(embeddings: str, out: str, run_id: str, profile: str = DEFAULT_PROFILE,
-                  checkpoint: str | None = None, generate: GenerateConfig = GenerateConfig(),
-                  shard_size: int = SHARD_SIZE) -> dict:
+                  checkpoint: str | None = None, generate: GenerateConfig = GenerateConfig()) -> dict:
     g, layout = generate, RunLayout(out)
     tag_run("generate", profile=profile, clips=layout.clips)
+    prepare_model_process()  # before any task thread (v2a.runtime.imports)
     gen_dir = layout.generations(run_id).root
-    shards = plan_generation(embeddings, g.split, shard_size, g.max_clips, clips_uri=layout.clips)
+    shards = plan_generation(embeddings, g.split, g.shard_size, g.max_clips, clips_uri=layout.clips)
+    # Written before any shard starts: evaluation tells a half-finished set from a finished one by it.
+    write_plan(gen_dir, [c for ids in shards for c in ids], g.samples)
     units = {i: {"samples": len(ids) * g.samples, "clips": len(ids)} for i, ids in enumerate(shards)}
     with stage_progress(artifact_key("generate-progress", run_key(out, run_id)), "generate", units) as progress, \
             model_resources(g.device):

@@ -116,6 +116,15 @@ def splits_before_ingest(named: dict[str, str], csv_uri: str | None, images: str
             raise _say(field, split, accepted, "the data (" + " and ".join(x for x in (csv_uri, images) if x) + ")")
 
 
+def generation_finished(gen_dir: str, allow_partial: bool) -> None:
+    """A half-finished generation set is scored only when asked for (`--allow-partial`)."""
+    from v2a.io.generations import progress
+
+    done = progress(gen_dir) if storage.exists(gen_dir) else None
+    if done is not None and not done.complete and not allow_partial:
+        raise PreflightError(done.line() + " (or score it as it is with --allow-partial)")
+
+
 def splits_in_clips(named: dict[str, str], clips_uri: str) -> None:
     """After ingest: each named split has clips in the clips table (when there is one)."""
     if not storage.list_files(clips_uri, ".parquet"):

@@ -15,7 +15,7 @@ from flows.runners import bounded_thread_runner
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io import clips as clips_io
 from v2a.io.layout import RunLayout
-from v2a.stages.reevaluate import generation_sets, pending_evaluation
+from v2a.stages.reevaluate import generation_sets, pending_evaluation, unfinished
 
 
 def _dataset(out: str, default_name: str = default(DataConfig, "dataset")) -> str:
@@ -30,8 +30,11 @@ def reevaluate_flow(out: str, profile: str = DEFAULT_PROFILE, evaluate: Evaluate
     if not generation_sets(out):
         raise ValueError(f"reevaluate: {out} holds no generation sets (OUT/generations/RUN/table, or one folder "
                          "below): is `out` the pipeline's output location?")
-    pending = pending_evaluation(out)
-    print(f"reevaluate: {len(pending)} generation set(s) under {out} without results of this version")
+    pending, unfinished_sets = unfinished(pending_evaluation(out))
+    for p in unfinished_sets:
+        print(p.line())
+    print(f"reevaluate: {len(pending)} generation set(s) under {out} without results of this version"
+          + (f" ({len(unfinished_sets)} unfinished set(s) skipped)" if unfinished_sets else ""))
     done = []
     for s in pending:
         rows = evaluate_flow(s.gen_dir, s.out, profile=profile, evaluate=evaluate, dataset=_dataset(s.out),

@@ -81,6 +81,38 @@ def gpu_cluster(gpus: list[str], threads_per_worker: int = 1, memory_limit="auto
     return SpecCluster(workers=workers, scheduler=scheduler, asynchronous=asynchronous, name="v2a-gpus")
 
 
+def prepare_model_process() -> None:
+    """Import the model libraries in this process before any task thread starts (v2a.runtime.imports)."""
+    from v2a.runtime.imports import import_model_libraries
+
+    import_model_libraries()
+
+
+def _model_imports_plugin():
+    from distributed import WorkerPlugin
+
+    class ModelImports(WorkerPlugin):
+        """Each Dask worker imports the model libraries when it starts, before it runs a task (and again
+        in a worker the nanny restarts)."""
+
+        name = "v2a-model-imports"
+
+        def setup(self, worker):
+            from v2a.runtime.imports import worker_setup
+
+            worker_setup()
+
+    return ModelImports()
+
+
+def register_worker_imports(address: str) -> None:
+    """Every worker of the Dask cluster at `address`, present and future, imports the model libraries at start."""
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        client.register_plugin(_model_imports_plugin())
+
+
 @contextmanager
 def task_runners(cfg: RunnerConfig):
     """Yield a factory of task runners (a flow needs a runner of its own) for one pipeline run; a local
@@ -93,7 +125,11 @@ def task_runners(cfg: RunnerConfig):
 
             cluster = LocalCluster(**local_cluster_kwargs(cfg))
         with cluster:
+            register_worker_imports(cluster.scheduler_address)
             yield lambda: make_task_runner(cfg, address=cluster.scheduler_address)
+    elif cfg.kind == "dask":
+        register_worker_imports(cfg.address)
+        yield lambda: make_task_runner(cfg)
     elif cfg.kind == "ray":
         with ray_instance(cfg):
             yield lambda: make_task_runner(cfg)
@@ -111,7 +147,11 @@ def ray_instance(cfg: RunnerConfig):
     if ray.is_initialized():
         yield
         return
-    ray.init(*([cfg.address] if cfg.address else []), **{"namespace": "prefect", **cfg.init_kwargs})
+    kwargs = {"namespace": "prefect", **cfg.init_kwargs}
+    # Each Ray worker process imports the model libraries when it starts, before it runs a task.
+    runtime_env = dict(kwargs.get("runtime_env") or {})
+    runtime_env.setdefault("worker_process_setup_hook", "v2a.runtime.imports.worker_setup")
+    ray.init(*([cfg.address] if cfg.address else []), **{**kwargs, "runtime_env": runtime_env})
     try:
         yield
     finally:

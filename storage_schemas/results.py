@@ -46,9 +46,12 @@ _FIELDS = [
     # How the audio was scored (v2a/metrics/protocols.py): the preset and its channel rule.
     pa.field("protocol", pa.string()),                     # v2a-mapper | av-benchmark
     pa.field("channel_rule", pa.string()),                 # mean | channel0-minus-mean | av-benchmark
+    # False: scored with `--allow-partial` while the generation set was unfinished (n_clips says how much);
+    # null: the set's plan is unknown (a folder of audio, or a set generated before plans were recorded).
+    pa.field("complete", pa.bool_()),
 ]
 
 # The columns an older results file may lack; they read as nulls (the readers find them in the metadata).
 ADDED = ("n_samples", "samples_per_clip", "conditioning", "scheduler", "run_seed", "profile", "config_digest",
-         "git_commit", "flow_run_id", *provenance.NAMES, "protocol", "channel_rule")
+         "git_commit", "flow_run_id", *provenance.NAMES, "protocol", "channel_rule", "complete")
 SCHEMA = pa.schema(_FIELDS, metadata=added_metadata(*ADDED))

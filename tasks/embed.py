@@ -14,6 +14,7 @@ from v2a.io import clips as clips_io
 from v2a.core.fingerprint import fingerprints
 from tasks.operations import RESULTS, RETRIES, model_slot
 from tasks.progress import reporter
+from v2a.runtime import trace
 from v2a.runtime.model_cache import get_model, model_lock
 from v2a.core import devices
 
@@ -66,7 +67,13 @@ def remove_stale_shards(out_uri: str, plans: list[dict]) -> list[str]:
 def embed_shards(plans: list[dict], clips_uri: str, profile: str, num_frames: int, max_seconds: float,
                  batch_size: int, device: str, frame_rate: float | None = None, decoder: str = "auto",
                  workers: int = 0, pool: str = "auto") -> dict:
-    plans = [plan_from(p) for p in plans]
+    with trace.span("embed", plans[0]["index"]):
+        return _embed_shards([plan_from(p) for p in plans], clips_uri, profile, num_frames, max_seconds, batch_size,
+                             device, frame_rate, decoder, workers, pool)
+
+
+def _embed_shards(plans, clips_uri, profile, num_frames, max_seconds, batch_size, device, frame_rate, decoder,
+                  workers, pool) -> dict:
     report = reporter(plans[0].index)  # the flow's progress artifact counts this task's shards and clips
     summaries = []
     for plan in plans:

@@ -12,6 +12,7 @@ from tasks.progress import reporter
 from v2a.config import GenerateConfig
 from v2a.stages import generate
 from v2a.core.fingerprint import fingerprints
+from v2a.runtime import trace
 from v2a.runtime.model_cache import empty_text_embedding, get_mapper, get_model, model_lock
 from v2a.core import devices
 
@@ -40,6 +41,11 @@ def _shard_done(gen_dir: str, clip_ids: list[str], samples: int) -> bool:
       **RESULTS, cache_policy=stage_cache(reads=("embeddings_uri", "checkpoint", "clips_uri"), profile="profile"))
 def generate_shard(shard: tuple[int, list[str]], embeddings_uri: str, gen_dir: str, run_id: str, profile: str,
                    checkpoint: str | None, settings: GenerateConfig, clips_uri: str | None = None) -> dict:
+    with trace.span("generate", shard[0]):
+        return _generate_shard(shard, embeddings_uri, gen_dir, run_id, profile, checkpoint, settings, clips_uri)
+
+
+def _generate_shard(shard, embeddings_uri, gen_dir, run_id, profile, checkpoint, settings, clips_uri) -> dict:
     g, device, samples = settings, settings.device, settings.samples
     clip_ids = list(shard[1])
     report = reporter(shard[0])  # the flow's progress artifact counts this shard's samples

@@ -102,6 +102,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     _section: ClassVar[str] = ""
     _old_names: ClassVar[dict[str, str]] = {}  # old name → field, for a field renamed since
+    # Fields that set how work is cut into tasks, not what is computed: left out of the digest, so changing
+    # them neither renames a run nor makes it start over.
+    _not_digested: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **values):
         try:
@@ -250,6 +253,10 @@ class GenerateConfig(Section):
     seed: NonNegativeInt = Field(0, description="run seed: every clip's noise is derived from it and the clip id")
     max_clips: PositiveInt | None = Field(None, description="generate for the first N clips of the split only")
     device: str = Field("cpu", min_length=1, description="torch device of AudioLDM and the mapper")
+    shard_size: PositiveInt = Field(
+        64, description="clips per generation task: a killed run redoes at most one shard per running task; "
+                        "samples are batched within a shard (does not change the audio)")
+    _not_digested: ClassVar[tuple[str, ...]] = ("shard_size",)
 
 
 class EvaluateConfig(Section):
@@ -424,9 +431,10 @@ class PipelineConfig(Section):
         # since is hashed under its old name, so an existing run's id stays and a re-run resumes it.
         for name in d:
             section = getattr(self, name)
-            old_names = section.old_name_of() if isinstance(section, Section) else {}
-            if old_names:
-                d[name] = {old_names.get(k, k): v for k, v in d[name].items()}
+            if not isinstance(section, Section):
+                continue
+            old_names = section.old_name_of()
+            d[name] = {old_names.get(k, k): v for k, v in d[name].items() if k not in section._not_digested}
         chosen = {k: d[k] for k in sections} if sections else d
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -9,6 +9,9 @@ footer range holds them.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+
 import pandas as pd
 
 from storage_schemas import generations as generations_schema
@@ -69,3 +72,47 @@ def shard_key(run_id: str, clip_ids, samples: int) -> str:
 
     payload = "\n".join([run_id, str(samples), *sorted(map(str, clip_ids))])
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- the plan of a set
+
+@dataclass(frozen=True)
+class Progress:
+    """How much of a generation set is done: the planned clips that have every planned sample in the table."""
+
+    run_id: str
+    generated: int
+    planned: int
+
+    @property
+    def complete(self) -> bool:
+        return self.generated >= self.planned
+
+    def line(self) -> str:
+        return f"{self.run_id}: {self.generated} of {self.planned} clips generated; run generate again"
+
+
+def write_plan(gen_dir, clip_ids: list[str], samples: int) -> None:
+    """Record what the run sets out to generate, before it starts: a half-finished set is then told from a
+    finished one without knowing the configuration that made it."""
+    with storage.atomic_write(_layout(gen_dir).plan, "w") as f:
+        json.dump({"clip_ids": sorted(clip_ids), "samples": int(samples)}, f)
+
+
+def progress(gen_dir) -> Progress | None:
+    """The set's progress against its plan; None for a set without one (written before plans were recorded,
+    or not by the generate stage), whose intended size is unknown."""
+    layout = _layout(gen_dir)
+    if not storage.exists(layout.plan):
+        return None
+    fs, path = storage.filesystem(layout.plan)
+    with fs.open(path, "r") as f:
+        plan = json.load(f)
+    samples = int(plan["samples"])
+    have: dict[str, set[int]] = {}
+    if storage.exists(layout.table):
+        df = read_generations(layout, columns=["clip_id", "sample"])
+        for c, s in zip(df["clip_id"], df["sample"]):
+            have.setdefault(c, set()).add(int(s))
+    done = sum(1 for c in plan["clip_ids"] if len(have.get(c, ())) >= samples)
+    return Progress(layout.run_id, done, len(plan["clip_ids"]))

@@ -26,6 +26,11 @@ class GenerationLayout:
         return storage.join(self.root, "table")
 
     @property
+    def plan(self) -> str:
+        """The clips and samples the run set out to generate (written before the first shard starts)."""
+        return storage.join(self.root, "plan.json")
+
+    @property
     def run_id(self) -> str:
         return str(self.root).rstrip("/").rsplit("/", 1)[-1]
 

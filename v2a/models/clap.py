@@ -78,7 +78,8 @@ def _hub_forced_offline():
         hf_constants.HF_HUB_OFFLINE = before
 
 
-def _laion_htsat():
+def laion_htsat():
+    """laion_clap's HTSAT audio tower classes (its import reaches for the hub and prints: both kept quiet)."""
     with _hub_forced_offline(), contextlib.redirect_stdout(None):
         htsat = importlib.import_module("laion_clap.clap_module.htsat")
         model = importlib.import_module("laion_clap.clap_module.model")
@@ -176,7 +177,7 @@ class ClapNetwork(nn.Module):
         super().__init__()
         from transformers import RobertaConfig, RobertaModel
 
-        HTSAT, AudioCfg, MLPLayers = _laion_htsat()
+        HTSAT, AudioCfg, MLPLayers = laion_htsat()
         a = {**HTSAT_TINY, **audio}
         unknown = sorted(set(a) - set(HTSAT_TINY))
         if unknown:

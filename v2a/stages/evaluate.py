@@ -151,26 +151,89 @@ def _image_frames(embeddings_uri: str, clip_ids) -> dict[str, np.ndarray]:
     return {cid: block.frames_of(i) for i, cid in enumerate(block.clip_ids)}
 
 
+class IncompleteGenerations(ValueError):
+    """A generation set whose plan is not fully generated, scored without `allow_partial`."""
+
+
+def check_complete(gen_dir: str, allow_partial: bool = False) -> bool | None:
+    """Whether the set is fully generated (None: its plan is unknown); IncompleteGenerations for a
+    half-finished set unless `allow_partial`. A partial score is easily mistaken for a finished one."""
+    from v2a.io.generations import progress as generation_progress
+
+    done = generation_progress(gen_dir)
+    if done is None:
+        return None
+    if not done.complete and not allow_partial:
+        raise IncompleteGenerations(done.line() + " (or score it as it is with --allow-partial)")
+    return done.complete
+
+
 def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", dataset: str = "vggsound",
                  metrics=None, progress: bool = False, provenance: dict | None = None,
                  protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None,
-                 clip_seconds: float | None = None) -> list[dict]:
+                 clip_seconds: float | None = None, allow_partial: bool = False) -> list[dict]:
     """Evaluate one generation run of the pipeline; write and return its rows of the results table.
 
     metrics: None = the protocol's list. protocol / channel_rule / clip_seconds: see v2a.metrics.protocols
     (clip_seconds None = the protocol's length, or the generation's own for v2a-mapper).
-    provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row."""
+    provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row.
+    allow_partial: score a set whose generation is unfinished (its rows say `complete` = false); without
+    it such a set raises IncompleteGenerations.
+
+    The flow runs the same steps as tasks: `evaluation_units` side by side through `score_unit`, then `write_run`."""
+    complete = check_complete(gen_dir, allow_partial)
+    how_metrics = list(metrics or protocol_named(protocol).metrics)
+    ref_rate = _reference_rate(extractors, _generation_rate(gen_dir))
+    scored = [score_unit(gen_dir, out, {n: extractors[n] for n in {SPECS[m].extractor for m in unit}}, unit,
+                         split=split, protocol=protocol, channel_rule=channel_rule, clip_seconds=clip_seconds,
+                         reference_rate=ref_rate, progress=progress)
+              for unit in evaluation_units(how_metrics)]
+    return write_run(gen_dir, out, scored, split=split, dataset=dataset, provenance=provenance, protocol=protocol,
+                     channel_rule=channel_rule, clip_seconds=clip_seconds, complete=complete)
+
+
+def evaluation_units(metrics) -> list[list[str]]:
+    """The metrics grouped by the extractor they read, in the table's order. A group is the evaluation's unit
+    of work (one task): its extractor runs once over the audio for all of its metrics, and the groups of
+    one run are independent of each other, so they run side by side."""
+    groups: dict[str, list[str]] = {}
+    for m in metrics:
+        groups.setdefault(SPECS[m].extractor, []).append(m)
+    return list(groups.values())
+
+
+def reference_rate(extractor_rates, gen_dir: str) -> int:
+    """The rate the real audio is decoded at, given the rates of every extractor of the run (see
+    `_reference_rate`): the same for each unit, so splitting a run into units changes no number."""
+    return max([_generation_rate(gen_dir)] + [int(r) for r in extractor_rates])
+
+
+def _generation_rate(gen_dir: str) -> int:
+    from v2a.io.generations import read_generations
+
+    rates = read_generations(gen_dir, columns=["sample_rate"])["sample_rate"]
+    if rates.empty:
+        raise ValueError(f"{gen_dir}: no generations to evaluate")
+    return int(rates.iloc[0])
+
+
+def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "test",
+               protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None, clip_seconds: float | None = None,
+               reference_rate: int | None = None, progress: bool = False) -> dict:
+    """One unit of a run's evaluation: {"metrics": those it could compute, "rows": their metric rows,
+    "extractors": the model ids}. Nothing is written. reference_rate: the run's (`reference_rate`); None:
+    from these extractors alone."""
     from v2a.metrics.scores import evaluate_audio
 
     inputs = evaluation_inputs(gen_dir, out, split)
     how = scoring(protocol, channel_rule, clip_seconds, inputs.seconds)
-    metrics = list(metrics or how.protocol.metrics)
-    gens, clip_ids, generated, images = inputs.gens, inputs.clip_ids, inputs.generated, inputs.images
+    metrics = list(metrics)
+    clip_ids, generated, images = inputs.clip_ids, inputs.generated, inputs.images
     generated.channel_rule = how.channel_rule
-    ref_rate = _reference_rate(extractors, inputs.sample_rate)
+    ref_rate = reference_rate or _reference_rate(extractors, inputs.sample_rate)
     reference = reference_audio(RunLayout(out).clips, clip_ids, how.clip_seconds, ref_rate,
                                 embeddings_uri=RunLayout(out).embeddings, channel_rule=how.channel_rule)
-    sample_rate, seconds, first = inputs.sample_rate, how.clip_seconds, gens.iloc[0]
+    sample_rate, seconds = inputs.sample_rate, how.clip_seconds
     if not reference:
         # Images and silent videos have no real audio: only the reference-free metrics apply.
         metrics = [m for m in metrics if not SPECS[m].needs_reference]
@@ -181,9 +244,30 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
                           stats_dir=RunLayout(out).reference_stats, metrics=list(metrics),
                           progress=progress, video_frames=frames, pad=how.protocol.pad_short,
-                          loading=_loading_key(how, ref_rate, inputs.sample_rate), reference_sample_rate=ref_rate)
-    return _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds,
-                       provenance, how)
+                          loading=_loading_key(how, ref_rate, inputs.sample_rate),
+                          reference_sample_rate=ref_rate) if metrics else []
+    return {"metrics": metrics, "rows": rows,
+            "extractors": [getattr(e, "model_id", str(e)) for e in extractors.values()]}
+
+
+def _row_order(row: dict) -> float:
+    # The order evaluate_audio gives when all metrics are computed at once: the table's, cs_reference after cs.
+    name = row["metric"]
+    return METRICS.index("cs") + 0.5 if name == "cs_reference" else METRICS.index(name)
+
+
+def write_run(gen_dir: str, out: str, units: list[dict], split: str = "test", dataset: str = "vggsound",
+              provenance: dict | None = None, protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None,
+              clip_seconds: float | None = None, complete: bool | None = None) -> list[dict]:
+    """The rows of a run's scored units (`score_unit`), with the run's protocol columns, written as one part
+    of the results table; returned."""
+    inputs = evaluation_inputs(gen_dir, out, split)
+    how = scoring(protocol, channel_rule, clip_seconds, inputs.seconds)
+    rows = sorted((r for u in units for r in u["rows"]), key=_row_order)
+    metrics = [m for u in units for m in u["metrics"]]
+    extractor_ids = [i for u in units for i in u["extractors"]]
+    return _finish_run(rows, inputs.gens, inputs.gens.iloc[0], inputs.clip_ids, out, split, dataset, metrics,
+                       extractor_ids, inputs.sample_rate, how.clip_seconds, provenance, how, complete)
 
 
 @dataclass
@@ -241,8 +325,8 @@ def evaluation_inputs(gen_dir: str, out: str, split: str = "test") -> RunInputs:
     return RunInputs(gens, clip_ids, generated, images, reference, sample_rate, seconds)
 
 
-def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds,
-                provenance=None, how: Scoring | None = None):
+def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractor_ids, sample_rate, seconds,
+                provenance=None, how: Scoring | None = None, complete: bool | None = None):
     layout = RunLayout(out)
     gen_time = float(gens["gen_time_s"].mean())
     rows.append({"metric": "gen_time_s", "value": gen_time, "extractor": None, "sample_rate": sample_rate,
@@ -263,12 +347,11 @@ def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extra
         "aggregator": first["aggregator"], "v2a_version": __version__,
         "samples_per_clip": int(gens.groupby("clip_id")["sample"].nunique().max()),
         "conditioning": first["conditioning"], "scheduler": first["scheduler"], **_provenance(provenance),
-        **(how or scoring()).columns(),
+        **(how or scoring()).columns(), "complete": complete,
     }
     full = [_row(protocol, r, len(clip_ids)) for r in rows]
     write_results(layout.results, full, "evaluate-run", protocol["run_id"], split, dataset, sorted(metrics),
-                  *_protocol_key(how),
-                  protocol["id_list_sha256"], sorted(getattr(e, "model_id", str(e)) for e in extractors.values()))
+                  *_protocol_key(how), protocol["id_list_sha256"], sorted(extractor_ids))
     return full
 
 

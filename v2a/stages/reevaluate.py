@@ -43,6 +43,19 @@ def evaluated_run_ids(out: str, version: str = __version__) -> set[str]:
     return {r for r, v in zip(runs, versions) if v == version}
 
 
+def unfinished(sets: list[GenerationSet]) -> tuple[list[GenerationSet], list]:
+    """(the finished sets, the Progress of each unfinished one): a set whose generation stopped halfway is
+    not scored by a re-evaluation, since its rows would pass for the run's. A set without a recorded plan
+    counts as finished."""
+    from v2a.io.generations import progress
+
+    ready, skipped = [], []
+    for s in sets:
+        done = progress(s.gen_dir)
+        (skipped.append(done) if done is not None and not done.complete else ready.append(s))
+    return ready, skipped
+
+
 def pending_evaluation(location: str, version: str = __version__) -> list[GenerationSet]:
     """The generation sets under `location` whose run_id has no results rows of `version`."""
     sets = generation_sets(location)

@@ -31,6 +31,15 @@ BUILDERS: dict[str, Callable[..., Extractor]] = {
     "imagebind": imagebind.build,
 }
 EXTRACTOR_NAMES = tuple(BUILDERS)
+_DEFAULTS = {"panns": cnn14.DEFAULTS, "vggish": vggish.DEFAULTS, "wav2clip": wav2clip.DEFAULTS,
+             "passt": passt.DEFAULTS, "imagebind": imagebind.DEFAULTS}
+
+
+def sample_rate_of(name: str, section: dict | None) -> int:
+    """The rate an extractor runs at, read from its profile section without building it."""
+    from v2a.metrics.extractors._common import resolve_section
+
+    return int(resolve_section(name, section, _DEFAULTS[name])["sample_rate"])
 
 
 def build_extractor(name: str, section: dict | None, device: str = "cpu") -> Extractor:
@@ -51,7 +60,7 @@ def build_extractors(sections: dict | None, device: str = "cpu", names=None) -> 
 
 
 __all__ = [
-    "BUILDERS", "EXTRACTOR_NAMES", "build_extractor", "build_extractors", "Extractor", "Cnn14Extractor",
+    "BUILDERS", "EXTRACTOR_NAMES", "build_extractor", "build_extractors", "sample_rate_of", "Extractor", "Cnn14Extractor",
     "VGGishExtractor", "Wav2CLIPExtractor", "ExtractorConfigError", "MissingCheckpointError",
     "CheckpointFormatError",
 ]
