@@ -19,9 +19,8 @@ from v2a.io.layout import RunLayout
 
 
 @flow(name="embed", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("embed"), **FLOW_OPTIONS)
-def embed_flow(out: str, profile: str = DEFAULT_PROFILE, embed: EmbedConfig = EmbedConfig(),
-               shards_per_task: int = 8) -> dict:
-    """shards_per_task: shards one task embeds in turn (a shard of shard_size clips is what is stored
+def embed_flow(out: str, profile: str = DEFAULT_PROFILE, embed: EmbedConfig = EmbedConfig()) -> dict:
+    """embed.shards_per_task: shards one task embeds in turn (a shard of shard_size clips is what is stored
     and resumed; a task is what Prefect schedules: its fixed cost is paid per task, not per shard)."""
     require_clips(out)
     e, layout, key = embed, RunLayout(out), run_key(out)
@@ -31,7 +30,7 @@ def embed_flow(out: str, profile: str = DEFAULT_PROFILE, embed: EmbedConfig = Em
     plans = plan_embed_shards(clips_uri, emb_uri, err_uri, profile, e.shard_size, e.num_frames, e.max_seconds,
                               e.device, frame_rate=e.frame_rate)
     remove_stale_shards(emb_uri, plans)
-    groups = [plans[i:i + shards_per_task] for i in range(0, len(plans), max(1, shards_per_task))]
+    groups = [plans[i:i + e.shards_per_task] for i in range(0, len(plans), e.shards_per_task)]
     # A unit of progress is a task: its first shard's index names it (tasks/embed.py reports under it).
     units = {g[0]["index"]: {"clips": sum(len(p["clip_ids"]) for p in g), "shards": len(g)} for g in groups}
     with stage_progress(artifact_key("embed-progress", key), "embed", units) as progress, model_resources(e.device):

@@ -186,5 +186,17 @@ def stage_options(cfg: PipelineConfig, run_id: str | None = None):
 
     storage = result_storage(cfg.cache_location)
     with task_runners(cfg.runner) as new_runner:
-        yield lambda f: f.with_options(task_runner=new_runner(), result_storage=storage,
-                                       flow_run_name=run_name(f.name, run_id) if run_id else f.flow_run_name)
+        yield lambda f: _traced(f.name, f.with_options(task_runner=new_runner(), result_storage=storage,
+                                                       flow_run_name=run_name(f.name, run_id) if run_id
+                                                       else f.flow_run_name))
+
+
+def _traced(stage: str, flow):
+    """The stage flow, its run written to the trace as `stage:<name>` (v2a.runtime.trace; nothing when off)."""
+    from v2a.runtime import trace
+
+    def run(*args, **kwargs):
+        with trace.span("stage", stage):
+            return flow(*args, **kwargs)
+
+    return run

@@ -194,6 +194,7 @@ def test_the_digest_spells_generator_guidance_as_before_its_rename():
     cfg = config_from_dict({**BASE, "generate": {"generator_guidance": 3.0}})
     before = cfg.to_dict()
     before["generate"]["guidance_scale"] = before["generate"].pop("generator_guidance")
+    del before["generate"]["shard_size"], before["embed"]["shards_per_task"]  # task granularity: not digested
     assert cfg.digest() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert cfg.digest("generate") != config_from_dict(BASE).digest("generate")
 
@@ -273,3 +274,16 @@ def test_the_old_and_the_new_guidance_flag_together_are_refused_naming_both(gene
     assert stop.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--guidance-scale" in error and "--generator-guidance" in error
+
+
+def test_task_granularity_changes_neither_the_digest_nor_the_run_id():
+    # Values computed by the code before generate.shard_size and embed.shards_per_task existed (main 2889c7a):
+    # existing runs keep their ids and results rows their config_digest.
+    cfg = config_from_dict({**BASE, "generate": {"generator_guidance": 3.0}})
+    assert cfg.digest() == "4385684acc8ccd42"
+    assert cfg.digest("profile", "data", "embed", "train", "generate") == "f70171745a6c7c6d"
+    resharded = config_from_dict({**BASE, "generate": {"generator_guidance": 3.0, "shard_size": 7},
+                                  "embed": {"shards_per_task": 1}})
+    assert resharded.generate.shard_size == 7 and resharded.embed.shards_per_task == 1
+    assert resharded.digest() == cfg.digest()
+    assert config_from_dict({**BASE, "embed": {"shard_size": 7}}).digest() != config_from_dict(BASE).digest()

@@ -160,14 +160,19 @@ class DataConfig(Section):
 
 
 class EmbedConfig(Section):
-    """Stage 2: CLIP frame embeddings and CLAP audio embeddings, one task per shard of clips."""
+    """Stage 2: CLIP frame embeddings and CLAP audio embeddings: one Parquet shard per `shard_size` clips, one
+    task per `shards_per_task` shards."""
 
     _section: ClassVar[str] = "embed"
     num_frames: PositiveInt = Field(10, description="evenly spaced CLIP frames per video (paper: 10)")
     frame_rate: PositiveFloat | None = Field(
         None, description="frames per second instead of num_frames (1.0 on a 10-s clip = 10 frames)")
     max_seconds: PositiveFloat = Field(10.0, description="seconds of each clip read (VGGSound clips are 10 s)")
-    shard_size: PositiveInt = Field(256, description="clips per shard: one task and one Parquet file each")
+    shard_size: PositiveInt = Field(256, description="clips per shard: one Parquet file each, what a killed run "
+                                                     "resumes from")
+    shards_per_task: PositiveInt = Field(
+        8, description="shards one task embeds in turn: a task is what Prefect schedules (its fixed cost is paid "
+                       "per task) and what runs side by side")
     batch_size: PositiveInt = Field(64, description="CLIP frames per forward pass")
     device: str = Field("cpu", min_length=1, description="torch device of the encoders (cpu, cuda, cuda:1)")
     decoder: Literal[DECODERS] = Field(
@@ -175,6 +180,7 @@ class EmbedConfig(Section):
     workers: NonNegativeInt = Field(0, description="decode workers per shard; 0: one per core (at most 16)")
     pool: Literal[POOLS] = Field("auto", description="decode workers are threads or processes; "
                                                      "auto: processes from 4 workers")
+    _not_digested: ClassVar[tuple[str, ...]] = ("shards_per_task",)
 
 
 class TrainStageConfig(Section, TrainConfig):

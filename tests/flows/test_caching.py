@@ -191,3 +191,56 @@ def test_the_run_ends_with_a_summary_artifact_linking_its_reports(first_run):
     assert "| embed | yes | 12 |" in text and "## Metrics" in text
     # The listening report, as a path to copy (a web page cannot open a local file), never a file:// link.
     assert f"listening report: `{(out / 'listening').resolve()}" in text and "file://" not in text
+
+
+@pytest.fixture()
+def unfinished_copy(first_run, tmp_path):
+    """A copy of the run whose plan names three clips more than were generated: a generate that stopped."""
+    import json
+
+    _, out, summary, _ = first_run
+    copy_out = tmp_path / "unfinished"
+    shutil.copytree(out, copy_out, ignore=shutil.ignore_patterns(".prefect-results", ".v2a.lock", "results"))
+    plan_file = copy_out / "generations" / summary["run_id"] / "plan.json"
+    plan = json.loads(plan_file.read_text())
+    assert len(plan["clip_ids"]) == 3 and plan["samples"] == 1  # written by the generate flow
+    plan["clip_ids"] += ["never-generated-1", "never-generated-2", "never-generated-3"]
+    plan_file.write_text(json.dumps(plan))
+    return copy_out, summary["run_id"]
+
+
+def test_reevaluate_skips_an_unfinished_set_with_one_line_saying_how_far_it_got(unfinished_copy, capsys):
+    from flows.reevaluate import reevaluate_flow
+    from v2a.config import EvaluateConfig
+
+    out, run_id = unfinished_copy
+    done = reevaluate_flow(str(out), profile="tiny", evaluate=EvaluateConfig(metrics=["fd"]))
+    assert done == []
+    assert f"{run_id}: 3 of 6 clips generated; run generate again" in capsys.readouterr().out
+    assert not (out / "results").exists()
+
+
+def test_evaluate_refuses_an_unfinished_set_in_one_line_unless_allowed(unfinished_copy, capsys):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    from flows.cli import main
+    from flows.naming import run_key
+
+    out, run_id = unfinished_copy
+    gen_dir = str(out / "generations" / run_id)
+    args = ["evaluate", "--generations", gen_dir, "--out", str(out), "--profile", "tiny", "--metrics", "fd", "cs"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"v2a evaluate: error: {run_id}: 3 of 6 clips generated; run generate again (or score it as it is "
+                   "with --allow-partial)"]
+    assert not (out / "results").exists()
+
+    assert main(args + ["--allow-partial"]) == 0
+    results = pd.read_parquet(out / "results")
+    assert set(results["complete"]) == {False} and set(results.loc[results["metric"] == "fd", "n_clips"]) == {3}
+    # The evaluation's flow run is named after the generation set it scored.
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=[f"evaluate-{run_key(str(out), run_id)}"])))
+    assert runs

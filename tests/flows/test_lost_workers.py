@@ -13,7 +13,7 @@ import pytest
 
 from v2a.config import EmbedConfig, GenerateConfig, RunnerConfig
 
-EMBED = EmbedConfig(num_frames=2, max_seconds=2.0, shard_size=2, batch_size=8, workers=1)
+EMBED = EmbedConfig(num_frames=2, max_seconds=2.0, shard_size=2, shards_per_task=1, batch_size=8, workers=1)
 GENERATE = GenerateConfig(split="train", conditioning="no-mapper", samples=2, seconds=1.0, steps=2, batch_size=2,
                           seed=5)
 
@@ -97,14 +97,14 @@ def test_a_worker_killed_mid_embed_loses_no_shard_and_writes_none_twice(cluster,
     runner = DaskTaskRunner(address=c.scheduler_address)
     summary = _run_while_killing(
         c.scheduler_address, lambda: embed_flow.with_options(task_runner=runner, result_storage=tmp_path / "cache")(
-            str(out), profile="tiny", embed=EMBED, shards_per_task=1),
+            str(out), profile="tiny", embed=EMBED),
         lambda: any(emb.glob("shard-*.parquet")))
 
     assert summary["shards"] == 6
     rows = pd.read_parquet(emb)  # hidden temporaries a killed worker left are no part of the table
     assert len(list(emb.glob("shard-*.parquet"))) == 6 and len(rows) == 12 and not rows["clip_id"].duplicated().any()
     again = embed_flow.with_options(task_runner=runner, result_storage=tmp_path / "cache")(
-        str(out), profile="tiny", embed=EMBED, shards_per_task=1)
+        str(out), profile="tiny", embed=EMBED)
     assert again["skipped"] == 6 and again["rows"] == 0  # nothing left to do, nothing done twice
 
 
