@@ -11,7 +11,7 @@ from v2a import __version__
 
 # The tasks that decode media, build models, train, generate or score: none may run on an unchanged re-run.
 HEAVY = {"ingest", "plan-embed-shards", "embed-shards", "domain-gap-report", "train-mapper", "plan-generation",
-         "generate-shard", "evaluate-run", "listening-report"}
+         "generate-shard", "evaluate-unit", "evaluate-run", "listening-report"}
 
 
 def _config(synth_dir, out) -> dict:
@@ -117,7 +117,7 @@ def test_a_changed_train_config_reruns_train_and_the_stages_after_it_only(first_
     assert again["run_id"] != summary["run_id"]  # a new generation set for the new mapper
     for upstream in ("ingest", "plan-embed-shards", "embed-shards", "domain-gap-report"):
         assert set(states[upstream]) == {"Cached"}, upstream
-    for downstream in ("train-mapper", "generate-shard", "evaluate-run", "listening-report"):
+    for downstream in ("train-mapper", "generate-shard", "evaluate-unit", "evaluate-run", "listening-report"):
         assert set(states[downstream]) == {"Completed"}, downstream
 
 

@@ -21,6 +21,9 @@ def test_the_pipeline_parameter_schema_shows_nested_fields_with_descriptions_and
     assert generate["generator_guidance"]["default"] == 2.5 and "guidance_scale" not in generate
     assert generate["steps"] == {**generate["steps"], "type": "integer", "default": 200, "exclusiveMinimum": 0}
     assert defs["TrainStageConfig"]["properties"]["mapper"]["enum"] == list(MAPPER_NAMES)
+    # Task granularity is set in the run form too, not in code.
+    assert generate["shard_size"]["default"] == 64 and "task" in generate["shard_size"]["description"]
+    assert defs["EmbedConfig"]["properties"]["shards_per_task"]["default"] == 8
     # Every field says what it is; a section's description sits on its definition.
     for d in defs.values():
         for f in d["properties"].values():
