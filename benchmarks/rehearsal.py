@@ -306,7 +306,7 @@ def main() -> int:
         runs = []
         plan = [(r, None) for r in args.runners] + ([] if args.no_kill else [(args.runners[0], args.kill_in)])
         for runner, kill in plan:
-            work = Path(args.work) / f"run-{n}-{args.csv_rows}-{runner}" + ("-killed" if kill else "")
+            work = Path(args.work) / (f"run-{n}-{args.csv_rows}-{runner}" + ("-killed" if kill else ""))
             shutil.rmtree(work, ignore_errors=True)
             result = run_once(work, data, RUNNERS[runner], kill)
             title = (f"{info['csv_rows']:,} CSV rows, {info['videos']:,} clips with media, {runner} runner"
