@@ -304,7 +304,9 @@ def main() -> int:
         print(f"# data: {info['csv_rows']} CSV rows ({info['csv_test']} test), {info['videos']} with media "
               f"({info['test_videos']} test); built in {info['build_s']} s", flush=True)
         runs = []
-        plan = [(r, None) for r in args.runners] + ([] if args.no_kill else [(args.runners[0], args.kill_in)])
+        # The kill and resume at the largest size only: it repeats a whole run.
+        kill = not args.no_kill and n == max(args.videos)
+        plan = [(r, None) for r in args.runners] + ([(args.runners[0], args.kill_in)] if kill else [])
         for runner, kill in plan:
             work = Path(args.work) / (f"run-{n}-{args.csv_rows}-{runner}" + ("-killed" if kill else ""))
             shutil.rmtree(work, ignore_errors=True)
