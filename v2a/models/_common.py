@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from v2a.core.seeds import seeded_global_rng
+
 from .profile import CheckpointNotFoundError, hub_offline, looks_like_path
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,8 @@ def resolve_dtype(name: str | None, device: torch.device, auto_cuda: torch.dtype
 
 @contextlib.contextmanager
 def seeded(seed: int):
-    """Seed torch for a random init without disturbing the caller's global RNG state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    """Seed torch for a random init without disturbing the caller's global RNG state (nor another thread's)."""
+    with seeded_global_rng(seed):
         yield
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from v2a.core.checkpoints import checkpoint_id
+from v2a.core.seeds import seeded_global_rng
 from v2a.metrics import audio
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,7 @@ def init_random_(module: nn.Module) -> nn.Module:
 def build_seeded(builder, seed: int, init=None) -> nn.Module:
     """Build and randomly initialise a module from a fixed seed, leaving the global RNG state alone.
     `init`: the architecture's own random initialisation (default: `init_random_`)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
+    with seeded_global_rng(seed):
         return (init or init_random_)(builder())
 
 
