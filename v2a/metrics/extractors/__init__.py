@@ -5,6 +5,7 @@
     wav2clip -> Wav2CLIP audio encoder (CLIP-Score)
     passt    -> PaSST-S 32 kHz (FD_PaSST embedding, KL_PaSST / IS_PaSST logits; av-benchmark)
     imagebind-> ImageBind vision + audio towers (IB score; av-benchmark)
+    synchformer -> Synchformer audio-visual offset classifier (DeSync; av-benchmark)
 
 A section with `pretrained: true` loads the official weights from its `checkpoint:` path (and
 fails at build time, naming the field, when that is missing); otherwise the network gets
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from v2a.metrics.extractors import cnn14, imagebind, passt, vggish, wav2clip
+from v2a.metrics.extractors import cnn14, imagebind, passt, synchformer, vggish, wav2clip
 from v2a.metrics.extractors._common import (CheckpointFormatError, Extractor, ExtractorConfigError,
                                             MissingCheckpointError)
 from v2a.metrics.extractors.cnn14 import Cnn14Extractor
@@ -29,6 +30,7 @@ BUILDERS: dict[str, Callable[..., Extractor]] = {
     "wav2clip": wav2clip.build,
     "passt": passt.build,
     "imagebind": imagebind.build,
+    "synchformer": synchformer.build,
 }
 EXTRACTOR_NAMES = tuple(BUILDERS)
 
