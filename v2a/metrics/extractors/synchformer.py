@@ -479,8 +479,8 @@ def offset_grid(classes: int = 21, max_offset: float = 2.0) -> np.ndarray:
     return np.linspace(-max_offset, max_offset, classes).astype(np.float32)
 
 
-def window_offsets(model: Synchformer, video: torch.Tensor, audio: torch.Tensor, grid: np.ndarray) -> np.ndarray:
-    """(B, 2) predicted offsets (s) of the first and the last `window_segments` segments of each item.
+def window_logits(model: Synchformer, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    """(B, 2, classes) offset logits of the first and the last `window_segments` segments of each item.
 
     video: (B, S, tv, D) and audio (B, S, ta, D) features of the same S segments."""
     w = model.window_segments
@@ -489,11 +489,8 @@ def window_offsets(model: Synchformer, video: torch.Tensor, audio: torch.Tensor,
                          "cut the video and the audio to the same length")
     if video.shape[1] < w:
         raise ValueError(f"synchformer: {video.shape[1]} segments; DeSync needs at least {w} (4.8 s at 25 fps)")
-    out = []
-    for window in (slice(0, w), slice(video.shape[1] - w, video.shape[1])):
-        logits = model.offset_logits(video[:, window], audio[:, window])
-        out.append(grid[logits.argmax(dim=-1).cpu().numpy()])
-    return np.stack(out, axis=1)
+    windows = (slice(0, w), slice(video.shape[1] - w, video.shape[1]))
+    return torch.stack([model.offset_logits(video[:, win], audio[:, win]) for win in windows], dim=1)
 
 
 def desync(offsets: np.ndarray) -> float:
@@ -539,12 +536,16 @@ class SynchformerExtractor(Extractor):
         return out
 
     @torch.inference_mode()
+    def window_logits(self, video_features, audio_features) -> np.ndarray:
+        """(N, 2, classes) logits of the first and last window of each (video, audio) feature pair."""
+        out = [window_logits(self.model, torch.as_tensor(v)[None].to(self.device),
+                             torch.as_tensor(a)[None].to(self.device))[0].float().cpu().numpy()
+               for v, a in zip(video_features, audio_features)]
+        return np.stack(out) if out else np.zeros((0, 2, len(self.grid)), np.float32)
+
     def offsets(self, video_features, audio_features) -> np.ndarray:
         """(N, 2) offsets (s) of the first and last window of each (video, audio) feature pair."""
-        out = [window_offsets(self.model, torch.as_tensor(v)[None].to(self.device),
-                              torch.as_tensor(a)[None].to(self.device), self.grid)[0]
-               for v, a in zip(video_features, audio_features)]
-        return np.stack(out) if out else np.zeros((0, 2), np.float32)
+        return self.grid[self.window_logits(video_features, audio_features).argmax(axis=-1)]
 
     def desync_per_clip(self, videos, waveforms, sample_rate: int | None = None) -> np.ndarray:
         """Each pair's mean |offset| over its two windows (seconds); their mean is DeSync."""
