@@ -1,6 +1,7 @@
 """DeSync in the evaluation: 25-fps frames from a run's clips, one row per run, MMAudio's DeSync column filled."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,14 +28,29 @@ def long_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sync():
-    return get_model("tiny", "extractor:synchformer")
+    """The tiny Synchformer with the goldens' weights: unlike a fresh random one, it predicts offsets that vary
+    from clip to clip, so a wrong pairing or frame rate shows in the mean."""
+    import json
+
+    from v2a.metrics.extractors import synchformer
+
+    goldens = Path(__file__).resolve().parents[1] / "metrics" / "goldens" / "synchformer"
+    tiny = json.loads((goldens / "config.json").read_text())["tiny"]
+    return synchformer.build({**tiny, "checkpoint": str(goldens / "tiny_weights.safetensors")})
+
+
+def test_the_tiny_profile_builds_a_synchformer():
+    assert get_model("tiny", "extractor:synchformer").model.window_segments == 14
 
 
 def _folder(folder, ids, seconds, sr=16000):
+    """Noise for even clips, a tone for odd ones: the goldens' model predicts different offsets for the two."""
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for cid in ids:
-        sf.write(folder / f"{cid}.wav", 0.2 * rng.standard_normal(int(sr * seconds)), sr)
+    t = np.arange(int(sr * seconds)) / sr
+    for i, cid in enumerate(ids):
+        wave = 0.2 * rng.standard_normal(t.shape) if i % 2 == 0 else 0.3 * np.sin(2 * np.pi * 440.0 * t)
+        sf.write(folder / f"{cid}.wav", wave, sr)
     return folder
 
 
@@ -45,19 +61,28 @@ def test_desync_row_equals_the_extractors_own_procedure_and_fills_the_mmaudio_co
     clips = pd.read_parquet(long_run / "clips.parquet").query("split == 'test'")
     ids = sorted(clips["clip_id"])
     gen = _folder(tmp_path / "gen", ids, 5.0)
-    rows = evaluate_folder(str(gen), str(tmp_path / "results"), {"synchformer": sync}, run_dir=str(long_run),
-                           protocol="av-benchmark", clip_seconds=5.0, run_id="sys", metrics=["desync"])
+    given = []  # the frames the evaluation hands to Synchformer, clip by clip
+    video_features = sync.video_features
+    sync.video_features = lambda videos: (given.extend(videos), video_features(videos))[1]
+    try:
+        rows = evaluate_folder(str(gen), str(tmp_path / "results"), {"synchformer": sync}, run_dir=str(long_run),
+                               protocol="av-benchmark", clip_seconds=5.0, run_id="sys", metrics=["desync"])
+    finally:
+        del sync.video_features
     (row,) = rows
     assert row["metric"] == "desync" and row["n_samples"] == len(ids) and row["protocol"] == "av-benchmark"
     # The same pairs through the extractor directly: 25-fps frames of the first 5 s, the av-benchmark channel rule.
     uri = dict(zip(clips["clip_id"], clips["uri"]))
     videos = [read_clip(uri[c], frame_rate=25.0, max_seconds=5.0, audio=False).frames for c in ids]
     assert all(len(v) == 125 for v in videos)
+    assert len(given) == len(ids) and all(np.array_equal(a, b) for a, b in zip(given, videos))
     waves = []
     for c in ids:
         w, _ = sf.read(gen / f"{c}.wav", dtype="float32")
         waves.append(w - w.mean())
-    assert row["value"] == pytest.approx(float(np.mean(sync.desync_per_clip(videos, waves))), abs=1e-6)
+    per_clip = sync.desync_per_clip(videos, waves)
+    assert len(set(per_clip.tolist())) > 1  # the offsets vary, so the mean says which pairs were scored
+    assert row["value"] == pytest.approx(float(np.mean(per_clip)), abs=1e-6)
     assert 0.0 <= row["value"] <= 2.0
 
     text = format_results(str(tmp_path), table="mmaudio")
