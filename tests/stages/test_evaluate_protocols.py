@@ -122,5 +122,5 @@ def test_results_table_mmaudio_prints_each_run_in_mmaudios_columns_and_order(tmp
     by = {r["metric"]: r["value"] for r in rows}
     assert ours[:3] == ["other", "av-benchmark", "1"] and float(ours[3]) == pytest.approx(by["fd_passt"], rel=1e-3)
     assert float(ours[4]) == pytest.approx(by["fd"], rel=1e-3) and float(ours[9]) == pytest.approx(by["ib"], rel=1e-3)
-    assert ours[5:9] == ["-"] * 4 and ours[10] == "-"  # not computed here; DeSync never
+    assert ours[5:9] == ["-"] * 4 and ours[10] == "-"  # not computed here (DeSync not asked for)
     assert "V2A-Mapper" in text and "arXiv 2412.15322" in text and "not yet checked" in text

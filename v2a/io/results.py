@@ -62,7 +62,7 @@ def mmaudio_table_text(df: pd.DataFrame) -> str:
     from v2a.metrics.mmaudio import NOT_VERIFIED_NOTE, SOURCE, VERIFIED, quoted_rows
 
     ours = pd.DataFrame(mmaudio_rows(df))
-    lines = ["results in MMAudio's columns (DeSync: not computed by v2a, see docs/deviations.md):",
+    lines = ["results in MMAudio's columns:",
              ours.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}") if not ours.empty
              else "(no rows of these metrics)", "",
              f"published, quoted from {SOURCE}" + ("" if VERIFIED else f" -- {NOT_VERIFIED_NOTE}") + ":",

@@ -19,7 +19,7 @@ NOT_VERIFIED_NOTE = ("not yet checked against the paper itself (transcribed from
 # (column title, v2a metric name or None when v2a does not compute it), in MMAudio's order.
 COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("FD_PaSST", "fd_passt"), ("FD_PANNs", "fd"), ("FD_VGG", "fad"), ("KL_PANNs", "kl"),
-    ("KL_PaSST", "kl_passt"), ("IS", "is"), ("IB", "ib"), ("DeSync", None),
+    ("KL_PaSST", "kl_passt"), ("IS", "is"), ("IB", "ib"), ("DeSync", "desync"),
 )
 
 # method -> values in COLUMNS order.

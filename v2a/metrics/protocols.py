@@ -9,9 +9,9 @@ Every results row records the protocol and the channel rule it was scored under 
   v2a's own (`mean`), which also leaves every number of earlier v2a releases unchanged.
 - `av-benchmark`: hkchengrex/av-benchmark as MMAudio (Cheng et al., CVPR 2025) reports it: 8-s clips by
   default (`audio_length`, settable), FD on PaSST / PANNs / VGGish, KL on PANNs / PaSST, IS on PANNs
-  (and on PaSST), IB on ImageBind. Its `AudioDataset.read_from_file` (`av_bench/data/audio_dataset.py`) averages the
-  channels, removes the mean, resamples with `torchaudio.transforms.Resample` and keeps the first
-  `audio_length` seconds without padding.
+  (and on PaSST), IB on ImageBind, DeSync on Synchformer. Its `AudioDataset.read_from_file`
+  (`av_bench/data/audio_dataset.py`) averages the channels, removes the mean, resamples with
+  `torchaudio.transforms.Resample` and keeps the first `audio_length` seconds without padding.
 
 Channel rules (how a stereo or off-rate file becomes one mono waveform):
 - `mean`: the channels averaged (v2a's rule; the decoders' `channels="mean"`).
@@ -43,10 +43,11 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     "v2a-mapper": Protocol("v2a-mapper", None, ("fd", "fad", "cs", "kl", "is"), "mean", True,
                            "V2A-Mapper (Wang et al., AAAI 2024) Table 1: VGGSound test, 10-s clips"),
-    # MMAudio's columns in its order (FD_PaSST, FD_PANNs, FD_VGG, KL_PANNs, KL_PaSST, IS, IB; DeSync is not
-    # computed, see docs/deviations.md), then av-benchmark's ISC-PASST. MMAudio's own training loop logs
-    # av-benchmark's `ISC-PANNS-mean` as its IS, so IS is the PANNs one.
-    "av-benchmark": Protocol("av-benchmark", 8.0, ("fd_passt", "fd", "fad", "kl", "kl_passt", "is", "ib", "is_passt"),
+    # MMAudio's columns in its order (FD_PaSST, FD_PANNs, FD_VGG, KL_PANNs, KL_PaSST, IS, IB, DeSync), then
+    # av-benchmark's ISC-PASST. MMAudio's own training loop logs av-benchmark's `ISC-PANNS-mean` as its IS, so IS
+    # is the PANNs one. DeSync needs clips of at least 4.8 s; shorter ones are scored without it.
+    "av-benchmark": Protocol("av-benchmark", 8.0, ("fd_passt", "fd", "fad", "kl", "kl_passt", "is", "ib", "desync",
+                                                   "is_passt"),
                              "av-benchmark", False,
                              "hkchengrex/av-benchmark (MMAudio, Cheng et al., CVPR 2025, arXiv 2412.15322): "
                              "8-s clips, av_bench/extract.py and evaluate.py"),

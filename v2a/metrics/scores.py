@@ -137,12 +137,17 @@ def _pairs(sample_ids, clip_id_of, available, what: str) -> tuple[list[int], lis
     return idx, clips
 
 
-def _wanted(metrics, reference, image_embeddings, extractors, video_frames=None) -> list[str]:
+def _frames_for(m: str, video_frames, sync_frames):
+    """The decoded frames a video metric reads: Synchformer's 25-fps ones for DeSync, ImageBind's otherwise."""
+    return sync_frames if m == "desync" else video_frames
+
+
+def _wanted(metrics, reference, image_embeddings, extractors, video_frames=None, sync_frames=None) -> list[str]:
     if metrics is None:
         chosen = [m for m in METRICS if SPECS[m].extractor in extractors
                   and (reference is not None or not SPECS[m].needs_reference)
                   and (image_embeddings is not None or not SPECS[m].needs_frames)
-                  and (video_frames is not None or not SPECS[m].needs_video)]
+                  and (_frames_for(m, video_frames, sync_frames) is not None or not SPECS[m].needs_video)]
         if not chosen:
             raise ValueError("nothing to compute: give extractors and reference audio or image embeddings")
         return chosen
@@ -157,8 +162,9 @@ def _wanted(metrics, reference, image_embeddings, extractors, video_frames=None)
             raise ValueError(f"metric {m!r} needs reference audio")
         if SPECS[m].needs_frames and image_embeddings is None:
             raise ValueError(f"metric {m!r} needs image_embeddings")
-        if SPECS[m].needs_video and video_frames is None:
-            raise ValueError(f"metric {m!r} needs the clips' video frames (video_frames)")
+        if SPECS[m].needs_video and _frames_for(m, video_frames, sync_frames) is None:
+            raise ValueError(f"metric {m!r} needs the clips' video frames at {SPECS[m].video_fps:g} fps "
+                             f"({'sync_frames' if m == 'desync' else 'video_frames'})")
         chosen.append(m)
     return chosen
 
@@ -169,7 +175,8 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                    metrics=None, clip_id_of: Callable[[str], str] = clip_id_of_sample,
                    score_reference_cs: bool = True, reference_sample_rate: int | None = None,
                    progress: bool = True, video_frames: Mapping[str, np.ndarray] | None = None,
-                   pad: bool = True, loading: str | None = None) -> list[dict]:
+                   pad: bool = True, loading: str | None = None,
+                   sync_frames: Mapping[str, np.ndarray] | None = None) -> list[dict]:
     """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips} for the generated audio.
 
     generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);
@@ -178,7 +185,8 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     / (1, D) for an image). extractors: {"panns", "vggish", "wav2clip"} -> built extractors.
     metrics: subset of ("fd", "fad", "cs", "kl", "is"); None = every one the inputs allow.
     stats_dir: where reference statistics are cached (see `reference_stats`).
-    video_frames: clip id -> (T, H, W, 3) uint8 frames at ImageBind's 0.5 fps, for IB.
+    video_frames: clip id -> (T, H, W, 3) uint8 frames at ImageBind's 0.5 fps, for IB; sync_frames: the same at
+    Synchformer's 25 fps, for DeSync (a lazy mapping is read one clip at a time).
     pad: zero-pad clips shorter than clip_seconds (False: cut only, as av-benchmark); loading: a name for a
     non-default way the audio was read (channel rule, no padding), part of the reference-statistics key.
     Rows come in the order fd, fad, cs, cs_reference, kl, is (those computed). `extractor` is the
@@ -188,7 +196,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
         raise ValueError("no generated audio to evaluate")
     if reference is not None and len(reference) == 0:
         reference = None
-    chosen = _wanted(metrics, reference, image_embeddings, extractors, video_frames)
+    chosen = _wanted(metrics, reference, image_embeddings, extractors, video_frames, sync_frames)
     sample_ids = sorted(generated)
     rows: list[dict] = []
 
@@ -258,6 +266,10 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     if "ib" in chosen:
         rows.append(_ib_row(generated, sample_ids, sample_rate, extractors["imagebind"], video_frames, clip_seconds,
                             progress, pad, clip_id_of))
+    if "desync" in chosen:
+        row = _desync_row(generated, sample_ids, sample_rate, extractors["synchformer"], sync_frames, clip_seconds,
+                          progress, pad, clip_id_of)
+        rows += [row] if row else []
     return rows
 
 
@@ -296,3 +308,39 @@ def _ib_row(generated, sample_ids, sample_rate, imagebind, video_frames, clip_se
                          pad=pad)
     video_of = {c: imagebind.embed_frames([video_frames[c]])[0] for c in sorted(set(clips))}
     return _row("ib", ib_score(np.stack([video_of[c] for c in clips]), audio_emb), imagebind, clip_seconds, len(idx))
+
+
+def _desync_row(generated, sample_ids, sample_rate, sync, sync_frames, clip_seconds, progress, pad,
+                clip_id_of) -> dict | None:
+    """DeSync: Synchformer's offset between each generated sample and its clip's video, one clip's frames in
+    memory at a time. A sample whose audio and video share fewer than the 14 segments of a window is left out;
+    None (with a warning) when none is long enough."""
+    idx, clips = _pairs(sample_ids, clip_id_of, sync_frames, "desync")
+    samples_of: dict[str, list[str]] = {}
+    for i, cid in zip(idx, clips):
+        samples_of.setdefault(cid, []).append(sample_ids[i])
+    need = sync.model.window_segments
+    min_frames = sync.cfg["segment_frames"] + sync.cfg["segment_step_frames"] * (need - 1)
+    per_sample, short = [], 0
+    for cid in tqdm(sorted(samples_of), desc="DeSync", unit="clip", disable=not progress):
+        raise_if_stopped()
+        frames = sync_frames[cid]
+        if frames is None or len(frames) < min_frames:  # a video shorter than one window: no features needed
+            short += len(samples_of[cid])
+            continue
+        video = sync.video_features([frames])[0]
+        waves = [audio.prepare(generated[s], sample_rate, sync.sample_rate, clip_seconds, pad)
+                 for s in samples_of[cid]]
+        for feats in sync.embed(waves):
+            n = min(len(video), len(feats))  # a generation shorter than its video: the common start
+            if n < need:
+                short += 1
+                continue
+            per_sample.append(float(np.abs(sync.offsets([video[:n]], [feats[:n]])[0]).mean()))
+    if short:
+        log.warning("desync: %d sample(s) share fewer than %d segments (4.8 s) with their video and are left out",
+                    short, need)
+    if not per_sample:
+        log.warning("DeSync not computed: no generated sample shares 4.8 s of audio and video with its clip")
+        return None
+    return _row("desync", float(np.mean(per_sample)), sync, clip_seconds, len(per_sample))

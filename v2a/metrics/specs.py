@@ -21,6 +21,7 @@ class MetricSpec:
     lower_is_better: bool
     description: str
     needs_video: bool = False  # needs the clips' decoded video frames (ImageBind's vision tower), not CLIP embeddings
+    video_fps: float | None = None  # the rate those frames are decoded at
 
 
 METRIC_SPECS: tuple[MetricSpec, ...] = (
@@ -43,7 +44,10 @@ METRIC_SPECS: tuple[MetricSpec, ...] = (
                "Inception Score on the PaSST AudioSet class distributions of the generated audio (av-benchmark)"),
     MetricSpec("ib", "IB", "imagebind", False, False, False,
                "100 × cosine of the clip's ImageBind video embedding and the generated audio's ImageBind audio "
-               "embedding (av-benchmark IB-Score)", needs_video=True),
+               "embedding (av-benchmark IB-Score)", needs_video=True, video_fps=0.5),
+    MetricSpec("desync", "DeSync", "synchformer", False, False, True,
+               "mean |audio-visual offset| (s) Synchformer predicts between the clip's video and the generated audio, "
+               "over the first and last 4.8 s (av-benchmark DeSync)", needs_video=True, video_fps=25.0),
 )
 
 SPECS: dict[str, MetricSpec] = {s.name: s for s in METRIC_SPECS}

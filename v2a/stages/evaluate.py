@@ -29,6 +29,10 @@ from v2a.metrics.specs import METRICS, SPECS
 
 log = logging.getLogger(__name__)
 IB_VIDEO_FPS = 0.5  # av-benchmark's ImageBind frame rate (av_bench/data/video_dataset.py _IMAGEBIND_FPS)
+SYNC_VIDEO_FPS = 25.0  # av-benchmark's Synchformer frame rate (av_bench/data/video_dataset.py _SYNC_FPS)
+DESYNC_MIN_SECONDS = 4.8  # one Synchformer window: 14 segments of 0.64 s every 0.32 s
+NO_FRAMES_FOR_DESYNC = ("DeSync not computed: it needs each clip's video (Synchformer's 25-fps frames), and none of "
+                        "these clips has one; give --out a run folder whose clips table holds these clip ids")
 NO_FRAMES_FOR_IB = ("IB not computed: it needs each clip's video frames (ImageBind vision embedding), and a bare "
                     "audio folder has none; give --out a run folder whose clips table holds these clip ids")
 
@@ -146,6 +150,53 @@ def video_frames(clips_uri: str, clip_ids, seconds: float | None, fps: float = I
     return out
 
 
+class VideoFrames(Mapping):
+    """clip id -> (T, H, W, 3) uint8 frames at `fps` over the first `seconds`, decoded when read: 25-fps frames of
+    a whole test set do not fit in memory, so DeSync reads them one clip at a time. A clip that fails to decode
+    raises, naming it."""
+
+    def __init__(self, uris: dict[str, str], seconds: float | None, fps: float):
+        self._uris, self.seconds, self.fps = dict(uris), seconds, fps
+
+    def __getitem__(self, cid: str) -> np.ndarray:
+        try:
+            clip = read_clip(self._uris[cid], frame_rate=self.fps, max_seconds=self.seconds, audio=False)
+        except MediaError as err:
+            raise MediaError(f"{cid}: its video frames could not be decoded for DeSync: {err}") from err
+        return clip.frames
+
+    def __iter__(self):
+        return iter(self._uris)
+
+    def __len__(self) -> int:
+        return len(self._uris)
+
+
+def desync_inputs(clips_uri: str | None, clip_ids, seconds: float | None, metrics: list[str], extractors: dict,
+                  asked: bool) -> tuple[list[str], VideoFrames | None]:
+    """(metrics, Synchformer's frames): DeSync is dropped, with one line saying why, when the clips are shorter
+    than one Synchformer window, no clip has a video, or (from a protocol's default list, not `asked` for) no
+    Synchformer extractor was given."""
+    if "desync" not in metrics:
+        return metrics, None
+    rest = [m for m in metrics if m != "desync"]
+    if not asked and "synchformer" not in extractors:
+        log.warning("DeSync not computed: no synchformer extractor was given")
+        return rest, None
+    if seconds is not None and seconds < DESYNC_MIN_SECONDS:
+        log.warning("DeSync not computed: %g-s clips are shorter than one Synchformer window (%g s)", seconds,
+                    DESYNC_MIN_SECONDS)
+        return rest, None
+    videos = {}
+    if clips_uri and storage.exists(clips_uri):
+        rows = clips_io.clip_rows(clips_uri, clip_ids, columns=["clip_id", "kind", "uri"])
+        videos = {c: r["uri"] for c, r in rows.items() if r["kind"] == "video"}
+    if not videos:
+        log.warning(NO_FRAMES_FOR_DESYNC)
+        return rest, None
+    return metrics, VideoFrames(videos, seconds, SYNC_VIDEO_FPS)
+
+
 def _image_frames(embeddings_uri: str, clip_ids) -> dict[str, np.ndarray]:
     block = embeddings_io.read_block(embeddings_uri, ids=clip_ids, with_audio=False)
     return {cid: block.frames_of(i) for i, cid in enumerate(block.clip_ids)}
@@ -184,9 +235,10 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     complete = check_complete(gen_dir, allow_partial)
     how_metrics = list(metrics or protocol_named(protocol).metrics)
     ref_rate = _reference_rate(extractors, _generation_rate(gen_dir))
-    scored = [score_unit(gen_dir, out, {n: extractors[n] for n in {SPECS[m].extractor for m in unit}}, unit,
+    scored = [score_unit(gen_dir, out, {n: extractors[n] for n in {SPECS[m].extractor for m in unit}
+                                        if n in extractors}, unit,
                          split=split, protocol=protocol, channel_rule=channel_rule, clip_seconds=clip_seconds,
-                         reference_rate=ref_rate, progress=progress)
+                         reference_rate=ref_rate, progress=progress, asked=bool(metrics))
               for unit in evaluation_units(how_metrics)]
     return write_run(gen_dir, out, scored, split=split, dataset=dataset, provenance=provenance, protocol=protocol,
                      channel_rule=channel_rule, clip_seconds=clip_seconds, complete=complete)
@@ -219,10 +271,11 @@ def _generation_rate(gen_dir: str) -> int:
 
 def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "test",
                protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None, clip_seconds: float | None = None,
-               reference_rate: int | None = None, progress: bool = False) -> dict:
+               reference_rate: int | None = None, progress: bool = False, asked: bool = True) -> dict:
     """One unit of a run's evaluation: {"metrics": those it could compute, "rows": their metric rows,
     "extractors": the model ids}. Nothing is written. reference_rate: the run's (`reference_rate`); None:
-    from these extractors alone."""
+    from these extractors alone. asked: the metrics were named by the caller, not a protocol's default list
+    (see `desync_inputs`)."""
     from v2a.metrics.scores import evaluate_audio
 
     inputs = evaluation_inputs(gen_dir, out, split)
@@ -241,8 +294,9 @@ def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "
     if "ib" in metrics and not frames:
         log.warning("IB not computed: none of the run's clips has video frames (images only)")
         metrics = [m for m in metrics if m != "ib"]
+    metrics, sync = desync_inputs(RunLayout(out).clips, clip_ids, seconds, metrics, extractors, asked)
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
-                          stats_dir=RunLayout(out).reference_stats, metrics=list(metrics),
+                          stats_dir=RunLayout(out).reference_stats, metrics=list(metrics), sync_frames=sync,
                           progress=progress, video_frames=frames, pad=how.protocol.pad_short,
                           loading=_loading_key(how, ref_rate, inputs.sample_rate),
                           reference_sample_rate=ref_rate) if metrics else []
@@ -430,6 +484,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     from v2a.metrics.scores import clip_id_of_sample, evaluate_audio, load_audio_folder
 
     how = scoring(protocol, channel_rule, clip_seconds, 10.0)
+    asked = bool(metrics)
     metrics = list(metrics or how.protocol.metrics)
     generated, gen_rate = _folder_audio(generated_dir, sample_rate, how.channel_rule)
     if not generated:
@@ -454,14 +509,17 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
             frames = video_frames(RunLayout(run_dir).clips, clip_ids, how.clip_seconds) or None
         if frames is None:
             log.warning(NO_FRAMES_FOR_IB)
+    metrics, sync = desync_inputs(RunLayout(run_dir).clips if run_dir else None, clip_ids, how.clip_seconds, metrics,
+                                  extractors, asked)
     metrics = [m for m in metrics if (reference or not SPECS[m].needs_reference)
-               and (images or not SPECS[m].needs_frames) and (frames or not SPECS[m].needs_video)]
+               and (images or not SPECS[m].needs_frames)
+               and ((sync if m == "desync" else frames) or not SPECS[m].needs_video)]
     if not metrics:
         raise ValueError("nothing to compute: give --reference (FD, FAD, KL) and/or a run folder with embeddings "
                          "(CS) and clips (IB)")
     rows = evaluate_audio(generated, reference or None, gen_rate, images, extractors, clip_seconds=how.clip_seconds,
                           stats_dir=stats_dir, metrics=metrics, progress=False, reference_sample_rate=ref_rate,
-                          video_frames=frames, pad=how.protocol.pad_short, loading=how.loading)
+                          video_frames=frames, pad=how.protocol.pad_short, loading=how.loading, sync_frames=sync)
     protocol_row = {
         "run_id": run_id or f"folder-{hashlib.sha256(str(generated_dir).encode()).hexdigest()[:10]}",
         "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,

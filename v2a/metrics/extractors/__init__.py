@@ -5,6 +5,7 @@
     wav2clip -> Wav2CLIP audio encoder (CLIP-Score)
     passt    -> PaSST-S 32 kHz (FD_PaSST embedding, KL_PaSST / IS_PaSST logits; av-benchmark)
     imagebind-> ImageBind vision + audio towers (IB score; av-benchmark)
+    synchformer -> Synchformer audio-visual offset classifier (DeSync; av-benchmark)
 
 A section with `pretrained: true` loads the official weights from its `checkpoint:` path (and
 fails at build time, naming the field, when that is missing); otherwise the network gets
@@ -16,30 +17,25 @@ from __future__ import annotations
 
 from typing import Callable
 
-from v2a.metrics.extractors import cnn14, imagebind, passt, vggish, wav2clip
+from v2a.metrics.extractors import cnn14, imagebind, passt, synchformer, vggish, wav2clip
 from v2a.metrics.extractors._common import (CheckpointFormatError, Extractor, ExtractorConfigError,
                                             MissingCheckpointError)
 from v2a.metrics.extractors.cnn14 import Cnn14Extractor
 from v2a.metrics.extractors.vggish import VGGishExtractor
 from v2a.metrics.extractors.wav2clip import Wav2CLIPExtractor
 
-BUILDERS: dict[str, Callable[..., Extractor]] = {
-    "panns": cnn14.build,
-    "vggish": vggish.build,
-    "wav2clip": wav2clip.build,
-    "passt": passt.build,
-    "imagebind": imagebind.build,
-}
+# name in a profile's `extractors:` section -> the module that builds it (its `build` and `DEFAULTS`)
+MODULES = {"panns": cnn14, "vggish": vggish, "wav2clip": wav2clip, "passt": passt, "imagebind": imagebind,
+           "synchformer": synchformer}
+BUILDERS: dict[str, Callable[..., Extractor]] = {name: module.build for name, module in MODULES.items()}
 EXTRACTOR_NAMES = tuple(BUILDERS)
-_DEFAULTS = {"panns": cnn14.DEFAULTS, "vggish": vggish.DEFAULTS, "wav2clip": wav2clip.DEFAULTS,
-             "passt": passt.DEFAULTS, "imagebind": imagebind.DEFAULTS}
 
 
 def sample_rate_of(name: str, section: dict | None) -> int:
     """The rate an extractor runs at, read from its profile section without building it."""
     from v2a.metrics.extractors._common import resolve_section
 
-    return int(resolve_section(name, section, _DEFAULTS[name])["sample_rate"])
+    return int(resolve_section(name, section, MODULES[name].DEFAULTS)["sample_rate"])
 
 
 def build_extractor(name: str, section: dict | None, device: str = "cpu") -> Extractor:

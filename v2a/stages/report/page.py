@@ -292,8 +292,7 @@ def render_mmaudio(runs: list[RunData]) -> str:
     mine = ("".join(measured) if measured else
             f'<tr><td colspan="{n}">No run here was evaluated under the av-benchmark protocol '
             "(<code>v2a evaluate --protocol av-benchmark</code>).</td></tr>")
-    table = (f'<table id="mmaudio-table"><caption>MMAudio\'s VGGSound columns, in its order (DeSync is not '
-             "computed by v2a)</caption>"
+    table = ('<table id="mmaudio-table"><caption>MMAudio\'s VGGSound columns, in its order</caption>'
              f'<thead><tr><th scope="col">method</th><th scope="col">source</th>{head}</tr></thead>'
              f'<tbody><tr><th scope="rowgroup" colspan="{n}" class="group">Measured</th></tr>{mine}</tbody>'
              f'<tbody><tr><th scope="rowgroup" colspan="{n}" class="group">Quoted ({_e(SOURCE)})</th></tr>'
