@@ -54,7 +54,9 @@ test: $(STAMP)
 	@# built once): most of the slow tests wait on subprocesses and servers, so two cores finish in ~10 min.
 	@# tests/conftest.py keeps OpenBLAS to one thread per process, which that sharing needs.
 	@# TEST_WORKERS=0 runs everything in this process.
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
+	@# V2A_REQUIRE_PEERS=1: a peer test (tests/peers) that would skip for a missing package fails instead
+	@# (tests/peer_skips.py); the packages are installed above.
+	V2A_REQUIRE_PEERS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile tests
 
 clean:
 	rm -rf demo_out .prefect

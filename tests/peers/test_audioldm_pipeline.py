@@ -14,12 +14,15 @@ def generator():
 
 @pytest.fixture(scope="module")
 def pipeline(generator):
-    pipelines = pytest.importorskip("diffusers.pipelines")
+    pytest.importorskip("diffusers.pipelines")
     from diffusers import AudioLDMPipeline
 
-    assert pipelines is not None
-    return AudioLDMPipeline(vae=generator.vae, text_encoder=generator.text_encoder, tokenizer=None,
+    pipe = AudioLDMPipeline(vae=generator.vae, text_encoder=generator.text_encoder, tokenizer=None,
                             unet=generator.unet, scheduler=generator.make_scheduler("ddim"), vocoder=generator.vocoder)
+    # The comparisons below mean something only if the pipeline runs our modules themselves, not copies.
+    for name in ("vae", "text_encoder", "unet", "vocoder"):
+        assert getattr(pipe, name) is getattr(generator, name), name
+    return pipe
 
 
 def _conds(n, dim, seed=0):

@@ -79,13 +79,44 @@ def test_the_channel_rule_decides_how_stereo_references_are_read(tmp_path, extra
         left = 0.2 * rng.standard_normal(32000) + 0.3
         right = np.sin(2 * np.pi * 440 * np.arange(32000) / 16000)
         sf.write(ref / f"{cid}.wav", np.stack([left, right], axis=1), 16000)
-    fd = {}
-    for rule in ("mean", "channel0-minus-mean", "av-benchmark"):
+    # Each rule's reading, written out here: audioldm_eval takes channel 0 less its mean, av-benchmark
+    # the channel mean less its mean, v2a the channel mean.
+    readings = {"mean": lambda lr: lr.mean(axis=1),
+                "channel0-minus-mean": lambda lr: lr[:, 0] - lr[:, 0].mean(),
+                "av-benchmark": lambda lr: lr.mean(axis=1) - lr.mean(axis=1).mean()}
+    from v2a.metrics.scores import load_audio_folder
+
+    for rule, read in readings.items():  # what the metrics receive, sample for sample
+        loaded = load_audio_folder(ref, channel_rule=rule)
+        for cid in ids:
+            np.testing.assert_allclose(loaded[cid][0], read(sf.read(ref / f"{cid}.wav", dtype="float32")[0]),
+                                       atol=1e-6, err_msg=rule)
+    expected = {rule: _fd_of_readings(gen, ref, read, extractors["panns"]) for rule, read in readings.items()}
+    # Channel 1's tone moves the FD; the DC offset hardly does (PANNs' mel bands start at 50 Hz), which is
+    # why the readings themselves are compared above.
+    assert abs(expected["mean"] - expected["channel0-minus-mean"]) > 0.1 * expected["mean"]
+    for rule in readings:
         rows = evaluate_folder(str(gen), str(tmp_path / f"results-{rule}"), extractors, reference_dir=str(ref),
                                clip_seconds=2.0, metrics=["fd"], channel_rule=rule)
         assert rows[0]["channel_rule"] == rule and rows[0]["protocol"] == "v2a-mapper"
-        fd[rule] = rows[0]["value"]
-    assert len({round(v, 6) for v in fd.values()}) == 3  # three rules, three readings
+        assert rows[0]["value"] == pytest.approx(expected[rule], rel=1e-4), rule
+
+
+def _fd_of_readings(gen, ref, read, panns) -> float:
+    """FD on PANNs features of the generated files and of the references as `read` makes them mono."""
+    from v2a.metrics import audio
+    from v2a.metrics.frechet import frechet_distance_from_stats, gaussian_stats
+
+    def features(folder, mono):
+        waves = []
+        for path in sorted(folder.glob("*.wav")):
+            data, sr = sf.read(path, dtype="float32", always_2d=True)
+            waves.append(audio.prepare(mono(data), sr, panns.sample_rate, 2.0))
+        return panns.embed_and_logits(waves)[0]
+
+    mu_g, sigma_g = gaussian_stats(features(gen, lambda lr: lr[:, 0]))
+    mu_r, sigma_r = gaussian_stats(features(ref, read))
+    return frechet_distance_from_stats(mu_g, sigma_g, mu_r, sigma_r)
 
 
 def test_the_default_protocol_reads_other_rates_as_before(tmp_path, extractors):

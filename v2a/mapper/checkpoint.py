@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 import v2a
@@ -42,15 +42,15 @@ def state_dict_to_safetensors(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with storage.atomic_write(str(path)) as handle:
+        handle.write(text.encode("utf-8"))
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path)
+    # Serialised in memory and written through the one atomic path: a failed write leaves the earlier file.
+    data = save(tensors, metadata={"format": "pt"})
+    with storage.atomic_write(str(path)) as handle:
+        handle.write(data)
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:

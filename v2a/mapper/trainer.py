@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import io
 import json
 import math
 import re
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from v2a.core import storage
 from v2a.core.stopping import raise_if_stopped
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
                                    save_mapper, save_safetensors, state_dict_to_safetensors)
@@ -357,9 +359,10 @@ def _plot_curve(path: Path, history: list[dict]) -> None:
     ax_val.legend()
     ax_val.set_title("validation (generated vs true CLAP)")
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    with storage.atomic_write(str(path)) as handle:
+        handle.write(buf.getvalue())
 
 
 # ---- the training loop --------------------------------------------------------------------------

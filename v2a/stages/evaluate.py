@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 import numpy as np
 
 from v2a.core.rates import DECODE_SAMPLE_RATE
-from storage_schemas import results as results_schema
 from v2a import __version__
 from v2a.core import storage
 from v2a.io import clips as clips_io
@@ -26,6 +25,7 @@ from v2a.media import MediaError, read_clip
 from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protocol_named
 from v2a.metrics.reference_stats import id_list_sha256
 from v2a.metrics.specs import METRICS, SPECS
+from v2a.stages.results_parts import write_results
 
 log = logging.getLogger(__name__)
 IB_VIDEO_FPS = 0.5  # av-benchmark's ImageBind frame rate (av_bench/data/video_dataset.py _IMAGEBIND_FPS)
@@ -404,21 +404,8 @@ def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extra
         **(how or scoring()).columns(), "complete": complete,
     }
     full = [_row(protocol, r, len(clip_ids)) for r in rows]
-    write_results(layout.results, full, "evaluate-run", protocol["run_id"], split, dataset, sorted(metrics),
-                  *_protocol_key(how), protocol["id_list_sha256"], sorted(extractor_ids))
+    write_results(layout.results, full)
     return full
-
-
-def _protocol_key(how: Scoring | None) -> list:
-    """Part-name key of a non-default scoring (the default adds nothing: earlier parts are still replaced)."""
-    if how is None or (how.protocol.name == DEFAULT_PROTOCOL and how.loading is None):
-        return []
-    return [how.protocol.name, how.channel_rule, how.clip_seconds]
-
-
-def write_results(results_uri: str, rows: list[dict], *key) -> str:
-    """The rows as one part named by what was evaluated: re-running the same evaluation replaces it."""
-    return parquet.write_part(results_uri, rows, results_schema.SCHEMA, "results", *key)
 
 
 def _trainable_params_m(out: str, checkpoint_id) -> float | None:
@@ -530,9 +517,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
         **_provenance(provenance), **how.columns(),
     }
     full = [_row(protocol_row, r, len(clip_ids)) for r in rows]
-    write_results(results_uri, full, "evaluate-folder", protocol_row["run_id"], split, dataset, sorted(metrics),
-                  protocol_row["id_list_sha256"], str(reference_dir), str(run_dir),
-                  sorted(getattr(e, "model_id", str(e)) for e in extractors.values()), *_protocol_key(how))
+    write_results(results_uri, full)
     return full
 
 

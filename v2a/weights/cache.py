@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from v2a.core import storage
 from v2a.weights.registry import Entry, registry
 
 MANIFEST = ".v2a-weights.json"
@@ -64,9 +65,8 @@ def read_manifest(entry: Entry, root: Path | None = None) -> dict | None:
 def write_manifest(entry: Entry, manifest: dict, root: Path | None = None) -> None:
     folder = entry_dir(entry, root)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (MANIFEST + PART_SUFFIX)
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
+    with storage.atomic_write(str(folder / MANIFEST)) as handle:
+        handle.write(json.dumps(manifest, indent=1, sort_keys=True).encode("utf-8"))
 
 
 @dataclass
