@@ -38,6 +38,7 @@ DIRECT_WRITERS = {
     "v2a/tools/synth.py:_save_png": "synthetic inputs (`v2a synth`), not a stage's output",
     "v2a/tools/synth.py:_write_mp4": "synthetic inputs (`v2a synth`), written beside and renamed",
     "v2a/tools/synth.py:_write_text": "synthetic inputs (`v2a synth`), written beside and renamed",
+    "v2a/runtime/trace.py:record": "an opt-in diagnostic log (V2A_TRACE_DIR), appended one line at a time",
 }
 
 # The writers of the project's tables, audio files and checkpoints: each goes through atomic_write.
