@@ -169,7 +169,8 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                    metrics=None, clip_id_of: Callable[[str], str] = clip_id_of_sample,
                    score_reference_cs: bool = True, reference_sample_rate: int | None = None,
                    progress: bool = True, video_frames: Mapping[str, np.ndarray] | None = None,
-                   pad: bool = True, loading: str | None = None) -> list[dict]:
+                   pad: bool = True, loading: str | None = None,
+                   ib_audio: Mapping[str, tuple[np.ndarray, int]] | None = None) -> list[dict]:
     """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips} for the generated audio.
 
     generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);
@@ -179,6 +180,9 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     metrics: subset of ("fd", "fad", "cs", "kl", "is"); None = every one the inputs allow.
     stats_dir: where reference statistics are cached (see `reference_stats`).
     video_frames: clip id -> (T, H, W, 3) uint8 frames at ImageBind's 0.5 fps, for IB.
+    ib_audio: sample id -> (wave, rate) as the generated file stores it ((channels, N) or (N,)): IB's audio
+    tower hears the whole file, all channels resampled, as av-benchmark reads it; None: the whole `generated`
+    waveform (never cut to clip_seconds).
     pad: zero-pad clips shorter than clip_seconds (False: cut only, as av-benchmark); loading: a name for a
     non-default way the audio was read (channel rule, no padding), part of the reference-statistics key.
     Rows come in the order fd, fad, cs, cs_reference, kl, is (those computed). `extractor` is the
@@ -257,7 +261,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                         ref_stats, clip_id_of)
     if "ib" in chosen:
         rows.append(_ib_row(generated, sample_ids, sample_rate, extractors["imagebind"], video_frames, clip_seconds,
-                            progress, pad, clip_id_of))
+                            clip_id_of, ib_audio))
     return rows
 
 
@@ -286,13 +290,20 @@ def _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_sec
     return rows
 
 
-def _ib_row(generated, sample_ids, sample_rate, imagebind, video_frames, clip_seconds, progress, pad,
-            clip_id_of) -> dict:
-    """IB: each generated sample's ImageBind audio embedding against its clip's ImageBind video embedding."""
+def _ib_row(generated, sample_ids, sample_rate, imagebind, video_frames, clip_seconds, clip_id_of, ib_audio) -> dict:
+    """IB: each generated sample's ImageBind audio embedding against its clip's ImageBind video embedding.
+
+    The audio is the whole generated file, not the protocol's clip (av-benchmark's `ImageBindAudioDataset`
+    reads the file without its `audio_length` cut); `clip_seconds` only says how many frames were taken."""
     from v2a.metrics.extractors.imagebind import ib_score
 
     idx, clips = _pairs(sample_ids, clip_id_of, video_frames, "ib")
-    audio_emb = _extract(imagebind, generated, [sample_ids[i] for i in idx], sample_rate, clip_seconds, progress,
-                         pad=pad)
+    audio_emb = []
+    for start in range(0, len(idx), 64):  # a chunk of files in memory at a time
+        raise_if_stopped()
+        ids = [sample_ids[i] for i in idx[start:start + 64]]
+        items = [ib_audio[i] for i in ids] if ib_audio is not None else [(generated[i], sample_rate) for i in ids]
+        audio_emb.append(imagebind.embed_channels(items))
+    audio_emb = np.concatenate(audio_emb)
     video_of = {c: imagebind.embed_frames([video_frames[c]])[0] for c in sorted(set(clips))}
     return _row("ib", ib_score(np.stack([video_of[c] for c in clips]), audio_emb), imagebind, clip_seconds, len(idx))

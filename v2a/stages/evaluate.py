@@ -20,7 +20,7 @@ from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
-from v2a.io.audio import read_wave
+from v2a.io.audio import read_channels
 from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protocol_named
@@ -131,18 +131,24 @@ def reference_audio(clips_uri: str, clip_ids, seconds: float, sample_rate: int =
 
 
 def video_frames(clips_uri: str, clip_ids, seconds: float | None, fps: float = IB_VIDEO_FPS) -> dict[str, np.ndarray]:
-    """clip id -> (T, H, W, 3) frames at `fps` over the first `seconds` (ImageBind's video input, as
-    av-benchmark samples it); images and clips that fail to decode are left out."""
+    """clip id -> (T, H, W, 3) frames as av-benchmark reads ImageBind's video input: FFmpeg's `fps` filter at
+    `fps` (v2a.media.fps_filter), the first int(fps x seconds) of them (at least one; all without `seconds`);
+    images and clips that fail to decode are left out."""
+    from v2a.media.fps_filter import read_fps_frames
+
+    count = None if seconds is None else max(1, int(fps * seconds))
     rows = clips_io.clip_rows(clips_uri, clip_ids, columns=["clip_id", "kind", "uri"])
     out = {}
     for cid, r in rows.items():
+        if r["kind"] != "video":
+            continue
         try:
-            clip = read_clip(r["uri"], frame_rate=fps, max_seconds=seconds, audio=False)
+            frames, _ = read_fps_frames(r["uri"], fps, count)
         except MediaError as err:
             log.warning("IB: %s left out: %s", cid, err)
             continue
-        if clip.frames is not None and len(clip.frames):
-            out[cid] = clip.frames
+        if len(frames):
+            out[cid] = frames
     return out
 
 
@@ -181,7 +187,8 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
                           stats_dir=RunLayout(out).reference_stats, metrics=list(metrics),
                           progress=progress, video_frames=frames, pad=how.protocol.pad_short,
-                          loading=_loading_key(how, ref_rate, inputs.sample_rate), reference_sample_rate=ref_rate)
+                          loading=_loading_key(how, ref_rate, inputs.sample_rate), reference_sample_rate=ref_rate,
+                          ib_audio=StoredAudio(generated.uris) if frames else None)
     return _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds,
                        provenance, how)
 
@@ -199,20 +206,30 @@ class RunInputs:
 
 class GeneratedAudio(Mapping):
     """sample id (`clip__sK`) -> generated waveform, read from its file when accessed (a test split's
-    audio is GBs; the metrics read it a chunk at a time)."""
+    audio is GBs; the metrics read it a chunk at a time) and made mono by the channel rule."""
 
     def __init__(self, uris: dict[str, str], channel_rule: str = "mean"):
-        self._uris = dict(sorted(uris.items()))
+        self.uris = dict(sorted(uris.items()))
         self.channel_rule = channel_rule
 
     def __getitem__(self, key: str) -> np.ndarray:
-        return _rule_mono(read_wave(self._uris[key])[0], self.channel_rule)
+        from v2a.metrics.audio import channel_rule_mono
+
+        return channel_rule_mono(read_channels(self.uris[key])[0], self.channel_rule)
 
     def __iter__(self):
-        return iter(self._uris)
+        return iter(self.uris)
 
     def __len__(self) -> int:
-        return len(self._uris)
+        return len(self.uris)
+
+
+class StoredAudio(GeneratedAudio):
+    """id -> (wave as stored, (channels, samples), its rate), read when accessed: IB's input (av-benchmark's
+    ImageBind loader reads the file itself, every channel, at its own rate)."""
+
+    def __getitem__(self, key: str) -> tuple[np.ndarray, int]:
+        return read_channels(self.uris[key])
 
 
 def evaluation_inputs(gen_dir: str, out: str, split: str = "test") -> RunInputs:
@@ -378,7 +395,8 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                          "(CS) and clips (IB)")
     rows = evaluate_audio(generated, reference or None, gen_rate, images, extractors, clip_seconds=how.clip_seconds,
                           stats_dir=stats_dir, metrics=metrics, progress=False, reference_sample_rate=ref_rate,
-                          video_frames=frames, pad=how.protocol.pad_short, loading=how.loading)
+                          video_frames=frames, pad=how.protocol.pad_short, loading=how.loading,
+                          ib_audio=StoredAudio(_folder_files(generated_dir)) if "ib" in metrics else None)
     protocol_row = {
         "run_id": run_id or f"folder-{hashlib.sha256(str(generated_dir).encode()).hexdigest()[:10]}",
         "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
@@ -393,6 +411,16 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                   protocol_row["id_list_sha256"], str(reference_dir), str(run_dir),
                   sorted(getattr(e, "model_id", str(e)) for e in extractors.values()), *_protocol_key(how))
     return full
+
+
+def _folder_files(folder: str) -> dict[str, str]:
+    """{stem: path} of a folder's audio files, the ones `load_audio_folder` reads."""
+    from pathlib import Path
+
+    from v2a.metrics.scores import AUDIO_SUFFIXES
+
+    return {p.stem: str(p) for p in sorted(Path(folder).iterdir())
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES}
 
 
 def _loading_key(how: Scoring, ref_rate: int, gen_rate: int) -> str | None:
