@@ -104,8 +104,9 @@ def kl_sigmoid_audioldm_eval(generated_logits: np.ndarray, reference_logits: np.
     return _kl_eps_rows(sig(ref), sig(gen))
 
 
-# The evaluation's `kl` row.
+# The evaluation's `kl` row: av-benchmark's formula, unless the protocol names another (`Protocol.kl`).
 kl_divergence = kl_softmax
+KL_FORMULAS = {"av-benchmark": kl_softmax, "audioldm-eval": kl_softmax_audioldm_eval}
 
 
 def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True,

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from v2a.core.stopping import raise_if_stopped
 from v2a.metrics import audio
-from v2a.metrics.classification import inception_score, kl_divergence
+from v2a.metrics.classification import KL_FORMULAS, inception_score
 from v2a.metrics.frechet import frechet_distance_from_stats, gaussian_stats
 from v2a.metrics.reference_stats import reference_stats
 
@@ -170,7 +170,8 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                    score_reference_cs: bool = True, reference_sample_rate: int | None = None,
                    progress: bool = True, video_frames: Mapping[str, np.ndarray] | None = None,
                    pad: bool = True, loading: str | None = None,
-                   ib_audio: Mapping[str, tuple[np.ndarray, int]] | None = None) -> list[dict]:
+                   ib_audio: Mapping[str, tuple[np.ndarray, int]] | None = None,
+                   kl_formula: str = "av-benchmark", fd_offset: str = "if-singular") -> list[dict]:
     """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips} for the generated audio.
 
     generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);
@@ -183,6 +184,8 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     ib_audio: sample id -> (wave, rate) as the generated file stores it ((channels, N) or (N,)): IB's audio
     tower hears the whole file, all channels resampled, as av-benchmark reads it; None: the whole `generated`
     waveform (never cut to clip_seconds).
+    kl_formula: the `kl` / `kl_passt` rows' formula (`KL_FORMULAS`: av-benchmark's, or audioldm_eval's epsilon one).
+    fd_offset: when the Fréchet distances regularise a singular covariance (`v2a.metrics.frechet.OFFSET_RULES`).
     pad: zero-pad clips shorter than clip_seconds (False: cut only, as av-benchmark); loading: a name for a
     non-default way the audio was read (channel rule, no padding), part of the reference-statistics key.
     Rows come in the order fd, fad, cs, cs_reference, kl, is (those computed). `extractor` is the
@@ -190,6 +193,9 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     """
     if not generated:
         raise ValueError("no generated audio to evaluate")
+    if kl_formula not in KL_FORMULAS:
+        raise ValueError(f"unknown KL formula {kl_formula!r}; accepted: {', '.join(KL_FORMULAS)}")
+    kl_divergence = KL_FORMULAS[kl_formula]
     if reference is not None and len(reference) == 0:
         reference = None
     chosen = _wanted(metrics, reference, image_embeddings, extractors, video_frames)
@@ -212,16 +218,16 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
         panns = extractors["panns"]
         ref = ref_stats("panns")
         mu, sigma = gaussian_stats(panns_out[0])
-        rows.append(_row("fd", frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma), panns, clip_seconds,
-                         len(sample_ids)))
+        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
+        rows.append(_row("fd", fd, panns, clip_seconds, len(sample_ids)))
 
     if "fad" in chosen:
         vgg = extractors["vggish"]
         frames = _extract(vgg, generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
         ref = ref_stats("vggish")
         mu, sigma = gaussian_stats(np.concatenate(frames))
-        rows.append(_row("fad", frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma), vgg, clip_seconds,
-                         len(sample_ids)))
+        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
+        rows.append(_row("fad", fd, vgg, clip_seconds, len(sample_ids)))
 
     if "cs" in chosen:
         w2c = extractors["wav2clip"]
@@ -258,7 +264,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
         rows.append(_row("is", mean, panns, clip_seconds, len(logits)))
 
     rows += _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_seconds, progress, pad,
-                        ref_stats, clip_id_of)
+                        ref_stats, clip_id_of, kl_divergence, fd_offset)
     if "ib" in chosen:
         rows.append(_ib_row(generated, sample_ids, sample_rate, extractors["imagebind"], video_frames, clip_seconds,
                             clip_id_of, ib_audio))
@@ -266,7 +272,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
 
 
 def _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_seconds, progress, pad, ref_stats,
-                clip_id_of) -> list[dict]:
+                clip_id_of, kl_divergence, fd_offset) -> list[dict]:
     """FD / KL / IS on PaSST, as av-benchmark computes FD-PASST, KL-PASST-softmax and ISC-PASST."""
     wanted = [m for m in ("fd_passt", "kl_passt", "is_passt") if m in chosen]
     if not wanted:
@@ -277,8 +283,8 @@ def _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_sec
     if "fd_passt" in wanted:
         ref = ref_stats("passt")
         mu, sigma = gaussian_stats(feats)
-        rows.append(_row("fd_passt", frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma), passt, clip_seconds,
-                         len(sample_ids)))
+        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
+        rows.append(_row("fd_passt", fd, passt, clip_seconds, len(sample_ids)))
     if "kl_passt" in wanted:
         ref = ref_stats("passt")
         idx, clips = _pairs(sample_ids, clip_id_of, set(ref.clip_ids), "kl_passt")

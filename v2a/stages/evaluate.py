@@ -46,7 +46,14 @@ class Scoring:
         """Names a non-default reading for the reference-statistics key (None: v2a's historical reading)."""
         if self.channel_rule == "mean" and self.protocol.pad_short:
             return None
-        return f"{self.channel_rule},{'pad' if self.protocol.pad_short else 'cut'}"
+        key = f"{self.channel_rule},{'pad' if self.protocol.pad_short else 'cut'}"
+        return key + (f",min{self.protocol.min_seconds:g}s" if self.protocol.min_seconds else "")
+
+    def at_least_min_length(self, audio: Mapping, sample_rate: int) -> Mapping:
+        """`audio` zero-padded to the protocol's shortest length (audioldm_eval's `pad_short_audio`), if it has one."""
+        if not self.protocol.min_seconds:
+            return audio
+        return MinLength(audio, int(round(self.protocol.min_seconds * sample_rate)))
 
     def columns(self) -> dict:
         return {"protocol": self.protocol.name, "channel_rule": self.channel_rule}
@@ -62,8 +69,28 @@ def scoring(protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None,
     rule = channel_rule or proto.channel_rule
     if rule not in CHANNEL_RULES:
         raise ValueError(f"unknown channel rule {rule!r}; accepted: {', '.join(CHANNEL_RULES)}")
-    seconds = clip_seconds if clip_seconds is not None else (proto.clip_seconds or default_seconds)
+    if clip_seconds is not None:
+        seconds = clip_seconds
+    else:
+        seconds = None if proto.whole_file else (proto.clip_seconds or default_seconds)
     return Scoring(proto, rule, None if seconds is None else float(seconds))
+
+
+class MinLength(Mapping):
+    """id -> waveform of another mapping, zero-padded at the end to at least `samples` (read on access)."""
+
+    def __init__(self, audio: Mapping, samples: int):
+        self.audio, self.samples = audio, int(samples)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        wave = self.audio[key]
+        return wave if len(wave) >= self.samples else np.pad(wave, (0, self.samples - len(wave)))
+
+    def __iter__(self):
+        return iter(self.audio)
+
+    def __len__(self) -> int:
+        return len(self.audio)
 
 
 def _rule_mono(wave: np.ndarray, rule: str) -> np.ndarray:
@@ -184,11 +211,13 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     if "ib" in metrics and not frames:
         log.warning("IB not computed: none of the run's clips has video frames (images only)")
         metrics = [m for m in metrics if m != "ib"]
-    rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
-                          stats_dir=RunLayout(out).reference_stats, metrics=list(metrics),
-                          progress=progress, video_frames=frames, pad=how.protocol.pad_short,
+    rows = evaluate_audio(how.at_least_min_length(generated, sample_rate),
+                          how.at_least_min_length(reference, ref_rate) if reference else None, sample_rate, images,
+                          extractors, clip_seconds=seconds, stats_dir=RunLayout(out).reference_stats,
+                          metrics=list(metrics), progress=progress, video_frames=frames, pad=how.protocol.pad_short,
                           loading=_loading_key(how, ref_rate, inputs.sample_rate), reference_sample_rate=ref_rate,
-                          ib_audio=StoredAudio(generated.uris) if frames else None)
+                          ib_audio=StoredAudio(generated.uris) if frames else None, kl_formula=how.protocol.kl,
+                          fd_offset=how.protocol.fd_offset)
     return _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractors, sample_rate, seconds,
                        provenance, how)
 
@@ -365,6 +394,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
 
     how = scoring(protocol, channel_rule, clip_seconds, 10.0)
     metrics = list(metrics or how.protocol.metrics)
+    sample_rate = sample_rate or how.protocol.read_rate
     generated, gen_rate = _folder_audio(generated_dir, sample_rate, how.channel_rule)
     if not generated:
         raise ValueError(f"{generated_dir}: no .wav or .flac files")
@@ -393,10 +423,14 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     if not metrics:
         raise ValueError("nothing to compute: give --reference (FD, FAD, KL) and/or a run folder with embeddings "
                          "(CS) and clips (IB)")
-    rows = evaluate_audio(generated, reference or None, gen_rate, images, extractors, clip_seconds=how.clip_seconds,
-                          stats_dir=stats_dir, metrics=metrics, progress=False, reference_sample_rate=ref_rate,
-                          video_frames=frames, pad=how.protocol.pad_short, loading=how.loading,
-                          ib_audio=StoredAudio(_folder_files(generated_dir)) if "ib" in metrics else None)
+    rows = evaluate_audio(how.at_least_min_length(generated, gen_rate),
+                          how.at_least_min_length(reference, ref_rate) if reference else None, gen_rate, images,
+                          extractors, clip_seconds=how.clip_seconds, stats_dir=stats_dir, metrics=metrics,
+                          progress=False, reference_sample_rate=ref_rate, video_frames=frames,
+                          pad=how.protocol.pad_short, loading=how.loading,
+                          ib_audio=StoredAudio(_folder_files(generated_dir)) if "ib" in metrics else None,
+                          kl_formula=how.protocol.kl,
+                          fd_offset=how.protocol.fd_offset)
     protocol_row = {
         "run_id": run_id or f"folder-{hashlib.sha256(str(generated_dir).encode()).hexdigest()[:10]}",
         "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
