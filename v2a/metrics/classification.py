@@ -9,7 +9,7 @@ av-benchmark (hkchengrex/av-benchmark `av_bench/metrics/kl.py`, what MMAudio rep
     kl_sigmoid = the same with logsigmoid: sum over per-class sigmoid probabilities, without the
                  (1 - p) terms (not a Bernoulli KL), as there.
 i.e. KL(reference || generated) per pair, averaged over pairs; identical inputs give exactly 0.
-The evaluation's `kl` row is `kl_softmax`.
+The evaluation's `kl` row is `kl_softmax`, except under the `audioldm-eval` protocol (`kl_softmax_audioldm_eval`).
 
 AudioLDM-eval (haoheliu/audioldm_eval `metrics/kl.py`, also SpecVQGAN's), with 1e-6 inside the log:
     kl_softmax_audioldm_eval = kl_div(log(softmax(gen) + 1e-6), softmax(ref), reduction="sum") / N
