@@ -272,7 +272,8 @@ class EvaluateConfig(Section):
     _section: ClassVar[str] = "evaluate"
     split: str = Field("test", min_length=1, description="the clips' split to score")
     protocol: Literal[PROTOCOL_NAMES] = Field(
-        DEFAULT_PROTOCOL, description="evaluation preset: v2a-mapper (the paper's table) or av-benchmark (MMAudio's)")
+        DEFAULT_PROTOCOL, description="evaluation preset: v2a-mapper (the paper's table), av-benchmark (MMAudio's) "
+                                      "or audioldm-eval (audioldm_eval 0.0.3's)")
     metrics: list[Literal[METRICS]] | None = Field(
         None, min_length=1, description="metrics to compute (default: the protocol's: "
         + "; ".join(f"{p.name}: {' '.join(p.metrics)}" for p in PROTOCOLS.values()) + ")")
@@ -281,7 +282,7 @@ class EvaluateConfig(Section):
                           "av-benchmark (mean, then mean removed) (default: the protocol's)")
     clip_seconds: float | None = Field(
         None, gt=0, description="seconds scored per clip (default: the protocol's: av-benchmark 8; v2a-mapper "
-                                "the generation's length)")
+                                "the generation's length; audioldm-eval each file's whole length)")
 
     def metric_list(self) -> list[str]:
         return list(self.metrics or PROTOCOLS[self.protocol].metrics)

@@ -107,3 +107,38 @@ def test_singular_covariances_get_the_eps_offset_and_stay_close_to_the_unregular
 def test_mismatched_dimensions_are_rejected():
     with pytest.raises(ValueError):
         frechet_distance(np.zeros((5, 3)), np.zeros((5, 4)))
+
+
+def _unregularised(mu1, s1, mu2, s2):
+    """The FD without any offset, its cross term from the eigenvalues of S1^(1/2) S2 S1^(1/2) (exact for PSD)."""
+    w, u = np.linalg.eigh(s1)
+    root = (u * np.sqrt(np.clip(w, 0, None))) @ u.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root @ s2 @ root), 0, None)).sum()
+    return float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * cross)
+
+
+def test_the_offsets_change_of_fd_stays_in_the_derived_bound_which_2_eps_dim_is_not():
+    # The issue's case: 24 clips in 768 dims, where the offset moved FD by 0.00224 against 2 eps dim = 0.00154.
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((24, 768)), rng.standard_normal((24, 768)) + 0.01
+    mu1, s1 = gaussian_stats(a)
+    mu2, s2 = gaussian_stats(b)
+    change = frechet_distance_from_stats(mu1, s1, mu2, s2) - _unregularised(mu1, s1, mu2, s2)
+    low, high = frechet.bound_of_offset(s1, s2)
+    assert high == pytest.approx(2e-6 * 768)
+    assert low <= change <= high
+    assert abs(change) > 2e-6 * 768  # the docstring's former bound does not hold
+
+
+def test_the_reference_offset_rule_is_pytorch_fids_computation():
+    """offset="if-non-finite": sqrtm of the unregularised product, the trace terms untouched (audioldm_eval's fid.py)."""
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((10, 32)), rng.standard_normal((12, 32)) + 0.5
+    mu1, s1 = gaussian_stats(a)
+    mu2, s2 = gaussian_stats(b)
+    plain = float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2)
+                  - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real))
+    assert frechet_distance(a, b, offset="if-non-finite") == pytest.approx(plain, rel=1e-9)
+    assert frechet_distance(a, b) != pytest.approx(plain, rel=1e-9)  # the default offsets this singular case
+    with pytest.raises(ValueError, match="unknown offset rule"):
+        frechet_distance(a, b, offset="never")

@@ -20,7 +20,13 @@ def write_wav(uri: str, wave: np.ndarray, sample_rate: int) -> None:
 
 def read_wave(uri: str) -> tuple[np.ndarray, int]:
     """(mono wave as the channel mean, sample rate) of an audio file at any fsspec location."""
+    wave, sr = read_channels(uri)
+    return wave.mean(axis=0), sr
+
+
+def read_channels(uri: str) -> tuple[np.ndarray, int]:
+    """((channels, samples) float32 as stored, sample rate): for readers whose reference keeps the channels."""
     fs, path = storage.filesystem(uri)
     with fs.open(path, "rb") as handle:
         wave, sr = sf.read(handle, dtype="float32", always_2d=True)
-    return wave.mean(axis=1), sr
+    return np.ascontiguousarray(wave.T), sr

@@ -9,7 +9,7 @@ av-benchmark (hkchengrex/av-benchmark `av_bench/metrics/kl.py`, what MMAudio rep
     kl_sigmoid = the same with logsigmoid: sum over per-class sigmoid probabilities, without the
                  (1 - p) terms (not a Bernoulli KL), as there.
 i.e. KL(reference || generated) per pair, averaged over pairs; identical inputs give exactly 0.
-The evaluation's `kl` row is `kl_softmax`.
+The evaluation's `kl` row is `kl_softmax`, except under the `audioldm-eval` protocol (`kl_softmax_audioldm_eval`).
 
 AudioLDM-eval (haoheliu/audioldm_eval `metrics/kl.py`, also SpecVQGAN's), with 1e-6 inside the log:
     kl_softmax_audioldm_eval = kl_div(log(softmax(gen) + 1e-6), softmax(ref), reduction="sum") / N
@@ -104,8 +104,9 @@ def kl_sigmoid_audioldm_eval(generated_logits: np.ndarray, reference_logits: np.
     return _kl_eps_rows(sig(ref), sig(gen))
 
 
-# The evaluation's `kl` row.
+# The evaluation's `kl` row: av-benchmark's formula, unless the protocol names another (`Protocol.kl`).
 kl_divergence = kl_softmax
+KL_FORMULAS = {"av-benchmark": kl_softmax, "audioldm-eval": kl_softmax_audioldm_eval}
 
 
 def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True,

@@ -12,6 +12,14 @@ Every results row records the protocol and the channel rule it was scored under 
   (and on PaSST), IB on ImageBind, DeSync on Synchformer. Its `AudioDataset.read_from_file`
   (`av_bench/data/audio_dataset.py`) averages the channels, removes the mean, resamples with
   `torchaudio.transforms.Resample` and keeps the first `audio_length` seconds without padding.
+- `audioldm-eval`: haoheliu/audioldm_eval 0.0.3 (`EvaluationHelper.calculate_metrics` with its Cnn14 at
+  16 kHz), the numbers of the AudioLDM family of papers: FD on PANNs Cnn14 `2048` embeddings, KL with its
+  1e-6 inside the log (`metrics/kl.py`, `kullback_leibler_divergence_softmax`), IS on the PANNs logits.
+  Its FD (`metrics/fid.py`) takes sqrtm of the unregularised covariance product and adds 1e-6 only when
+  that is not finite (`fd_offset="if-non-finite"`; v2a's default offsets every singular covariance).
+  Files are read as its `WaveDataset.read_from_file` reads them: channel 0, its mean removed, resampled
+  straight to 16 kHz (`torchaudio.functional.resample`), zero-padded to at least 2 s (`pad_short_audio`,
+  32,000 samples) and never cut: every clip is scored at its whole length.
 
 Channel rules (how a stereo or off-rate file becomes one mono waveform):
 - `mean`: the channels averaged (v2a's rule; the decoders' `channels="mean"`).
@@ -38,6 +46,11 @@ class Protocol:
     channel_rule: str            # the default rule, from the reference's own code
     pad_short: bool              # zero-pad clips shorter than clip_seconds (False: score them as they are)
     source: str
+    kl: str = "av-benchmark"     # the `kl` rows' formula: `v2a.metrics.classification.KL_FORMULAS`
+    fd_offset: str = "if-singular"  # when FD regularises a singular covariance: `v2a.metrics.frechet.OFFSET_RULES`
+    whole_file: bool = False     # score every file at its own length (no clip length unless one is asked for)
+    min_seconds: float | None = None  # zero-pad files shorter than this (after resampling)
+    read_rate: int | None = None      # read every file straight to this rate (one resampling per file)
 
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -51,6 +64,10 @@ PROTOCOLS: dict[str, Protocol] = {
                              "av-benchmark", False,
                              "hkchengrex/av-benchmark (MMAudio, Cheng et al., CVPR 2025, arXiv 2412.15322): "
                              "8-s clips, av_bench/extract.py and evaluate.py"),
+    "audioldm-eval": Protocol("audioldm-eval", None, ("fd", "kl", "is"), "channel0-minus-mean", False,
+                              "haoheliu/audioldm_eval 0.0.3 (AudioLDM, Liu et al., ICML 2023): Cnn14 at 16 kHz, "
+                              "whole files padded to 2 s, datasets/load_mel.py and metrics/", kl="audioldm-eval",
+                              fd_offset="if-non-finite", whole_file=True, min_seconds=2.0, read_rate=16000),
 }
 PROTOCOL_NAMES = tuple(PROTOCOLS)
 DEFAULT_PROTOCOL = "v2a-mapper"

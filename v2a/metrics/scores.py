@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from v2a.core.stopping import raise_if_stopped
 from v2a.metrics import audio
-from v2a.metrics.classification import inception_score, kl_divergence
+from v2a.metrics.classification import KL_FORMULAS, inception_score
 from v2a.metrics.frechet import frechet_distance_from_stats, gaussian_stats
 from v2a.metrics.reference_stats import reference_stats
 
@@ -176,7 +176,9 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                    score_reference_cs: bool = True, reference_sample_rate: int | None = None,
                    progress: bool = True, video_frames: Mapping[str, np.ndarray] | None = None,
                    pad: bool = True, loading: str | None = None,
-                   sync_frames: Mapping[str, np.ndarray] | None = None) -> list[dict]:
+                   sync_frames: Mapping[str, np.ndarray] | None = None,
+                   ib_audio: Mapping[str, tuple[np.ndarray, int]] | None = None,
+                   kl_formula: str = "av-benchmark", fd_offset: str = "if-singular") -> list[dict]:
     """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips} for the generated audio.
 
     generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);
@@ -187,6 +189,11 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     stats_dir: where reference statistics are cached (see `reference_stats`).
     video_frames: clip id -> (T, H, W, 3) uint8 frames at ImageBind's 0.5 fps, for IB; sync_frames: the same at
     Synchformer's 25 fps, for DeSync (a lazy mapping is read one clip at a time).
+    ib_audio: sample id -> (wave, rate) as the generated file stores it ((channels, N) or (N,)): IB's audio
+    tower hears the whole file, all channels resampled, as av-benchmark reads it; None: the whole `generated`
+    waveform (never cut to clip_seconds).
+    kl_formula: the `kl` / `kl_passt` rows' formula (`KL_FORMULAS`: av-benchmark's, or audioldm_eval's epsilon one).
+    fd_offset: when the Fréchet distances regularise a singular covariance (`v2a.metrics.frechet.OFFSET_RULES`).
     pad: zero-pad clips shorter than clip_seconds (False: cut only, as av-benchmark); loading: a name for a
     non-default way the audio was read (channel rule, no padding), part of the reference-statistics key.
     Rows come in the order fd, fad, cs, cs_reference, kl, is (those computed). `extractor` is the
@@ -194,6 +201,9 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     """
     if not generated:
         raise ValueError("no generated audio to evaluate")
+    if kl_formula not in KL_FORMULAS:
+        raise ValueError(f"unknown KL formula {kl_formula!r}; accepted: {', '.join(KL_FORMULAS)}")
+    kl_divergence = KL_FORMULAS[kl_formula]
     if reference is not None and len(reference) == 0:
         reference = None
     chosen = _wanted(metrics, reference, image_embeddings, extractors, video_frames, sync_frames)
@@ -216,16 +226,16 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
         panns = extractors["panns"]
         ref = ref_stats("panns")
         mu, sigma = gaussian_stats(panns_out[0])
-        rows.append(_row("fd", frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma), panns, clip_seconds,
-                         len(sample_ids)))
+        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
+        rows.append(_row("fd", fd, panns, clip_seconds, len(sample_ids)))
 
     if "fad" in chosen:
         vgg = extractors["vggish"]
         frames = _extract(vgg, generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
         ref = ref_stats("vggish")
         mu, sigma = gaussian_stats(np.concatenate(frames))
-        rows.append(_row("fad", frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma), vgg, clip_seconds,
-                         len(sample_ids)))
+        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
+        rows.append(_row("fad", fd, vgg, clip_seconds, len(sample_ids)))
 
     if "cs" in chosen:
         w2c = extractors["wav2clip"]
@@ -262,10 +272,10 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
         rows.append(_row("is", mean, panns, clip_seconds, len(logits)))
 
     rows += _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_seconds, progress, pad,
-                        ref_stats, clip_id_of)
+                        ref_stats, clip_id_of, kl_divergence, fd_offset)
     if "ib" in chosen:
         rows.append(_ib_row(generated, sample_ids, sample_rate, extractors["imagebind"], video_frames, clip_seconds,
-                            progress, pad, clip_id_of))
+                            clip_id_of, ib_audio))
     if "desync" in chosen:
         row = _desync_row(generated, sample_ids, sample_rate, extractors["synchformer"], sync_frames, clip_seconds,
                           progress, pad, clip_id_of)
@@ -274,7 +284,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
 
 
 def _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_seconds, progress, pad, ref_stats,
-                clip_id_of) -> list[dict]:
+                clip_id_of, kl_divergence, fd_offset) -> list[dict]:
     """FD / KL / IS on PaSST, as av-benchmark computes FD-PASST, KL-PASST-softmax and ISC-PASST."""
     wanted = [m for m in ("fd_passt", "kl_passt", "is_passt") if m in chosen]
     if not wanted:
@@ -285,8 +295,8 @@ def _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_sec
     if "fd_passt" in wanted:
         ref = ref_stats("passt")
         mu, sigma = gaussian_stats(feats)
-        rows.append(_row("fd_passt", frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma), passt, clip_seconds,
-                         len(sample_ids)))
+        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
+        rows.append(_row("fd_passt", fd, passt, clip_seconds, len(sample_ids)))
     if "kl_passt" in wanted:
         ref = ref_stats("passt")
         idx, clips = _pairs(sample_ids, clip_id_of, set(ref.clip_ids), "kl_passt")
@@ -298,14 +308,21 @@ def _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_sec
     return rows
 
 
-def _ib_row(generated, sample_ids, sample_rate, imagebind, video_frames, clip_seconds, progress, pad,
-            clip_id_of) -> dict:
-    """IB: each generated sample's ImageBind audio embedding against its clip's ImageBind video embedding."""
+def _ib_row(generated, sample_ids, sample_rate, imagebind, video_frames, clip_seconds, clip_id_of, ib_audio) -> dict:
+    """IB: each generated sample's ImageBind audio embedding against its clip's ImageBind video embedding.
+
+    The audio is the whole generated file, not the protocol's clip (av-benchmark's `ImageBindAudioDataset`
+    reads the file without its `audio_length` cut); `clip_seconds` only says how many frames were taken."""
     from v2a.metrics.extractors.imagebind import ib_score
 
     idx, clips = _pairs(sample_ids, clip_id_of, video_frames, "ib")
-    audio_emb = _extract(imagebind, generated, [sample_ids[i] for i in idx], sample_rate, clip_seconds, progress,
-                         pad=pad)
+    audio_emb = []
+    for start in range(0, len(idx), 64):  # a chunk of files in memory at a time
+        raise_if_stopped()
+        ids = [sample_ids[i] for i in idx[start:start + 64]]
+        items = [ib_audio[i] for i in ids] if ib_audio is not None else [(generated[i], sample_rate) for i in ids]
+        audio_emb.append(imagebind.embed_channels(items))
+    audio_emb = np.concatenate(audio_emb)
     video_of = {c: imagebind.embed_frames([video_frames[c]])[0] for c in sorted(set(clips))}
     return _row("ib", ib_score(np.stack([video_of[c] for c in clips]), audio_emb), imagebind, clip_seconds, len(idx))
 

@@ -19,7 +19,7 @@ from v2a.core import storage
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
-from v2a.io.audio import read_wave
+from v2a.io.audio import read_channels
 from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protocol_named
@@ -50,7 +50,14 @@ class Scoring:
         """Names a non-default reading for the reference-statistics key (None: v2a's historical reading)."""
         if self.channel_rule == "mean" and self.protocol.pad_short:
             return None
-        return f"{self.channel_rule},{'pad' if self.protocol.pad_short else 'cut'}"
+        key = f"{self.channel_rule},{'pad' if self.protocol.pad_short else 'cut'}"
+        return key + (f",min{self.protocol.min_seconds:g}s" if self.protocol.min_seconds else "")
+
+    def at_least_min_length(self, audio: Mapping, sample_rate: int) -> Mapping:
+        """`audio` zero-padded to the protocol's shortest length (audioldm_eval's `pad_short_audio`), if it has one."""
+        if not self.protocol.min_seconds:
+            return audio
+        return MinLength(audio, int(round(self.protocol.min_seconds * sample_rate)))
 
     def columns(self) -> dict:
         return {"protocol": self.protocol.name, "channel_rule": self.channel_rule}
@@ -66,8 +73,28 @@ def scoring(protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None,
     rule = channel_rule or proto.channel_rule
     if rule not in CHANNEL_RULES:
         raise ValueError(f"unknown channel rule {rule!r}; accepted: {', '.join(CHANNEL_RULES)}")
-    seconds = clip_seconds if clip_seconds is not None else (proto.clip_seconds or default_seconds)
+    if clip_seconds is not None:
+        seconds = clip_seconds
+    else:
+        seconds = None if proto.whole_file else (proto.clip_seconds or default_seconds)
     return Scoring(proto, rule, None if seconds is None else float(seconds))
+
+
+class MinLength(Mapping):
+    """id -> waveform of another mapping, zero-padded at the end to at least `samples` (read on access)."""
+
+    def __init__(self, audio: Mapping, samples: int):
+        self.audio, self.samples = audio, int(samples)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        wave = self.audio[key]
+        return wave if len(wave) >= self.samples else np.pad(wave, (0, self.samples - len(wave)))
+
+    def __iter__(self):
+        return iter(self.audio)
+
+    def __len__(self) -> int:
+        return len(self.audio)
 
 
 def _rule_mono(wave: np.ndarray, rule: str) -> np.ndarray:
@@ -135,18 +162,24 @@ def reference_audio(clips_uri: str, clip_ids, seconds: float, sample_rate: int =
 
 
 def video_frames(clips_uri: str, clip_ids, seconds: float | None, fps: float = IB_VIDEO_FPS) -> dict[str, np.ndarray]:
-    """clip id -> (T, H, W, 3) frames at `fps` over the first `seconds` (ImageBind's video input, as
-    av-benchmark samples it); images and clips that fail to decode are left out."""
+    """clip id -> (T, H, W, 3) frames as av-benchmark reads ImageBind's video input: FFmpeg's `fps` filter at
+    `fps` (v2a.media.fps_filter), the first int(fps x seconds) of them (at least one; all without `seconds`);
+    images and clips that fail to decode are left out."""
+    from v2a.media.fps_filter import read_fps_frames
+
+    count = None if seconds is None else max(1, int(fps * seconds))
     rows = clips_io.clip_rows(clips_uri, clip_ids, columns=["clip_id", "kind", "uri"])
     out = {}
     for cid, r in rows.items():
+        if r["kind"] != "video":
+            continue
         try:
-            clip = read_clip(r["uri"], frame_rate=fps, max_seconds=seconds, audio=False)
+            frames, _ = read_fps_frames(r["uri"], fps, count)
         except MediaError as err:
             log.warning("IB: %s left out: %s", cid, err)
             continue
-        if clip.frames is not None and len(clip.frames):
-            out[cid] = clip.frames
+        if len(frames):
+            out[cid] = frames
     return out
 
 
@@ -295,11 +328,13 @@ def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "
         log.warning("IB not computed: none of the run's clips has video frames (images only)")
         metrics = [m for m in metrics if m != "ib"]
     metrics, sync = desync_inputs(RunLayout(out).clips, clip_ids, seconds, metrics, extractors, asked)
-    rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
-                          stats_dir=RunLayout(out).reference_stats, metrics=list(metrics), sync_frames=sync,
-                          progress=progress, video_frames=frames, pad=how.protocol.pad_short,
-                          loading=_loading_key(how, ref_rate, inputs.sample_rate),
-                          reference_sample_rate=ref_rate) if metrics else []
+    rows = evaluate_audio(how.at_least_min_length(generated, sample_rate),
+                          how.at_least_min_length(reference, ref_rate) if reference else None, sample_rate, images,
+                          extractors, clip_seconds=seconds, stats_dir=RunLayout(out).reference_stats,
+                          metrics=list(metrics), progress=progress, video_frames=frames, pad=how.protocol.pad_short,
+                          loading=_loading_key(how, ref_rate, inputs.sample_rate), reference_sample_rate=ref_rate,
+                          ib_audio=StoredAudio(generated.uris) if frames else None, kl_formula=how.protocol.kl,
+                          fd_offset=how.protocol.fd_offset, sync_frames=sync) if metrics else []
     return {"metrics": metrics, "rows": rows,
             "extractors": [getattr(e, "model_id", str(e)) for e in extractors.values()]}
 
@@ -337,20 +372,30 @@ class RunInputs:
 
 class GeneratedAudio(Mapping):
     """sample id (`clip__sK`) -> generated waveform, read from its file when accessed (a test split's
-    audio is GBs; the metrics read it a chunk at a time)."""
+    audio is GBs; the metrics read it a chunk at a time) and made mono by the channel rule."""
 
     def __init__(self, uris: dict[str, str], channel_rule: str = "mean"):
-        self._uris = dict(sorted(uris.items()))
+        self.uris = dict(sorted(uris.items()))
         self.channel_rule = channel_rule
 
     def __getitem__(self, key: str) -> np.ndarray:
-        return _rule_mono(read_wave(self._uris[key])[0], self.channel_rule)
+        from v2a.metrics.audio import channel_rule_mono
+
+        return channel_rule_mono(read_channels(self.uris[key])[0], self.channel_rule)
 
     def __iter__(self):
-        return iter(self._uris)
+        return iter(self.uris)
 
     def __len__(self) -> int:
-        return len(self._uris)
+        return len(self.uris)
+
+
+class StoredAudio(GeneratedAudio):
+    """id -> (wave as stored, (channels, samples), its rate), read when accessed: IB's input (av-benchmark's
+    ImageBind loader reads the file itself, every channel, at its own rate)."""
+
+    def __getitem__(self, key: str) -> tuple[np.ndarray, int]:
+        return read_channels(self.uris[key])
 
 
 def evaluation_inputs(gen_dir: str, out: str, split: str = "test") -> RunInputs:
@@ -473,6 +518,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     how = scoring(protocol, channel_rule, clip_seconds, 10.0)
     asked = bool(metrics)
     metrics = list(metrics or how.protocol.metrics)
+    sample_rate = sample_rate or how.protocol.read_rate
     generated, gen_rate = _folder_audio(generated_dir, sample_rate, how.channel_rule)
     if not generated:
         raise ValueError(f"{generated_dir}: no .wav or .flac files")
@@ -504,9 +550,14 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     if not metrics:
         raise ValueError("nothing to compute: give --reference (FD, FAD, KL) and/or a run folder with embeddings "
                          "(CS) and clips (IB)")
-    rows = evaluate_audio(generated, reference or None, gen_rate, images, extractors, clip_seconds=how.clip_seconds,
-                          stats_dir=stats_dir, metrics=metrics, progress=False, reference_sample_rate=ref_rate,
-                          video_frames=frames, pad=how.protocol.pad_short, loading=how.loading, sync_frames=sync)
+    rows = evaluate_audio(how.at_least_min_length(generated, gen_rate),
+                          how.at_least_min_length(reference, ref_rate) if reference else None, gen_rate, images,
+                          extractors, clip_seconds=how.clip_seconds, stats_dir=stats_dir, metrics=metrics,
+                          progress=False, reference_sample_rate=ref_rate, video_frames=frames,
+                          pad=how.protocol.pad_short, loading=how.loading,
+                          ib_audio=StoredAudio(_folder_files(generated_dir)) if "ib" in metrics else None,
+                          kl_formula=how.protocol.kl,
+                          fd_offset=how.protocol.fd_offset, sync_frames=sync)
     protocol_row = {
         "run_id": run_id or f"folder-{hashlib.sha256(str(generated_dir).encode()).hexdigest()[:10]}",
         "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
@@ -519,6 +570,16 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     full = [_row(protocol_row, r, len(clip_ids)) for r in rows]
     write_results(results_uri, full)
     return full
+
+
+def _folder_files(folder: str) -> dict[str, str]:
+    """{stem: path} of a folder's audio files, the ones `load_audio_folder` reads."""
+    from pathlib import Path
+
+    from v2a.metrics.scores import AUDIO_SUFFIXES
+
+    return {p.stem: str(p) for p in sorted(Path(folder).iterdir())
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES}
 
 
 def _loading_key(how: Scoring, ref_rate: int, gen_rate: int) -> str | None:

@@ -15,15 +15,21 @@ facebookresearch/ImageBind code, `imagebind/models/imagebind_model.py`, `transfo
   averaged, as `ImageBindModel.forward` does.
 
 Inputs as av-benchmark builds them (hkchengrex/av-benchmark):
-- audio (`av_bench/data/audio_dataset.py`, `ImageBindAudioDataset`, "from ImageBind"): the file at
-  16 kHz (no channel mixing: Kaldi's fbank reads channel 0), 3 clips of 2 s placed by pytorchvideo's
-  `ConstantClipsPerVideoSampler` (starts k x (duration - 2) / 3: 0, 2, 4 s for 8 s), each mean-removed, 128-bin Kaldi fbank
-  (25 ms Hanning, 10 ms shift, htk, no dither), padded or cut to 204 frames, then
-  `Normalize(mean=-4.268, std=9.138)`.
-- video (`av_bench/data/video_dataset.py`, `extract_video.py`): frames at 0.5 fps over the clip
-  length (8 s -> 4 frames), resized so the short side is 224 (bicubic), CLIP mean/std, three 224 x 224
-  crops along the long side (start, centre, end), and consecutive frame pairs as 2-frame clips:
-  3 crops x (frames - 1) clips.
+- audio (`av_bench/data/audio_dataset.py`, `ImageBindAudioDataset`, "from ImageBind"): the *whole*
+  generated file (no `audio_length` cut), every channel resampled to 16 kHz, 3 clips of 2 s placed by
+  pytorchvideo's `ConstantClipsPerVideoSampler` (starts k x (duration - 2) / 3: 0, 2, 4 s for 8 s), each
+  mean-removed, 128-bin Kaldi fbank of channel 0 (25 ms Hanning, 10 ms shift, htk, no dither), padded
+  or cut to 204 frames, then `Normalize(mean=-4.268, std=9.138)`.
+  The reference's quirk, reproduced: `waveform2melspec` removes the mean *in place*
+  (`waveform -= waveform.mean()`) on a slice that is a view of the one resampled tensor, and the mean
+  is over all channels. Where clips overlap (files shorter than 6 s: the step (duration - 2) / 3 is
+  under 2 s), a later clip therefore sees the earlier clips' means already subtracted from the shared
+  samples. ImageBind's own `imagebind/data.py` does the same.
+- video (`av_bench/data/video_dataset.py`, `extract_video.py`): frames as FFmpeg's `fps=0.5` filter
+  picks them (`v2a.media.fps_filter`: at 10 fps the frames at 0.9, 2.9, 4.9, 6.9 s), the first
+  int(0.5 x clip length) of them (8 s -> 4), resized so the short side is 224 (bicubic), CLIP mean/std,
+  three 224 x 224 crops along the long side (start, centre, end), and consecutive frame pairs as
+  2-frame clips: 3 crops x (frames - 1) clips.
 IB = 100 x mean over clips of cosine(vision embedding, audio embedding) (`av_bench/evaluate.py`;
 MMAudio's table reports it x 100).
 
@@ -241,14 +247,17 @@ def clip_starts(duration: float, clip_seconds: float, clips: int) -> list[tuple[
 
 def audio_fbanks(wave: np.ndarray, sample_rate: int = 16000, clip_seconds: float = 2.0, clips: int = 3,
                  mel_bins: int = 128, frames: int = 204) -> torch.Tensor:
-    """(clips, 1, mel_bins, frames): ImageBind's `load_and_transform_audio_data` on a mono 16-kHz waveform."""
+    """(clips, 1, mel_bins, frames): ImageBind's `load_and_transform_audio_data` on a 16-kHz waveform, mono
+    (N,) or (channels, N) as the file holds it (the mean over all channels is removed, channel 0 is heard)."""
     import torchaudio
 
-    w = torch.as_tensor(np.asarray(wave, dtype=np.float32)).reshape(1, -1)
+    arr = np.asarray(wave, dtype=np.float32)
+    w = torch.tensor(arr.reshape(1, -1) if arr.ndim == 1 else arr)  # a copy: the loop below writes into it
     out = []
     for start, end in clip_starts(w.shape[1] / sample_rate, clip_seconds, clips):
         piece = w[:, int(start * sample_rate):int(end * sample_rate)]
-        piece = piece - piece.mean()
+        # In place on a view of `w`, as the reference does: overlapping clips see each other's removals.
+        piece -= piece.mean()
         fbank = torchaudio.compliance.kaldi.fbank(piece, htk_compat=True, sample_frequency=sample_rate,
                                                   use_energy=False, window_type="hanning", num_mel_bins=mel_bins,
                                                   dither=0.0, frame_length=25, frame_shift=10).transpose(0, 1)
@@ -302,6 +311,20 @@ class ImageBindExtractor(Extractor):
         c = self.cfg
         inputs = [audio_fbanks(w, self.sample_rate, c["audio_clip_seconds"], c["audio_clips"], c["audio_mel_bins"],
                                c["audio_frames"]) for w in self._inputs(waveforms, sample_rate)]
+        out = [self.model.audio(torch.stack(inputs[i:i + self.batch_size]).to(self.device)).float().cpu().numpy()
+               for i in range(0, len(inputs), self.batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, c["out_embed_dim"]), np.float32)
+
+    @torch.inference_mode()
+    def embed_channels(self, items) -> np.ndarray:
+        """Audio embeddings of whole files as they are stored: each item (wave, rate), wave (N,) or
+        (channels, N); every channel is resampled to 16 kHz first, as av-benchmark's ImageBind loader does."""
+        from v2a.metrics.audio import resample
+
+        c = self.cfg
+        inputs = [audio_fbanks(resample(np.asarray(w, np.float32), int(sr), self.sample_rate), self.sample_rate,
+                               c["audio_clip_seconds"], c["audio_clips"], c["audio_mel_bins"], c["audio_frames"])
+                  for w, sr in items]
         out = [self.model.audio(torch.stack(inputs[i:i + self.batch_size]).to(self.device)).float().cpu().numpy()
                for i in range(0, len(inputs), self.batch_size)]
         return np.concatenate(out) if out else np.zeros((0, c["out_embed_dim"]), np.float32)
