@@ -22,6 +22,9 @@ import yaml
 from v2a.runtime import trace
 
 ROOT = Path(__file__).resolve().parents[2]
+# A test may start a whole pipeline in a fresh process (imports, a temporary Prefect server, a Dask cluster or
+# a Ray instance): on a loaded 2-core machine that alone can pass the suite's 900-s limit.
+pytestmark = pytest.mark.timeout(2400)
 RUNNERS = {
     "thread": {"kind": "thread", "max_workers": 3},
     # Two worker processes of two threads: the per-process lock is exercised inside each worker too.
