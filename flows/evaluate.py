@@ -12,7 +12,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.artifacts import table_artifact
-from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, stage_run_name, tag_run
+from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, stage_run_name, tagged_run
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.evaluate import evaluate_folder_task, evaluate_task, scoring_of
@@ -29,29 +29,32 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
                   device: str = default(EmbedConfig, "device"), run_id: str | None = None,
                   provenance: dict | None = None) -> list[dict]:
     """provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row."""
-    tag_run("evaluate", profile=profile, dataset=dataset)
-    layout, metrics, split = RunLayout(out), evaluate.metric_list(), evaluate.split
-    scoring = scoring_of(evaluate)
-    result = None
-    if storage.exists(GenerationLayout(generations).table) and reference is None:
-        result = call(evaluate_task, generations, out, profile, split, dataset, metrics, device, provenance, scoring)
-        rows = result["rows"]
-    else:
-        # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
-        run_dir = out if storage.exists(layout.clips) else None
-        rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
-                                    dataset, metrics, device, run_id=run_id, provenance=provenance, scoring=scoring)
-    scored = rows[0]["run_id"] if rows else (run_id or GenerationLayout(generations).run_id)
-    key = run_key(out, scored)
-    table_artifact(artifact_key("evaluation", key), _report_rows(rows),
-                   f"Metrics of {generations} on split {split}, next to the paper's Table 1 (quoted; real "
-                   "weights, VGGSound test, 10-s clips: compare only like protocols)", result=result)
-    if not (result or {}).get("cached"):
-        _emit_results_written(scored, key, out, layout.results, rows)
-    for r in rows:
-        print(f"evaluate: {r['metric']} = {r['value']:.4f} ({r['extractor'] or '-'}, {r['n_clips']} clips)"
-              + (" from the task cache" if (result or {}).get("cached") else ""))
-    return rows
+    with tagged_run("evaluate", profile=profile, dataset=dataset):
+        layout, metrics, split = RunLayout(out), evaluate.metric_list(), evaluate.split
+        scoring = scoring_of(evaluate)
+        result = None
+        if storage.exists(GenerationLayout(generations).table) and reference is None:
+            result = call(evaluate_task, generations, out, profile, split, dataset, metrics, device, provenance,
+                          scoring)
+            rows = result["rows"]
+        else:
+            # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's
+            # split.
+            run_dir = out if storage.exists(layout.clips) else None
+            rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
+                                        dataset, metrics, device, run_id=run_id, provenance=provenance,
+                                        scoring=scoring)
+        scored = rows[0]["run_id"] if rows else (run_id or GenerationLayout(generations).run_id)
+        key = run_key(out, scored)
+        table_artifact(artifact_key("evaluation", key), _report_rows(rows),
+                       f"Metrics of {generations} on split {split}, next to the paper's Table 1 (quoted; real "
+                       "weights, VGGSound test, 10-s clips: compare only like protocols)", result=result)
+        if not (result or {}).get("cached"):
+            _emit_results_written(scored, key, out, layout.results, rows)
+        for r in rows:
+            print(f"evaluate: {r['metric']} = {r['value']:.4f} ({r['extractor'] or '-'}, {r['n_clips']} clips)"
+                  + (" from the task cache" if (result or {}).get("cached") else ""))
+        return rows
 
 
 def _emit_results_written(run_id: str, key: str, out: str, results_uri: str, rows: list[dict]) -> None:
