@@ -15,16 +15,19 @@ from tests.flows.test_deploy import PREFECT, REPO, _client, _prefect, prefect_se
 @pytest.fixture(scope="module")
 def failed_runs(prefect_server, tmp_path_factory):
     """The pipeline deployment run with a missing `config_file`, with both `config` and `config_file`, with
-    neither, and the embed deployment on an output without a clips table; one worker runs them all."""
+    neither, with a `config` the server's schema lets through but the configuration refuses, and the embed
+    deployment on an output without a clips table; one worker runs them all."""
     env = prefect_server
     here = tmp_path_factory.mktemp("bad-params")
     _prefect(env, "work-pool", "create", "v2a", "--type", "process")
     _prefect(env, "--no-prompt", "deploy", "--name", "v2a-pipeline", "--name", "v2a-embed")
     missing = str(here / "missing.yaml")
-    fields = {"out": str(here / "run"), "profile": "tiny", "data": {"images": str(here)}}
+    # A GPU listed twice: valid JSON for the deployment's parameter schema, refused by PipelineConfig.
+    bad = {"out": str(here / "run"), "profile": "tiny", "data": {"images": str(here)}, "runner": {"gpus": [0, 0]}}
     cases = {"missing": ("pipeline/v2a-pipeline", {"config_file": missing}),
-             "both": ("pipeline/v2a-pipeline", {"config": fields, "config_file": missing}),
+             "both": ("pipeline/v2a-pipeline", {"config": bad, "config_file": missing}),
              "neither": ("pipeline/v2a-pipeline", {}),
+             "invalid": ("pipeline/v2a-pipeline", {"config": bad}),
              "no-clips": ("embed/v2a-embed", {"out": str(here / "empty"), "profile": "tiny"})}
     ids = {}
     with _client(env) as client:
@@ -52,13 +55,14 @@ def failed_runs(prefect_server, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
         log.close()
-    return {case: (runs[case], logs[case]) for case in cases}, missing, (here / "worker.log")
+    return {case: (runs[case], logs[case]) for case in cases}, missing, bad["out"], (here / "worker.log")
 
 
 def _logs(client, flow_run_id) -> list[str]:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    return [r.message for r in client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [r.message for r in logs]
 
 
 EXPECTED = {
@@ -68,6 +72,8 @@ EXPECTED = {
             r"given: give one, not both \(",
     "neither": r"^Flow run encountered an exception: ConfigError: pipeline: neither `config` nor `config_file` was "
                r"given: give one \(",
+    "invalid": r"^Flow run encountered an exception: ConfigError: runner\.gpus = \[0, 0\]: a GPU listed twice; "
+               r"accepted: ",
     "no-clips": r"^Flow run encountered an exception: FileNotFoundError: no clips table at \S+/empty/clips\.parquet; "
                 r"run `v2a ingest",
 }
@@ -77,7 +83,7 @@ EXPECTED = {
 def test_a_bad_parameter_fails_the_run_at_once_with_one_line_and_no_traceback(failed_runs, case):
     import re
 
-    runs, _, worker_log = failed_runs
+    runs, _, _, worker_log = failed_runs
     run, logs = runs[case]
     assert run.state.is_failed(), (case, run.state, worker_log.read_text()[-3000:])
     message = run.state.message
@@ -89,9 +95,10 @@ def test_a_bad_parameter_fails_the_run_at_once_with_one_line_and_no_traceback(fa
 def test_failed_runs_are_named_after_what_they_were_given(failed_runs):
     from flows.naming import location_digest
 
-    runs, missing, _ = failed_runs
+    runs, missing, out, _ = failed_runs
     names = {case: run.name for case, (run, _) in runs.items()}
     assert names["missing"] == f"pipeline-bad-config-missing-yaml-{location_digest(missing)}"
     assert names["both"] == "pipeline-config-and-config-file"
     assert names["neither"] == "pipeline-no-config"
+    assert names["invalid"] == f"pipeline-bad-config-run-{location_digest(out)}"
     assert names["no-clips"].startswith("embed-empty-")

@@ -51,7 +51,8 @@ def test_a_stage_run_on_its_own_tags_its_task_runs_as_it_tags_itself(synth_dir, 
     run_id = state.state_details.flow_run_id
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(run_id)
-        task_runs = client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id])))
+        task_runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id])))
     expected = {"v2a", "stage:ingest", "dataset:synthetic"}
     assert expected <= set(flow_run.tags)
     assert task_runs and all(expected <= set(t.tags) for t in task_runs), [(t.name, t.tags) for t in task_runs]
