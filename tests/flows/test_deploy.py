@@ -47,7 +47,8 @@ def prefect_server(tmp_path_factory):
     server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=server_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        # As conftest's harness: a loaded machine (test runs beside each other) can take minutes to start it.
+        deadline = time.monotonic() + 300
         while True:
             try:
                 with urllib.request.urlopen(f"{api}/health", timeout=2) as r:
