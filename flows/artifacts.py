@@ -1,9 +1,9 @@
 """The artifacts a person opens in the Prefect UI.
 
 Each is published by its flow, not by a task, so a re-run served from the task cache publishes it
-again, saying that it is unchanged and which flow run made it (with a link to that run where the
-server has a UI). Pictures are embedded and locations are shown so that a browser can open them
-(v2a/core/markdown.py): no artifact holds a local path as a link or an image source.
+again, saying that it is unchanged and which flow run made it (with a link to that run where it is
+on the same server and that server has a UI). Pictures are embedded and locations are shown so that a
+browser can open them (v2a/core/markdown.py): no artifact holds a local path as a link or an image source.
 """
 
 from __future__ import annotations
@@ -12,18 +12,33 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 
 def flow_run_link(flow_run_id: str | None, name: str | None) -> str:
-    """`[name](UI address of the run)`, or the name and id as text where the API has no UI (ephemeral mode)."""
+    """`[name](UI address of the run)` where the run is on the server this artifact goes to and that server
+    has a UI; else the name and id as text. A cached result can come from a run on another server (the
+    demo's temporary one, say): a link to it there would open "Page not found"."""
     from prefect.utilities.urls import url_for
 
     if not flow_run_id:
         return f"`{name}`" if name else "an earlier run"
     url = None
     try:
-        url = url_for("flow-run", obj_id=flow_run_id)
+        url = url_for("flow-run", obj_id=flow_run_id) if run_exists(flow_run_id) else None
     except Exception:  # noqa: BLE001 - no UI address configured: the run is named in words
         url = None
     label = name or flow_run_id
     return f"[{label}]({url})" if url else f"`{label}` (flow run {flow_run_id})"
+
+
+def run_exists(flow_run_id: str) -> bool:
+    """Whether the server this process talks to knows the flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_flow_run(flow_run_id)
+    except (ObjectNotFound, ValueError):  # ValueError: not even a UUID
+        return False
+    return True
 
 
 def cached_note(result: dict | None) -> str:

@@ -5,7 +5,8 @@ storage fault (full, read-only or forbidden disk) end in ``v2a CMD: error: ...``
 status 2, without a traceback; ``--debug`` prints the traceback too. Anything else is a bug in v2a and
 keeps its traceback (exit 1). Prefect logs a traceback of every failed flow and task run; for the
 errors described here that copy is left out too (its one-line log message stays), so the line this
-module prints is the one to read.
+module prints is the one to read. A deployment's run (a worker's process) drops those tracebacks as
+well (`quiet_worker_tracebacks`): its state message is the one line.
 """
 
 from __future__ import annotations
@@ -121,6 +122,18 @@ def _own_server() -> bool:
     return temporary_server() is not None
 
 
+def _quiet_factory(previous):
+    def factory(*args, **kwargs):
+        record = previous(*args, **kwargs)
+        exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
+        if exc is not None and describe(exc) is not None:
+            record.exc_info, record.exc_text = None, None
+        return record
+
+    factory.v2a_quiet = True
+    return factory
+
+
 @contextmanager
 def quiet_tracebacks(enabled: bool = True):
     """While active, log records carrying an exception that ``describe`` explains lose their traceback
@@ -129,19 +142,24 @@ def quiet_tracebacks(enabled: bool = True):
         yield
         return
     previous = logging.getLogRecordFactory()
-
-    def factory(*args, **kwargs):
-        record = previous(*args, **kwargs)
-        exc = record.exc_info[1] if isinstance(record.exc_info, tuple) else None
-        if exc is not None and describe(exc) is not None:
-            record.exc_info, record.exc_text = None, None
-        return record
-
-    logging.setLogRecordFactory(factory)
+    logging.setLogRecordFactory(_quiet_factory(previous))
     try:
         yield
     finally:
         logging.setLogRecordFactory(previous)
+
+
+def quiet_worker_tracebacks(environ=os.environ) -> bool:
+    """In a process that a Prefect worker started to run one flow run (a deployment run: the worker sets
+    PREFECT__FLOW_RUN_ID), user errors lose their traceback for the life of the process, as under the
+    `v2a` command. Prefect logs them after the flow function has returned (twice: the flow run, then
+    the engine), so no context inside the flow can reach those records. True when installed here."""
+    if not environ.get("PREFECT__FLOW_RUN_ID"):
+        return False
+    current = logging.getLogRecordFactory()
+    if not getattr(current, "v2a_quiet", False):
+        logging.setLogRecordFactory(_quiet_factory(current))
+    return True
 
 
 def require_table(uri: str, what: str, remedy: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.artifacts import table_artifact
-from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, run_name, tag_run
+from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, run_name, tagged_run
 from flows.runners import bounded_thread_runner, prepare_model_process
 from tasks.caching import call, map_calls
 from tasks.evaluate import evaluate_folder_task, evaluate_task, evaluate_unit_task, plan_evaluation, scoring_of
@@ -44,37 +44,37 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
     """provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row.
     allow_partial: score a generation set whose generation did not finish (its rows say `complete` = false);
     without it such a set fails the run with one line saying how far it got."""
-    tag_run("evaluate", profile=profile, dataset=dataset)
-    prepare_model_process()  # before any task thread (v2a.runtime.imports)
-    layout, metrics, split = RunLayout(out), evaluate.metric_list(), evaluate.split
-    scoring = scoring_of(evaluate)
-    result = None
-    if storage.exists(GenerationLayout(generations).table) and reference is None:
-        complete = check_complete(generations, allow_partial)  # before any task: a refusal is not retried
-        plan = plan_evaluation(generations, profile, metrics)
-        # One task per extractor, side by side; then their rows are written as one part.
-        units = map_calls(evaluate_unit_task, plan["units"], desc="evaluate units", gen_dir=generations, out=out,
-                          profile=profile, split=split, device=device, reference_rate=plan["reference_rate"],
-                          scoring=scoring)
-        units = [{k: u[k] for k in ("metrics", "rows", "extractors")} for u in units]
-        result = call(evaluate_task, generations, out, units, split, dataset, device, provenance, scoring, complete)
-        rows = result["rows"]
-    else:
-        # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
-        run_dir = out if storage.exists(layout.clips) else None
-        rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
-                                    dataset, metrics, device, run_id=run_id, provenance=provenance, scoring=scoring)
-    scored = rows[0]["run_id"] if rows else (run_id or GenerationLayout(generations).run_id)
-    key = run_key(out, scored)
-    table_artifact(artifact_key("evaluation", key), _report_rows(rows),
-                   f"Metrics of {generations} on split {split}, next to the paper's Table 1 (quoted; real "
-                   "weights, VGGSound test, 10-s clips: compare only like protocols)", result=result)
-    if not (result or {}).get("cached"):
-        _emit_results_written(scored, key, out, layout.results, rows)
-    for r in rows:
-        print(f"evaluate: {r['metric']} = {r['value']:.4f} ({r['extractor'] or '-'}, {r['n_clips']} clips)"
-              + (" from the task cache" if (result or {}).get("cached") else ""))
-    return rows
+    with tagged_run("evaluate", profile=profile, dataset=dataset):
+        prepare_model_process()  # before any task thread (v2a.runtime.imports)
+        layout, metrics, split = RunLayout(out), evaluate.metric_list(), evaluate.split
+        scoring = scoring_of(evaluate)
+        result = None
+        if storage.exists(GenerationLayout(generations).table) and reference is None:
+            complete = check_complete(generations, allow_partial)  # before any task: a refusal is not retried
+            plan = plan_evaluation(generations, profile, metrics)
+            # One task per extractor, side by side; then their rows are written as one part.
+            units = map_calls(evaluate_unit_task, plan["units"], desc="evaluate units", gen_dir=generations, out=out,
+                              profile=profile, split=split, device=device, reference_rate=plan["reference_rate"],
+                              scoring=scoring)
+            units = [{k: u[k] for k in ("metrics", "rows", "extractors")} for u in units]
+            result = call(evaluate_task, generations, out, units, split, dataset, device, provenance, scoring, complete)
+            rows = result["rows"]
+        else:
+            # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
+            run_dir = out if storage.exists(layout.clips) else None
+            rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
+                                        dataset, metrics, device, run_id=run_id, provenance=provenance, scoring=scoring)
+        scored = rows[0]["run_id"] if rows else (run_id or GenerationLayout(generations).run_id)
+        key = run_key(out, scored)
+        table_artifact(artifact_key("evaluation", key), _report_rows(rows),
+                       f"Metrics of {generations} on split {split}, next to the paper's Table 1 (quoted; real "
+                       "weights, VGGSound test, 10-s clips: compare only like protocols)", result=result)
+        if not (result or {}).get("cached"):
+            _emit_results_written(scored, key, out, layout.results, rows)
+        for r in rows:
+            print(f"evaluate: {r['metric']} = {r['value']:.4f} ({r['extractor'] or '-'}, {r['n_clips']} clips)"
+                  + (" from the task cache" if (result or {}).get("cached") else ""))
+        return rows
 
 
 def _emit_results_written(run_id: str, key: str, out: str, results_uri: str, rows: list[dict]) -> None:

@@ -9,6 +9,7 @@ carry tags for their stage, model profile and dataset, and v2a's version as the 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 from tasks.operations import artifact_key, location_digest, run_key, run_name, slug  # noqa: F401
 from v2a import __version__
@@ -62,6 +63,17 @@ def tag_run(stage: str, profile: str | None = None, dataset: str | None = None, 
     except Exception as err:  # noqa: BLE001 - tags are for people looking; the run goes on
         log.warning("could not tag flow run %s with %s: %s", flow_run.id, tags, err)
     return tags
+
+
+@contextmanager
+def tagged_run(stage: str, profile: str | None = None, dataset: str | None = None, clips: str | None = None):
+    """`tag_run`, and the same tags on every task run started inside, so that a stage deployment's task
+    runs are found by the tags of its flow run. (Prefect gives a task run the tags of its context, not
+    those of its flow run; the pipeline enters its own for its stages, flows/pipeline.py.)"""
+    from prefect import tags
+
+    with tags(*tag_run(stage, profile, dataset, clips)):
+        yield
 
 
 def _dataset_of(clips: str) -> str | None:

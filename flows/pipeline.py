@@ -9,9 +9,12 @@ same model.
 
 from __future__ import annotations
 
+import os
+
 from prefect import flow, tags
 
 from flows.artifacts import markdown_artifact
+from flows.errors import describe
 from flows.embed import embed_flow
 from flows.evaluate import evaluate_flow
 from flows.generate import generate_flow
@@ -32,25 +35,52 @@ def default_run_id(cfg: PipelineConfig) -> str:
 
 
 def given_config(config: PipelineConfig | dict | None, config_file: str | None) -> PipelineConfig:
-    """The configuration a run was handed: its fields, or a file; exactly one of the two."""
-    if (config is None) == (config_file is None):
-        raise ConfigError("pipeline: give either `config` (the configuration's fields) or `config_file` (the path "
-                          "or URI of a YAML file holding them), not " + ("both" if config is not None else "neither"))
-    return as_config(config) if config is not None else load_config(config_file)
+    """The configuration a run was handed: its fields, or a file; exactly one of the two. Every refusal is one
+    ConfigError line (a deployment run shows it as the run's state message)."""
+    if config is not None and config_file is not None:
+        raise ConfigError("pipeline: `config` and `config_file` were both given: give one, not both (`config`: the "
+                          "configuration's fields; `config_file`: the path or URI of a YAML file holding them)")
+    if config is None and config_file is None:
+        raise ConfigError("pipeline: neither `config` nor `config_file` was given: give one (`config`: the "
+                          "configuration's fields; `config_file`: the path or URI of a YAML file holding them)")
+    if config is not None:
+        return as_config(config)
+    try:
+        return load_config(config_file)
+    except OSError as err:
+        line = describe(err) or str(err)
+        raise ConfigError(f"pipeline: config_file {line} (a relative path is read from {os.getcwd()})") from None
+
+
+def failed_run_key(config, config_file) -> str:
+    """What names a run whose configuration cannot be read: what it was given, not a timestamp."""
+    if config is not None and config_file is not None:
+        return "config-and-config-file"
+    if config is None and config_file is None:
+        return "no-config"
+    out = config.get("out") if isinstance(config, dict) else getattr(config, "out", None)
+    where = str(config_file) if config_file is not None else out
+    return f"bad-config-{run_key(where)}" if where else "bad-config"
 
 
 def _pipeline_run_name() -> str:
     from prefect.runtime import flow_run
 
+    params = flow_run.parameters or {}
+    config, config_file = params.get("config"), params.get("config_file")
     try:
-        params = flow_run.parameters or {}
-        cfg = given_config(params.get("config"), params.get("config_file"))
+        cfg = given_config(config, config_file)
         return run_name("pipeline", run_key(cfg.out, default_run_id(cfg)))
-    except Exception:  # a name must never stop a run; the config is checked again by the flow itself
-        return run_name("pipeline", None)
+    except Exception:  # a name must never stop a run; the flow itself reports the error
+        try:
+            return run_name("pipeline", failed_run_key(config, config_file))
+        except Exception:  # noqa: BLE001 - e.g. an `out` that is not a string
+            return run_name("pipeline", "bad-config")
 
 
-@flow(name="pipeline", flow_run_name=_pipeline_run_name, **FLOW_OPTIONS)
+# Prefect's own check of the parameters is off: it would report a field of a `config` that should not
+# have been given at all before "give one, not both", in several lines. given_config checks both.
+@flow(name="pipeline", flow_run_name=_pipeline_run_name, validate_parameters=False, **FLOW_OPTIONS)
 def pipeline_flow(config: PipelineConfig | None = None, config_file: str | None = None) -> dict:
     """Run every stage of one configuration.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.artifacts import markdown_artifact
-from flows.naming import FLOW_OPTIONS, artifact_key, run_key, stage_run_name, tag_run
+from flows.naming import FLOW_OPTIONS, artifact_key, run_key, stage_run_name, tagged_run
 from flows.runners import bounded_thread_runner, prepare_model_process
 from tasks.caching import call
 from tasks.report import report_task
@@ -18,11 +18,11 @@ from v2a.stages.report import DEFAULT_CLIPS, markdown_summary
 def report_flow(runs_root: str, run_ids: list[str], out: str | None = None, profile: str | None = None,
                 clips: int = DEFAULT_CLIPS, seed: int = default(GenerateConfig, "seed"),
                 device: str = default(EmbedConfig, "device")) -> dict:
-    tag_run("report", profile=profile, clips=RunLayout(runs_root).clips)
-    prepare_model_process()  # before any task thread (v2a.runtime.imports)
-    summary = call(report_task, runs_root, list(run_ids), out, profile, clips, seed, device)
-    # The page's headline (metrics, a few clips' pictures) in the UI itself: the page is a local file.
-    markdown_artifact(artifact_key("listening-report", run_key(runs_root, "-".join(run_ids))),
-                      markdown_summary(summary), f"Listening report of {', '.join(summary['runs'])}", result=summary)
-    print(f"report: {len(summary['clips'])} clips → {summary['index']}")
-    return summary
+    with tagged_run("report", profile=profile, clips=RunLayout(runs_root).clips):
+        prepare_model_process()  # before any task thread (v2a.runtime.imports)
+        summary = call(report_task, runs_root, list(run_ids), out, profile, clips, seed, device)
+        # The page's headline (metrics, a few clips' pictures) in the UI itself: the page is a local file.
+        markdown_artifact(artifact_key("listening-report", run_key(runs_root, "-".join(run_ids))),
+                          markdown_summary(summary), f"Listening report of {', '.join(summary['runs'])}", result=summary)
+        print(f"report: {len(summary['clips'])} clips → {summary['index']}")
+        return summary

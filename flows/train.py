@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.artifacts import markdown_artifact, table_artifact
-from flows.naming import FLOW_OPTIONS, artifact_key, run_key, stage_run_name, tag_run
+from flows.naming import FLOW_OPTIONS, artifact_key, run_key, stage_run_name, tagged_run
 from flows.runners import bounded_thread_runner
 from tasks.caching import call
 from tasks.progress import stage_progress
@@ -24,19 +24,19 @@ def train_flow(embeddings: str, out_dir: str, train: TrainStageConfig = TrainSta
     (the pipeline owns its mapper folder) instead of stopping the run. clips: the clips table the
     splits are read from (default: the one beside the embeddings folder)."""
     mapper = train.mapper
-    tag_run("train", clips=clips or sibling_clips(embeddings))
-    # The mapper folder's own key: two folders (two outputs, two mappers) never share an artifact history.
-    key = run_key(out_dir)
-    with stage_progress(artifact_key("train-progress", key), f"train {mapper}",
-                        {0: {"epochs": train.epochs}}) as progress:
-        metrics = call(train_task, embeddings, out_dir, train, restart_incompatible, clips_uri=clips)
-        progress.finish(0, note="from the task cache" if metrics["cached"] else None)
-    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
-    table_artifact(artifact_key("mapper-training", key), [{"field": k, "value": str(v)} for k, v in shown.items()],
-                   f"Final metrics of mapper {mapper} in {out_dir}", result=metrics)
-    _attach_training_curve(out_dir, mapper, artifact_key("mapper-training-curve", key), metrics)
-    print(f"train: {mapper} → {out_dir}" + (" (from the task cache)" if metrics.get("cached") else ""))
-    return metrics
+    with tagged_run("train", clips=clips or sibling_clips(embeddings)):
+        # The mapper folder's own key: two folders (two outputs, two mappers) never share an artifact history.
+        key = run_key(out_dir)
+        with stage_progress(artifact_key("train-progress", key), f"train {mapper}",
+                            {0: {"epochs": train.epochs}}) as progress:
+            metrics = call(train_task, embeddings, out_dir, train, restart_incompatible, clips_uri=clips)
+            progress.finish(0, note="from the task cache" if metrics["cached"] else None)
+        shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+        table_artifact(artifact_key("mapper-training", key), [{"field": k, "value": str(v)} for k, v in shown.items()],
+                       f"Final metrics of mapper {mapper} in {out_dir}", result=metrics)
+        _attach_training_curve(out_dir, mapper, artifact_key("mapper-training-curve", key), metrics)
+        print(f"train: {mapper} → {out_dir}" + (" (from the task cache)" if metrics.get("cached") else ""))
+        return metrics
 
 
 def _attach_training_curve(out_dir: str, mapper: str, key: str, metrics: dict) -> None:

@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from typing import Hashable
 
 UPDATE_EVERY_S = 5.0
+# The share of the bar a stage's closing step holds (embed's domain-gap plot, drawn after every shard):
+# the bar reaches 100 only when that is done too, and says what it waits for meanwhile.
+CLOSING_SHARE = 5.0
 
 # The stage progress of each flow run in this process, by flow run id, for its tasks to find.
 _ACTIVE: dict[str, "StageProgress"] = {}
@@ -27,11 +30,13 @@ def _count(n: float) -> str:
 
 
 class StageProgress:
-    """Counts per unit of work ({unit: {"clips": 16, "shards": 2}}); the first count drives the bar."""
+    """Counts per unit of work ({unit: {"clips": 16, "shards": 2}}); the first count drives the bar.
+    closing: what the stage still does once every unit is done (`closing_done()` marks it done)."""
 
     def __init__(self, key: str, title: str, units: dict[Hashable, dict[str, int]],
-                 every: float | None = None, publish: bool = True):
+                 every: float | None = None, publish: bool = True, closing: str | None = None):
         self.key, self.title = key, title
+        self.closing, self.closed = closing, closing is None
         self.every = UPDATE_EVERY_S if every is None else every
         self.totals = {u: dict(c) for u, c in units.items()}
         self.done = {u: {name: 0 for name in c} for u, c in units.items()}
@@ -70,18 +75,28 @@ class StageProgress:
             self.note = note if note is not None else self.note
         self._publish(force=all(self.done[u] == self.totals[u] for u in self.totals))
 
+    def closing_done(self) -> None:
+        """The closing step ended: the bar reaches 100."""
+        with self._lock:
+            self.closed = True
+        self._publish(force=True)
+
     def total(self, name: str) -> tuple[int, int]:
         return sum(d[name] for d in self.done.values()), sum(t[name] for t in self.totals.values())
 
     def percent(self) -> float:
-        if not self.names:
-            return 100.0
-        done, total = self.total(self.names[0])
-        return 100.0 * done / total if total else 100.0
+        done, total = self.total(self.names[0]) if self.names else (1, 1)
+        units = 100.0 * done / total if total else 100.0
+        if self.closing is None:
+            return units
+        return units * (100.0 - CLOSING_SHARE) / 100.0 + (CLOSING_SHARE if self.closed else 0.0)
 
     def describe(self) -> str:
         parts = [f"{_count(d)} of {_count(t)} {name}" for name in self.names for d, t in [self.total(name)]]
-        return f"{self.title}: " + ", ".join(parts) + (f"; {self.note}" if self.note else "")
+        note = self.note
+        if not self.closed and all(self.done[u] == self.totals[u] for u in self.totals):
+            note = self.closing
+        return f"{self.title}: " + ", ".join(parts) + (f"; {note}" if note else "")
 
     def _publish(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -100,12 +115,13 @@ class StageProgress:
 
 
 @contextmanager
-def stage_progress(key: str, title: str, units: dict[Hashable, dict[str, int]], every: float | None = None):
+def stage_progress(key: str, title: str, units: dict[Hashable, dict[str, int]], every: float | None = None,
+                   closing: str | None = None):
     """A StageProgress for the current flow run, findable by its tasks (`reporter`); published once
     more on the way out, finished or not, so the bar shows where a failed run stopped."""
     from prefect.runtime import flow_run
 
-    progress = StageProgress(key, title, units, every=every)
+    progress = StageProgress(key, title, units, every=every, closing=closing)
     run = str(flow_run.id)
     with _ACTIVE_LOCK:
         _ACTIVE[run] = progress

@@ -49,7 +49,12 @@ def test_the_pipeline_takes_exactly_one_of_config_and_config_file(tmp_path):
     path = tmp_path / "pipeline.yaml"
     path.write_text(yaml.safe_dump(fields))
     assert given_config(None, str(path)) == given_config(fields, None)
-    with pytest.raises(ConfigError, match="not both"):
+    with pytest.raises(ConfigError, match="give one, not both"):
         given_config(fields, str(path))
-    with pytest.raises(ConfigError, match="not neither"):
+    # Both, with a `config` that is not even valid: the first thing said is still "not both".
+    with pytest.raises(ConfigError, match="give one, not both"):
+        given_config({"out": ""}, str(path))
+    with pytest.raises(ConfigError, match="neither .* give one"):
         given_config(None, None)
+    with pytest.raises(ConfigError, match=r"^pipeline: config_file .*missing.yaml: not found; check the path"):
+        given_config(None, str(tmp_path / "missing.yaml"))

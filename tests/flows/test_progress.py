@@ -62,13 +62,28 @@ def test_updates_reach_the_server_at_most_once_per_interval_and_once_at_the_end(
     assert float(artifact.data) == 100.0 and artifact.description == "count: 400 of 400 items"
 
 
-def test_embed_progress_moves_clip_by_clip_while_its_task_runs(ingested, published):
+def test_embed_progress_moves_clip_by_clip_while_its_task_runs(ingested, published, monkeypatch):
+    import prefect.artifacts
+
     from flows.embed import embed_flow
 
+    # Whether the domain-gap pictures were there when each update was sent.
+    drawn: list[bool] = []
+    update = prefect.artifacts.update_progress_artifact
+
+    def spy(artifact_id, progress, description=None, client=None):
+        drawn.append(any((ingested / "reports").glob("*.png")))
+        return update(artifact_id, progress, description=description)
+
+    monkeypatch.setattr(prefect.artifacts, "update_progress_artifact", spy)
     embed_flow(str(ingested), profile="tiny", embed=EmbedConfig(num_frames=2, max_seconds=2.0, shard_size=5))
     midway = _midway(published, "embed")
     assert midway and "of 12 clips" in midway[0] and "of 3 shards" in midway[0]
-    assert published[-1] == (100.0, "embed: 12 of 12 clips, 3 of 3 shards")
+    # Every shard done, the plot not yet: short of 100, saying what it waits for; 100 once the plot is there.
+    full = next(i for i, (p, _) in enumerate(published) if p == 100.0)
+    assert published[full - 1] == (95.0, "embed: 12 of 12 clips, 3 of 3 shards; drawing the domain-gap plot")
+    assert drawn[full - 1:full + 1] == [False, True]
+    assert set(published[full:]) == {(100.0, "embed: 12 of 12 clips, 3 of 3 shards")}
 
 
 def test_generate_progress_moves_batch_by_batch(ingested, published):

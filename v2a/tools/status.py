@@ -172,7 +172,9 @@ def run_summary_markdown(out: str, run_id: str, links: dict[str, str | None]) ->
         latest = mine.sort_values("created_at").groupby("metric").tail(1).sort_values("metric")
         lines += ["", "## Metrics", "", "| metric | value | extractor | clips |", "|---|---|---|---|"]
         for r in latest.itertuples():
-            lines.append(f"| {r.metric} | {r.value:.4f} | {r.extractor or '-'} | {r.n_clips} |")
+            # gen_time_s and trainable_params_m come from no extractor: their cell is null (NaN in pandas).
+            extractor = r.extractor if isinstance(r.extractor, str) and r.extractor else "-"
+            lines.append(f"| {r.metric} | {r.value:.4f} | {extractor} | {r.n_clips} |")
     shown = {name: uri for name, uri in links.items() if uri}
     if shown:
         lines += ["", "## Reports and outputs", ""]
