@@ -15,7 +15,7 @@ from v2a.io.layout import RunLayout
 from v2a.runtime.model_cache import get_model
 from v2a.core import devices
 
-from v2a.metrics.specs import EXTRACTOR_OF as EXTRACTORS  # noqa: E402  (the metric table says which model)
+from v2a.metrics.specs import extractor_of  # noqa: E402  (the metric table says which model)
 
 
 def _flow_run_id() -> str | None:
@@ -39,7 +39,7 @@ def scoring_of(evaluate) -> dict:
 
 
 def _extractors(profile: str, metrics: list[str], device: str) -> dict:
-    return {n: get_model(profile, f"extractor:{n}", device) for n in sorted({EXTRACTORS[m] for m in metrics})}
+    return {n: get_model(profile, f"extractor:{n}", device) for n in sorted({extractor_of(m) for m in metrics})}
 
 
 # The flow run id is not part of the key (the cache would never hit), so a cached result names the run that

@@ -25,7 +25,7 @@ from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protocol_named
 from v2a.metrics.reference_stats import id_list_sha256
-from v2a.metrics.specs import METRICS, SPECS
+from v2a.metrics.specs import SPECS, reference_rows
 
 log = logging.getLogger(__name__)
 IB_VIDEO_FPS = 0.5  # av-benchmark's ImageBind frame rate (av_bench/data/video_dataset.py _IMAGEBIND_FPS)
@@ -174,10 +174,12 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     if not reference:
         # Images and silent videos have no real audio: only the reference-free metrics apply.
         metrics = [m for m in metrics if not SPECS[m].needs_reference]
-    frames = video_frames(RunLayout(out).clips, clip_ids, seconds) if "ib" in metrics else None
-    if "ib" in metrics and not frames:
-        log.warning("IB not computed: none of the run's clips has video frames (images only)")
-        metrics = [m for m in metrics if m != "ib"]
+    on_video = [m for m in metrics if SPECS[m].needs_video]
+    frames = video_frames(RunLayout(out).clips, clip_ids, seconds) if on_video else None
+    if on_video and not frames:
+        log.warning("%s not computed: none of the run's clips has video frames (images only)",
+                    ", ".join(SPECS[m].label for m in on_video))
+        metrics = [m for m in metrics if m not in on_video]
     rows = evaluate_audio(generated, reference or None, sample_rate, images, extractors, clip_seconds=seconds,
                           stats_dir=RunLayout(out).reference_stats, metrics=list(metrics),
                           progress=progress, video_frames=frames, pad=how.protocol.pad_short,
@@ -306,14 +308,11 @@ def _provenance(given: dict | None) -> dict:
     return {**{k: None for k in PROVENANCE_KEYS}, **given, "git_commit": git_commit()}
 
 
-# Rows of these metrics score the real audio, one item per clip; every other metric scores generated samples.
-_REFERENCE_METRICS = ("cs_reference",)
-
-
 def _row(protocol: dict, metric_row: dict, n_clips: int) -> dict:
     # The metrics count what they scored (`n_clips` in their rows): samples for the generated audio.
     scored = metric_row.get("n_clips")
-    reference = metric_row["metric"] in _REFERENCE_METRICS
+    # A reference row (cs_reference) scores the real audio, one item per clip; every other row scores samples.
+    reference = metric_row["metric"] in reference_rows()
     row = {**protocol, "n_clips": int(scored) if reference and scored is not None else int(n_clips),
            "n_samples": None if reference or scored is None else int(scored), "metric": metric_row["metric"],
            "value": float(metric_row["value"]), "extractor": metric_row.get("extractor"),
@@ -366,7 +365,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     if run_dir and embeddings_io.exists(RunLayout(run_dir).embeddings):
         images = _image_frames(RunLayout(run_dir).embeddings, clip_ids) or None
     frames = None
-    if "ib" in metrics:
+    if any(SPECS[m].needs_video for m in metrics):
         if run_dir and storage.exists(RunLayout(run_dir).clips):
             frames = video_frames(RunLayout(run_dir).clips, clip_ids, how.clip_seconds) or None
         if frames is None:
