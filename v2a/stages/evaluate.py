@@ -5,7 +5,6 @@ The maths and the extractors live in v2a.metrics; this module gathers the inputs
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from v2a.core.rates import DECODE_SAMPLE_RATE
 from storage_schemas import results as results_schema
 from v2a import __version__
 from v2a.core import storage
+from v2a.core.fingerprint import short_digest
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
@@ -379,7 +379,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                           stats_dir=stats_dir, metrics=metrics, progress=False, reference_sample_rate=ref_rate,
                           video_frames=frames, pad=how.protocol.pad_short, loading=how.loading)
     protocol_row = {
-        "run_id": run_id or f"folder-{hashlib.sha256(str(generated_dir).encode()).hexdigest()[:10]}",
+        "run_id": run_id or f"folder-{short_digest(str(generated_dir), 10)}",
         "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
         "id_list_sha256": id_list_sha256(clip_ids), "mapper_checkpoint_id": None, "mapper_kind": None,
         "generator_id": None, "mapper_guidance": None, "generator_guidance": None, "mapper_steps": None,
