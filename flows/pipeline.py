@@ -107,14 +107,15 @@ def summary_markdown(cfg: PipelineConfig, run_id: str, stages: dict) -> str:
     ingest, embed, train, gen, rows, report = (stages.get(k) for k in ("ingest", "embed", "train", "generate",
                                                                        "evaluate", "report"))
     layout = cfg.layout
-    table = [  # stage, rows written, errors, where, what else
+    table = [  # stage, rows it holds (or files, clips), errors, where, what else
         ("ingest", ingest["n_clips"], ingest["n_errors"], layout.clips,
          "(from the task cache)" if ingest.get("cached") else ""),
-        ("embed", embed["rows"], embed["errors"], layout.embeddings,
-         f"{embed['skipped']} of {embed['shards']} shards already done; {embed['errors_total']} errors in all"),
+        ("embed", embed["rows_total"], embed["errors_total"], layout.embeddings,
+         f"{embed['rows']} new rows; {embed['skipped']} of {embed['shards']} shards already done"),
         ("train", 1 if train else None, None, cfg.mapper_dir if train else None,
          f"{train.get('epochs_completed')} epochs" if train else "not run (no mapper)"),
-        ("generate", gen["generated"], None, gen["gen_dir"], f"{gen['skipped']} files already there"),
+        ("generate", gen["generated"] + gen["skipped"], None, gen["gen_dir"],
+         f"{gen['generated']} files written, {gen['skipped']} already there"),
         ("evaluate", len(rows), None, layout.results, ""),
         ("report", len(report["clips"]), None, report["index"], "clips"),
     ]
