@@ -15,6 +15,7 @@ from tasks.progress import stage_progress
 from v2a.stages import embed as embed_lib
 from v2a.config import DEFAULT_PROFILE, EmbedConfig
 from v2a.stages.domain_gap import GapReport
+from v2a.io import parquet
 from v2a.io.layout import RunLayout
 
 
@@ -48,7 +49,8 @@ def embed_flow(out: str, profile: str = DEFAULT_PROFILE, embed: EmbedConfig = Em
         new = [r for r in results if not r["skipped"] and not r["cached"]]
         summary = {"shards": len(results), "skipped": len(results) - len(new),
                    "rows": sum(r["rows"] for r in new), "errors": sum(r["errors"] for r in new),
-                   "errors_total": embed_lib.count_errors([plan_from(p) for p in plans])}
+                   "errors_total": embed_lib.count_errors([plan_from(p) for p in plans]),
+                   "rows_total": parquet.count_rows(emb_uri)[0]}  # from the shards' footers: new and earlier rows
         print(f"embed: {summary['shards']} shards ({summary['skipped']} already done), "
               f"{summary['rows']} new rows, {summary['errors']} new clips in the errors table "
               f"({summary['errors_total']} in all, see {err_uri})")

@@ -25,6 +25,7 @@ from flows.runners import stage_options
 from flows.train import train_flow
 from v2a.config import ConfigError, PipelineConfig, as_config, load_config
 from v2a.core.locking import run_lock
+from v2a.core.markdown import LOCAL_NOTE, location, web_url
 
 
 def default_run_id(cfg: PipelineConfig) -> str:
@@ -100,19 +101,20 @@ def pipeline_flow(config: PipelineConfig | None = None, config_file: str | None 
     # and dataset tags (train, which has no profile of its own, too) beside their own stage tag.
     shared = [tag for tag in run_tags if not tag.startswith("stage:")]
     with run_lock(cfg.out), stage_options(cfg, key) as stage, tags(*shared):
-        stage(ingest_flow)(cfg.out, data=d)
-        stage(embed_flow)(cfg.out, profile=cfg.profile, embed=cfg.embed)
-        checkpoint = None
+        ingested = stage(ingest_flow)(cfg.out, data=d)
+        embedded = stage(embed_flow)(cfg.out, profile=cfg.profile, embed=cfg.embed)
+        checkpoint, trained = None, None
         if g.conditioning == "mapper":
-            stage(train_flow)(cfg.layout.embeddings, cfg.mapper_dir, train=t, restart_incompatible=True,
-                              clips=cfg.layout.clips)
+            trained = stage(train_flow)(cfg.layout.embeddings, cfg.mapper_dir, train=t, restart_incompatible=True,
+                                        clips=cfg.layout.clips)
             checkpoint = cfg.mapper_dir
         gen = stage(generate_flow)(cfg.layout.embeddings, cfg.out, run_id, profile=cfg.profile,
                                    checkpoint=checkpoint, generate=g)
         results = stage(evaluate_flow)(gen["gen_dir"], cfg.out, profile=cfg.profile, evaluate=cfg.evaluate,
                                        dataset=d.dataset, device=cfg.embed.device, provenance=provenance(cfg))
         report = stage(report_flow)(cfg.out, [run_id], profile=cfg.profile, device=cfg.embed.device)
-    summarise_run(cfg, run_id, key, gen["gen_dir"], report["index"])
+    summarise_run(cfg, run_id, key, {"ingest": ingested, "embed": embedded, "train": trained, "generate": gen,
+                                     "evaluate": results, "report": report})
     return {"run_id": run_id, "run_key": key, "gen_dir": gen["gen_dir"], "results": results,
             "report": report["index"]}
 
@@ -122,11 +124,45 @@ def provenance(cfg: PipelineConfig) -> dict:
     return {"config_digest": cfg.digest(), "profile": cfg.profile, "run_seed": cfg.generate.seed}
 
 
-def summarise_run(cfg: PipelineConfig, run_id: str, key: str, gen_dir: str, report_index: str) -> None:
-    """The run's closing artifact: where every output is, with row counts, and where the reports are."""
-    from v2a.tools.status import run_summary_markdown
-
-    links = {"listening report": report_index, "results table": cfg.layout.results, "generated audio": gen_dir,
-             "mapper checkpoint": cfg.mapper_dir if cfg.generate.conditioning == "mapper" else None}
-    markdown_artifact(artifact_key("pipeline-summary", key), run_summary_markdown(cfg.out, run_id, links),
+def summarise_run(cfg: PipelineConfig, run_id: str, key: str, stages: dict) -> None:
+    """The run's closing artifact, from what each stage flow returned: what it did, where its output is, the
+    metrics, and where the reports are. (`v2a status` reads the tables instead: it runs without the pipeline.)"""
+    markdown_artifact(artifact_key("pipeline-summary", key), summary_markdown(cfg, run_id, stages),
                       f"Outputs of pipeline run {run_id} in {cfg.out}")
+
+
+def summary_markdown(cfg: PipelineConfig, run_id: str, stages: dict) -> str:
+    """Markdown for a person looking at a finished run (links where a browser can open them, paths to copy for
+    local files: v2a.core.markdown). `stages`: each stage flow's return value, None for a stage not run."""
+    ingest, embed, train, gen, rows, report = (stages.get(k) for k in ("ingest", "embed", "train", "generate",
+                                                                       "evaluate", "report"))
+    layout = cfg.layout
+    table = [  # stage, rows it holds (or files, clips), errors, where, what else
+        ("ingest", ingest["n_clips"], ingest["n_errors"], layout.clips,
+         "(from the task cache)" if ingest.get("cached") else ""),
+        ("embed", embed["rows_total"], embed["errors_total"], layout.embeddings,
+         f"{embed['rows']} new rows; {embed['skipped']} of {embed['shards']} shards already done"),
+        ("train", 1 if train else None, None, cfg.mapper_dir if train else None,
+         f"{train.get('epochs_completed')} epochs" if train else "not run (no mapper)"),
+        ("generate", gen["generated"] + gen["skipped"], None, gen["gen_dir"],
+         f"{gen['generated']} files written, {gen['skipped']} already there"),
+        ("evaluate", len(rows), None, layout.results, ""),
+        ("report", len(report["clips"]), None, report["index"], "clips"),
+    ]
+    lines = [f"# Pipeline run `{run_id}`", "", f"Output location: `{cfg.out}`", "",
+             "| stage | done | rows | errors | where |", "|---|---|---|---|---|"]
+    for name, written, errors, where, detail in table:
+        lines.append(f"| {name} | {'yes' if where else 'no'} | {'-' if written is None else written} | "
+                     f"{'-' if errors is None else errors} | " + (f"`{where}` " if where else "") + f"{detail} |")
+    if rows:
+        lines += ["", "## Metrics", "", "| metric | value | extractor | clips |", "|---|---|---|---|"]
+        lines += [f"| {r['metric']} | {r['value']:.4f} | {r['extractor'] or '-'} | {r['n_clips']} |" for r in rows]
+    links = {"listening report": report["index"], "results table": layout.results, "generated audio": gen["gen_dir"],
+             "mapper checkpoint": cfg.mapper_dir if train else None}
+    shown = {name: uri for name, uri in links.items() if uri}
+    lines += ["", "## Reports and outputs", ""]
+    lines += [f"- {location(uri, name, how=None)}" for name, uri in shown.items()]
+    if any(web_url(uri) is None for uri in shown.values()):
+        lines += ["", f"Paths are {LOCAL_NOTE}. The listening report is a folder that opens in any browser "
+                      "there, and can be copied or zipped as it is."]
+    return "\n".join(lines) + "\n"

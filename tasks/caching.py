@@ -26,7 +26,7 @@ from prefect.cache_policies import TASK_SOURCE, CachePolicy
 
 from v2a import __version__
 from v2a.core import storage
-from v2a.core.fingerprint import changed, fingerprint
+from v2a.core.fingerprint import changed, fingerprint, short_digest
 
 
 def profile_digest(profile: str) -> str:
@@ -51,7 +51,7 @@ def _profile_state(profile: str) -> tuple:
 def _profile_digest(profile: str, state: tuple) -> str:
     from v2a.models import load_profile
 
-    return hashlib.sha256(json.dumps(load_profile(profile), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return short_digest(load_profile(profile), 16)
 
 
 def _plain(value):
@@ -143,6 +143,6 @@ def result_storage(location: str):
         return Path(location.removeprefix("file://")).expanduser().resolve()
     from prefect.filesystems import RemoteFileSystem
 
-    name = "v2a-results-" + hashlib.sha256(location.encode()).hexdigest()[:12]
+    name = "v2a-results-" + short_digest(location, 12)
     RemoteFileSystem(basepath=location.rstrip("/")).save(name, overwrite=True)
     return f"remote-file-system/{name}"

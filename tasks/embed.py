@@ -17,11 +17,12 @@ from tasks.progress import reporter
 from v2a.runtime import trace
 from v2a.runtime.model_cache import get_model, model_lock
 from v2a.core import devices
+from v2a.core.rates import DECODE_SAMPLE_RATE
 
 
-def _settings(num_frames: int, max_seconds: float, frame_rate: float | None = None) -> dict:
+def shard_settings(num_frames: int, max_seconds: float, frame_rate: float | None = None) -> dict:
     # The decoder is left out: every backend gives the same frames and audio (tests/media/test_decoders.py).
-    settings = {"num_frames": num_frames, "max_seconds": max_seconds, "audio_rate": 16000}
+    settings = {"num_frames": num_frames, "max_seconds": max_seconds, "audio_rate": DECODE_SAMPLE_RATE}
     if frame_rate is not None:  # only when set, so the keys of shards embedded by frame count stay as they were
         settings["frame_rate"] = frame_rate
     return settings
@@ -49,7 +50,7 @@ def plan_embed_shards(clips_uri: str, out_uri: str, errors_uri: str, profile: st
         clap_model = get_model(profile, "clap", device)
     plans = embed.plan_shards(clips.column("clip_id").to_pylist(), out_uri, errors_uri, shard_size,
                               clip_model.model_id, clap_model.model_id,
-                              _settings(num_frames, max_seconds, frame_rate))
+                              shard_settings(num_frames, max_seconds, frame_rate))
     return [plan_dict(p) for p in plans]
 
 

@@ -16,7 +16,7 @@ from v2a.runtime import trace
 from v2a.runtime.model_cache import get_model
 from v2a.core import devices
 
-from v2a.metrics.specs import EXTRACTOR_OF as EXTRACTORS  # noqa: E402  (the metric table says which model)
+from v2a.metrics.specs import extractor_of  # noqa: E402  (the metric table says which model)
 
 
 def _flow_run_id() -> str | None:
@@ -40,7 +40,7 @@ def scoring_of(evaluate) -> dict:
 
 
 def _extractors(profile: str, metrics: list[str], device: str) -> dict:
-    return {n: get_model(profile, f"extractor:{n}", device) for n in sorted({EXTRACTORS[m] for m in metrics})}
+    return {n: get_model(profile, f"extractor:{n}", device) for n in sorted({extractor_of(m) for m in metrics})}
 
 
 def plan_evaluation(gen_dir: str, profile: str, metrics: list[str]) -> dict:
@@ -50,7 +50,7 @@ def plan_evaluation(gen_dir: str, profile: str, metrics: list[str]) -> dict:
     from v2a.models.profile import load_profile
 
     sections = load_profile(profile).get("extractors") or {}
-    rates = [sample_rate_of(n, sections.get(n)) for n in sorted({EXTRACTORS[m] for m in metrics})]
+    rates = [sample_rate_of(n, sections.get(n)) for n in sorted({extractor_of(m) for m in metrics})]
     return {"units": evaluate.evaluation_units(metrics), "reference_rate": evaluate.reference_rate(rates, gen_dir)}
 
 

@@ -10,7 +10,6 @@ takes none). Without such a limit on the server the slot is free (Prefect's non-
 from __future__ import annotations
 
 import errno
-import hashlib
 import re
 from contextlib import contextmanager, nullcontext
 
@@ -118,9 +117,10 @@ def slug(text: str) -> str:
 
 def location_digest(location: str) -> str:
     """Six hex digits of an output location's full form (absolute path or URI): two outputs never share them."""
+    from v2a.core.fingerprint import short_digest
     from v2a.core.storage import canonical
 
-    return hashlib.sha256(canonical(location).encode()).hexdigest()[:6]
+    return short_digest(canonical(location), 6)
 
 
 def run_key(out: str, run_id: str | None = None) -> str:

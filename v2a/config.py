@@ -9,9 +9,7 @@ with one line naming the field and what it accepts (`ConfigError`).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import warnings
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -20,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from v2a.core import storage
 from v2a.core.aggregate import AGGREGATORS
+from v2a.core.fingerprint import short_digest
 from v2a.media.decoders import BACKENDS
 from v2a.models import sampling as audioldm
-from v2a.core.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, SCHEDULERS
+from v2a.core.names import CONDITIONINGS, MAPPER_GUIDANCE, MAPPER_NAMES, MAPPER_STEPS, POOLS, SCHEDULERS
 from v2a.mapper.settings import TrainConfig
 from v2a.metrics.protocols import CHANNEL_RULES, DEFAULT_PROTOCOL, PROTOCOL_NAMES, PROTOCOLS
 from v2a.metrics.specs import METRICS
@@ -46,7 +45,6 @@ NonNegativeFloat = Annotated[float, Field(strict=True, ge=0)]
 RUNNER_KINDS = ("thread", "dask", "ray")
 # What runner.cluster_kwargs may still set when runner.gpus starts one worker per GPU.
 GPU_CLUSTER_KWARGS = ("threads_per_worker", "memory_limit", "dashboard_address")
-POOLS = ("auto", "thread", "process")
 DECODERS = ("auto", *BACKENDS)
 # Shard tasks running at once on the thread runner. Model work is serialised by a lock per model,
 # so more threads only hold more shards in memory; a few let the next shard's reads and cache
@@ -443,7 +441,7 @@ class PipelineConfig(Section):
             old_names = section.old_name_of()
             d[name] = {old_names.get(k, k): v for k, v in d[name].items() if k not in section._not_digested}
         chosen = {k: d[k] for k in sections} if sections else d
-        return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return short_digest(chosen, 16)
 
 
 def check_profile(name: str) -> None:

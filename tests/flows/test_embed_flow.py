@@ -29,6 +29,7 @@ def test_embed_flow_counts_errors_and_attaches_the_domain_gap_report(synth_dir, 
     assert again["errors_total"] == 1  # counted from the errors table, whatever this run did
     # The second run's shards came from the task cache: its log line and summary say nothing new was embedded.
     assert (again["rows"], again["errors"], again["skipped"]) == (0, 0, again["shards"])
+    assert summary["rows_total"] == again["rows_total"] == 5  # what the table holds, new or not (the run summary)
 
     gap = summary["domain_gap"]
     assert gap is not None and gap["projection"] == "pca"

@@ -35,23 +35,3 @@ def test_an_unreadable_mapper_config_is_shown_not_fatal(tmp_path):
     (tmp_path / "mappers" / "m" / "config.json").write_text("[1, 2]")
     train = next(s for s in status.out_status(str(tmp_path))["stages"] if s["stage"] == "train")
     assert "unreadable config.json" in train["detail"]
-
-
-def test_the_run_summary_leaves_the_extractor_blank_for_rows_that_have_none(tmp_path):
-    """gen_time_s and trainable_params_m come from no extractor: the summary shows `-`, not `nan`."""
-    from datetime import datetime, timezone
-
-    from storage_schemas import results as results_schema
-    from v2a import __version__
-
-    base = {name: None for name in results_schema.SCHEMA.names}
-    base.update(run_id="r", created_at=datetime.now(timezone.utc), dataset="synthetic", split="test", n_clips=4,
-                id_list_sha256="0" * 64, v2a_version=__version__)
-    rows = [{**base, "metric": "fd", "value": 1.5, "extractor": "panns"},
-            {**base, "metric": "gen_time_s", "value": 0.25, "extractor": None},
-            {**base, "metric": "trainable_params_m", "value": 3.0, "extractor": None}]
-    parquet.write_part(str(tmp_path / "results"), rows, results_schema.SCHEMA, "results", "r")
-    text = status.run_summary_markdown(str(tmp_path), "r", {})
-    assert "| fd | 1.5000 | panns | 4 |" in text
-    assert "| gen_time_s | 0.2500 | - | 4 |" in text and "| trainable_params_m | 3.0000 | - | 4 |" in text
-    assert "nan" not in text

@@ -19,7 +19,8 @@ ABSENT = "absent"
 _TOKENS = ("ETag", "etag", "md5", "checksum", "mtime", "LastModified", "last_modified", "updated", "created")
 
 
-def _token(fs, path: str, info: dict) -> str:
+def change_token(fs, path: str, info: dict) -> str:
+    """A file's change token: its store's own (S3's ETag, a local modification time) plus the inode."""
     # Writes here are atomic renames, so a rewritten local file also has a new inode: two writes in
     # one clock tick still differ.
     inode = f",ino={info['ino']}" if info.get("ino") is not None else ""
@@ -27,6 +28,19 @@ def _token(fs, path: str, info: dict) -> str:
         if info.get(key) is not None:
             return f"{key}={info[key]}{inode}"
     return f"ukey={fs.ukey(path)}"
+
+
+def short_digest(obj, n: int) -> str:
+    """The first `n` hex digits of a sha256: of a string's UTF-8 bytes, of bytes as they are, of a running
+    `hashlib` hash, or else of the object's JSON (keys sorted, anything JSON lacks as its str). Every run id,
+    cache key and part name is one of these, so each keeps the bytes it always had."""
+    if hasattr(obj, "hexdigest"):
+        h = obj
+    else:
+        if not isinstance(obj, (str, bytes)):
+            obj = json.dumps(obj, sort_keys=True, default=str)
+        h = hashlib.sha256(obj.encode() if isinstance(obj, str) else obj)
+    return h.hexdigest()[:n]
 
 
 def fingerprint(uri: str | None) -> str:
@@ -48,8 +62,8 @@ def fingerprint(uri: str | None) -> str:
             rel = full[len(root):] if full.startswith(root) else full
             if not any(part.startswith(".") for part in rel.split("/")):
                 entries[rel] = (full, info)
-    items = sorted((rel, info.get("size"), _token(fs, full, info)) for rel, (full, info) in entries.items())
-    return hashlib.sha256(json.dumps(items, default=str).encode()).hexdigest()[:24]
+    items = sorted((rel, info.get("size"), change_token(fs, full, info)) for rel, (full, info) in entries.items())
+    return short_digest(items, 24)
 
 
 def fingerprints(uris) -> dict[str, str]:

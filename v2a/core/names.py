@@ -13,3 +13,5 @@ CONDITIONINGS = ("mapper", "no-mapper", "text")
 # The diffusion mapper's sampling as the paper found best: 200 of 1000 steps, guidance 0.9.
 MAPPER_STEPS = 200
 MAPPER_GUIDANCE = 0.9
+# How the embed stage runs its decode workers: threads, processes, or chosen by the worker count.
+POOLS = ("auto", "thread", "process")

@@ -14,5 +14,10 @@ PANNS_SAMPLE_RATE = 16000
 VGGISH_SAMPLE_RATE = 16000
 # Wav2CLIP (Wu et al., 2022; the CLIP-Score audio encoder).
 WAV2CLIP_SAMPLE_RATE = 16000
+# PaSST-S (Koutini et al., 2022; av-benchmark's FD_PaSST / KL_PaSST) runs at 32 kHz (github.com/kkoutini/passt_hear21).
+PASST_SAMPLE_RATE = 32000
 # The rate clips are decoded at for the CLAP targets and the metrics: AudioLDM's.
 DECODE_SAMPLE_RATE = AUDIOLDM_SAMPLE_RATE
+# The CLAP's input window: AudioLDM's and LAION CLAP's HTS-AT hear the first 10 s of a clip (clip_samples 480000
+# at 48 kHz in laion_clap's model configs).
+CLAP_SECONDS = 10.0

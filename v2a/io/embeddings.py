@@ -241,7 +241,7 @@ def read_embeddings(uri: str, split: str | None = None, clip_ids=None, clips_uri
                        "audio_emb": [block.audio[i] if block.has_audio[i] else None for i in range(len(block))],
                        "clip_model_id": block.clip_model_ids, "clap_model_id": block.clap_model_ids})
     clips = clips_uri or sibling_clips(uri)
-    sp = _splits(uri, block.clip_ids, clips_uri) if split is not None or storage.exists(clips) else \
+    sp = splits_of(uri, block.clip_ids, clips_uri) if split is not None or storage.exists(clips) else \
         legacy_splits(uri, ids=block.clip_ids)
     df.insert(1, "split", [sp.get(c) for c in block.clip_ids])
     labels = clips_io.labels(clips, ids=block.clip_ids) if storage.exists(clips) else {}
@@ -255,7 +255,9 @@ def sibling_clips(embeddings_uri: str) -> str:
     return RunLayout(parent).clips
 
 
-def _splits(uri: str, ids, clips_uri: str | None) -> dict[str, str]:
+def splits_of(uri: str, ids, clips_uri: str | None) -> dict[str, str]:
+    """clip id -> split of the embedded clips: from the clips table (beside the embeddings unless given), else
+    from the split column of embeddings written before the clips table held it."""
     clips = clips_uri or sibling_clips(uri)
     if storage.exists(clips):
         return clips_io.splits(clips, ids=ids)
@@ -274,5 +276,5 @@ def split_ids(uri: str, split: str, clips_uri: str | None = None) -> list[str]:
     if storage.exists(clips):
         in_split = set(clips_io.ids_in_split(clips, split))
         return sorted(c for c in embedded if c in in_split)
-    sp = _splits(uri, embedded, clips_uri)
+    sp = splits_of(uri, embedded, clips_uri)
     return sorted(c for c in embedded if sp.get(c) == split)

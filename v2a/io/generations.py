@@ -68,10 +68,9 @@ def merge_shard(gen_dir, shard_key: str, rows: pd.DataFrame | list[dict]) -> str
 
 
 def shard_key(run_id: str, clip_ids, samples: int) -> str:
-    import hashlib
+    from v2a.core.fingerprint import short_digest
 
-    payload = "\n".join([run_id, str(samples), *sorted(map(str, clip_ids))])
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return short_digest("\n".join([run_id, str(samples), *sorted(map(str, clip_ids))]), 16)
 
 
 # --------------------------------------------------------------------------- the plan of a set

@@ -39,7 +39,7 @@ def _split_lookup(embeddings_uri: str, clips_uri: str | None):
     else:
         table = None
     if table is None:
-        legacy = embeddings_io._splits(embeddings_uri, None, clips_uri)  # warns, or says what is missing
+        legacy = embeddings_io.splits_of(embeddings_uri, None, clips_uri)  # warns, or says what is missing
         return pd.Index(list(legacy)), np.asarray(list(legacy.values()), dtype=object)
     return (pd.Index(table.column("clip_id").to_numpy(zero_copy_only=False)),
             table.column("split").to_numpy(zero_copy_only=False).astype(object))

@@ -10,7 +10,6 @@ a repeated read) and row groups by pyarrow's own statistics, so a task that need
 from __future__ import annotations
 
 import bisect
-import hashlib
 import io
 import logging
 import threading
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 from storage_schemas import conform, validate
 from storage_schemas.validate import added_columns
 from v2a.core import storage
+from v2a.core.fingerprint import change_token, short_digest
 
 # Rows per row group: small enough that a read of a few clips decodes little, large enough that the
 # footer stays small. An embeddings row is ~22 KB (10 frames x 512 float32 + the audio vector).
@@ -71,19 +71,21 @@ _FOOTERS_MAX = 100_000
 
 
 def _files(uri: str) -> list[tuple[str, str]]:
-    """(uri, change token) of every Parquet file of a table, in sorted order, from one listing."""
+    """(uri, change token) of every Parquet file of a table, in sorted order, from one listing. The token is the
+    fingerprints' (store token plus inode): a file rewritten twice in one clock tick must not serve the cached
+    footer of its previous state."""
     fs, path = storage.filesystem(uri)
     if not fs.exists(path):
         return []
     if fs.isfile(path):
         info = fs.info(path)
-        return [(str(uri), f"{info.get('size')}:{_token(fs, path, info)}")]
+        return [(str(uri), f"{info.get('size')}:{change_token(fs, path, info)}")]
     out = []
     for full, info in sorted(_find(fs, path).items()):
         base = full.rsplit("/", 1)[-1]
         if not full.endswith(".parquet") or base.startswith("."):
             continue
-        out.append((_as_uri(uri, fs, full), f"{info.get('size')}:{_token(fs, full, info)}"))
+        out.append((_as_uri(uri, fs, full), f"{info.get('size')}:{change_token(fs, full, info)}"))
     return out
 
 
@@ -103,14 +105,6 @@ def _as_uri(base: str, fs, path: str) -> str:
         return path
     protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
     return path if path.startswith(f"{protocol}://") else f"{protocol}://{path}"
-
-
-def _token(fs, path: str, info: dict) -> str:
-    # The fingerprints' change token (store token plus inode): a file rewritten twice in one clock tick
-    # must not serve the cached footer of its previous state.
-    from v2a.core.fingerprint import _token as change_token
-
-    return change_token(fs, path, info)
 
 
 def _footer(uri: str, token: str) -> _Footer:
@@ -358,7 +352,7 @@ def _cast_nulls(table: pa.Table, schema: pa.Schema) -> pa.Table:
 def part_name(*key_parts) -> str:
     """A part file's name from what it holds (run, stage, shard, inputs): re-running the same work
     replaces the file instead of adding a second copy of its rows."""
-    digest = hashlib.sha256("\x1f".join(map(str, key_parts)).encode()).hexdigest()[:16]
+    digest = short_digest("\x1f".join(map(str, key_parts)), 16)
     return f"part-{digest}.parquet"
 
 

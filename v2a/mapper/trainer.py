@@ -34,6 +34,7 @@ from v2a.core.stopping import raise_if_stopped
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
                                    save_mapper, save_safetensors, state_dict_to_safetensors)
 from v2a.core.checkpoints import checkpoint_id
+from v2a.core.fingerprint import short_digest
 from v2a.mapper.settings import MONITORS, TrainConfig
 from v2a.mapper.validation import embedding_metrics
 from v2a.mapper.factory import MAPPER_NAMES, build_mapper, build_objective, count_trainable_params
@@ -206,7 +207,7 @@ def fingerprint_arrays(*arrays: np.ndarray) -> str:
     for a in arrays:
         h.update(str(a.shape).encode())
         h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
+    return short_digest(h, 16)
 
 
 def _stream_seed(seed: int, stream: int, index: int = 0) -> int:
@@ -276,7 +277,7 @@ def _load_optimizer_tensors(optimizer: torch.optim.Optimizer, tensors: dict[str,
     optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
 
 
-def _epoch_dirs(out_dir: Path) -> list[tuple[int, Path]]:
+def epoch_dirs(out_dir: Path) -> list[tuple[int, Path]]:
     root = out_dir / CHECKPOINTS_DIR
     found = []
     if root.is_dir():
@@ -305,7 +306,7 @@ def _save_epoch_checkpoint(out_dir: Path, epoch: int, state: dict, net: nn.Modul
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)  # the checkpoint appears whole or not at all
-    for _, old in _epoch_dirs(out_dir)[:-keep]:
+    for _, old in epoch_dirs(out_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -316,7 +317,7 @@ def _save_best(out_dir: Path, state: dict) -> None:
     save_safetensors({k: v.contiguous() for k, v in state.items()}, where / WEIGHTS_NAME)
 
 
-def _check_resumable(saved: dict, config: TrainConfig, fingerprint: str, where: Path) -> None:
+def check_resumable(saved: dict, config: TrainConfig, fingerprint: str, where: Path) -> None:
     saved_cfg = saved["config"]
     current = config.to_dict()
     differing = [k for k in current if k not in TrainConfig.RESUMABLE_CHANGES and saved_cfg.get(k) != current[k]]
@@ -489,12 +490,12 @@ def _new_run(config: TrainConfig, dim: int, device: torch.device) -> _Run:
 
 def _resume_from_last_epoch(run: _Run, out_dir: Path, train_fp: str) -> None:
     """Load the newest epoch checkpoint into `run` (weights, optimizer, EMA, history, best) if there is one."""
-    epoch_dirs = _epoch_dirs(out_dir)
-    if not epoch_dirs:
+    epochs = epoch_dirs(out_dir)
+    if not epochs:
         return
-    last_epoch, where = epoch_dirs[-1]
+    last_epoch, where = epochs[-1]
     saved = json.loads((where / "state.json").read_text())
-    _check_resumable(saved, run.config, train_fp, where)
+    check_resumable(saved, run.config, train_fp, where)
     model_tensors = read_safetensors(where / WEIGHTS_NAME)
     check_state_shapes(run.net, model_tensors, str(where / WEIGHTS_NAME))
     run.net.load_state_dict(model_tensors)

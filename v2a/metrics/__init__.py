@@ -1,7 +1,7 @@
 """Evaluation metrics: FD (PANNs), FAD (VGGish), CLIP-Score (Wav2CLIP), KL and IS (PANNs logits), and
 av-benchmark's FD / KL / IS on PaSST, the ImageBind score (IB) and Synchformer's DeSync.
 
-    specs            the one table of metrics (name, label, extractor, what each needs)
+    specs            the one table of metrics (name, label, extractor, kind, the output it reads, what it needs)
     protocols        evaluation presets (v2a-mapper, av-benchmark) and channel rules
     frechet          squared Fréchet distance, float64, sqrtm cross-checked
     classification   KL divergence and Inception Score as av-benchmark computes them

@@ -29,6 +29,7 @@ from safetensors.numpy import save as save_safetensors
 from tqdm import tqdm
 
 from v2a.core import storage
+from v2a.core.fingerprint import short_digest
 from v2a.metrics import audio
 from v2a.metrics.frechet import gaussian_stats
 
@@ -75,7 +76,7 @@ def cache_key(extractor, clip_ids, clip_seconds: float | None, loading: str | No
 
 
 def _stem(key: dict) -> str:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    digest = short_digest(key, 16)
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", key["extractor"].split("@")[0])
     return f"{readable}-{digest}"
 

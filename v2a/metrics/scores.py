@@ -39,7 +39,7 @@ from v2a.metrics.reference_stats import reference_stats
 
 log = logging.getLogger(__name__)
 
-from v2a.metrics.specs import METRICS, SPECS  # noqa: E402  (the one metric table)
+from v2a.metrics.specs import SPECS, names  # noqa: E402  (the one metric table)
 AUDIO_SUFFIXES = (".wav", ".flac")
 _SAMPLE_SUFFIX = re.compile(r"__s\d+$")
 
@@ -84,24 +84,35 @@ def _row(metric: str, value: float, extractor, clip_seconds, n_clips: int) -> di
 
 def _extract(extractor, waves: Mapping[str, np.ndarray], ids: list[str], sample_rate: int, clip_seconds,
              progress: bool, chunk: int = 64, pad: bool = True):
-    """Run `extractor` over `ids` in chunks so only one chunk of resampled audio is in memory."""
+    """{output name: values in `ids` order}: `extractor` run over `ids` in chunks, so only one chunk of
+    resampled audio is in memory."""
     parts = []
     bar = tqdm(total=len(ids), desc=f"generated {extractor.name}", unit="clip", disable=not progress)
     for start in range(0, len(ids), chunk):
         raise_if_stopped()
         batch = [audio.prepare(waves[i], sample_rate, extractor.sample_rate, clip_seconds, pad)
                  for i in ids[start:start + chunk]]
-        if hasattr(extractor, "embed_and_logits"):
-            parts.append(extractor.embed_and_logits(batch))
-        else:
-            parts.append(extractor.embed(batch))
+        parts.append(outputs(extractor, batch))
         bar.update(len(batch))
     bar.close()
-    if parts and isinstance(parts[0], tuple):
-        return tuple(np.concatenate(p) for p in zip(*parts))
-    if parts and isinstance(parts[0], list):
-        return [x for p in parts for x in p]
-    return np.concatenate(parts)
+    if not parts:
+        return {}
+    return {k: ([x for p in parts for x in p[k]] if isinstance(parts[0][k], list) else
+                np.concatenate([p[k] for p in parts])) for k in parts[0]}
+
+
+def outputs(extractor, batch: list[np.ndarray]) -> dict:
+    """{output name: per-clip values} of one batch: what the metric table's `reads` names.
+
+    An extractor may say itself (`outputs(batch)`); otherwise a classifier gives `embedding` and `logits`,
+    a frame-level one (a list of per-clip arrays) `frames`, any other `embedding`."""
+    if hasattr(extractor, "outputs"):
+        return extractor.outputs(batch)
+    if hasattr(extractor, "embed_and_logits"):
+        emb, logits = extractor.embed_and_logits(batch)
+        return {"embedding": emb, "logits": logits}
+    out = extractor.embed(batch)
+    return {"frames": out} if isinstance(out, list) else {"embedding": out}
 
 
 def clip_score(audio_embeddings: np.ndarray, image_embeddings: list[np.ndarray]) -> float:
@@ -144,7 +155,7 @@ def _frames_for(m: str, video_frames, sync_frames):
 
 def _wanted(metrics, reference, image_embeddings, extractors, video_frames=None, sync_frames=None) -> list[str]:
     if metrics is None:
-        chosen = [m for m in METRICS if SPECS[m].extractor in extractors
+        chosen = [m for m in names() if SPECS[m].extractor in extractors
                   and (reference is not None or not SPECS[m].needs_reference)
                   and (image_embeddings is not None or not SPECS[m].needs_frames)
                   and (_frames_for(m, video_frames, sync_frames) is not None or not SPECS[m].needs_video)]
@@ -154,7 +165,7 @@ def _wanted(metrics, reference, image_embeddings, extractors, video_frames=None,
     chosen = []
     for m in metrics:
         if m not in SPECS:
-            raise ValueError(f"unknown metric {m!r}; accepted: {', '.join(METRICS)}")
+            raise ValueError(f"unknown metric {m!r}; accepted: {', '.join(names())}")
         ext, needs_ref = SPECS[m].extractor, SPECS[m].needs_reference
         if ext not in extractors:
             raise ValueError(f"metric {m!r} needs the {ext!r} extractor; extractors given: {sorted(extractors)}")
@@ -184,8 +195,8 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);
     `reference_sample_rate` gives the reference's rate when it differs.
     image_embeddings: clip id -> (F, D) CLIP image embeddings, one row per video frame (or (D,)
-    / (1, D) for an image). extractors: {"panns", "vggish", "wav2clip"} -> built extractors.
-    metrics: subset of ("fd", "fad", "cs", "kl", "is"); None = every one the inputs allow.
+    / (1, D) for an image). extractors: the metric table's extractor names -> built extractors.
+    metrics: names from the metric table (`v2a.metrics.specs`); None = every one the inputs allow.
     stats_dir: where reference statistics are cached (see `reference_stats`).
     video_frames: clip id -> (T, H, W, 3) uint8 frames at ImageBind's 0.5 fps, for IB; sync_frames: the same at
     Synchformer's 25 fps, for DeSync (a lazy mapping is read one clip at a time).
@@ -196,7 +207,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     fd_offset: when the Fréchet distances regularise a singular covariance (`v2a.metrics.frechet.OFFSET_RULES`).
     pad: zero-pad clips shorter than clip_seconds (False: cut only, as av-benchmark); loading: a name for a
     non-default way the audio was read (channel rule, no padding), part of the reference-statistics key.
-    Rows come in the order fd, fad, cs, cs_reference, kl, is (those computed). `extractor` is the
+    Rows come in the table's order, a reference row (cs_reference) after its metric. `extractor` is the
     extractor's model id (weights included); `sample_rate` is the rate it ran at.
     """
     if not generated:
@@ -218,136 +229,151 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                                               clip_seconds, stats_dir, progress, pad=pad, loading=loading)
         return ref_cache[name]
 
-    panns_out = None
-    if {"fd", "kl", "is"} & set(chosen):
-        panns_out = _extract(extractors["panns"], generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
-
-    if "fd" in chosen:
-        panns = extractors["panns"]
-        ref = ref_stats("panns")
-        mu, sigma = gaussian_stats(panns_out[0])
-        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
-        rows.append(_row("fd", fd, panns, clip_seconds, len(sample_ids)))
-
-    if "fad" in chosen:
-        vgg = extractors["vggish"]
-        frames = _extract(vgg, generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
-        ref = ref_stats("vggish")
-        mu, sigma = gaussian_stats(np.concatenate(frames))
-        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
-        rows.append(_row("fad", fd, vgg, clip_seconds, len(sample_ids)))
-
-    if "cs" in chosen:
-        w2c = extractors["wav2clip"]
-        emb = _extract(w2c, generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
-        idx, clips = _pairs(sample_ids, clip_id_of, image_embeddings, "cs")
-        rows.append(_row("cs", clip_score(emb[idx], [image_embeddings[c] for c in clips]), w2c, clip_seconds,
-                         len(idx)))
-        if score_reference_cs and reference is not None:
-            scored = sorted(c for c in reference if c in image_embeddings)
-            if len(reference) >= 2:  # cached with the other reference statistics
-                ref = ref_stats("wav2clip")
-                ref_emb = np.stack([ref.row("embeddings", c) for c in scored]) if scored else None
-            else:  # one clip has no Gaussian fit to cache; embed it directly
-                ref_emb = _extract(w2c, reference, scored, reference_sample_rate or sample_rate, clip_seconds,
-                                   progress, pad=pad) if scored else None
-            if scored:
-                rows.append(_row("cs_reference", clip_score(ref_emb, [image_embeddings[c] for c in scored]), w2c,
-                                 clip_seconds, len(scored)))
-
-    if "kl" in chosen:
-        panns = extractors["panns"]
-        ref = ref_stats("panns")
-        idx, clips = _pairs(sample_ids, clip_id_of, set(ref.clip_ids), "kl")
-        ref_logits = np.stack([ref.row("logits", c) for c in clips])
-        rows.append(_row("kl", kl_divergence(panns_out[1][idx], ref_logits), panns, clip_seconds, len(idx)))
-
-    if "is" in chosen:
-        panns = extractors["panns"]
-        logits = panns_out[1]
-        # torch-fidelity's 10 splits need at least 10 samples; with fewer, one split over all of them
-        # (one split per sample would make every score exactly 1).
-        mean, std = inception_score(logits, splits=10 if len(logits) >= 10 else 1)
-        log.info("inception score %.4f +- %.4f over %d samples", mean, std, len(logits))
-        rows.append(_row("is", mean, panns, clip_seconds, len(logits)))
-
-    rows += _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_seconds, progress, pad,
-                        ref_stats, clip_id_of, kl_divergence, fd_offset)
-    if "ib" in chosen:
-        rows.append(_ib_row(generated, sample_ids, sample_rate, extractors["imagebind"], video_frames, clip_seconds,
-                            clip_id_of, ib_audio))
-    if "desync" in chosen:
-        row = _desync_row(generated, sample_ids, sample_rate, extractors["synchformer"], sync_frames, clip_seconds,
-                          progress, pad, clip_id_of)
-        rows += [row] if row else []
+    run = _Run(generated, reference, sample_rate, reference_sample_rate or sample_rate, image_embeddings,
+               video_frames, extractors, clip_seconds, clip_id_of, sample_ids, progress, pad, ref_stats,
+               score_reference_cs)
+    run.kl_divergence, run.fd_offset, run.ib_audio, run.sync_frames = kl_divergence, fd_offset, ib_audio, sync_frames
+    # One extraction per extractor, over the samples its chosen metrics read, shared by all of them.
+    specs = [SPECS[m] for m in names() if m in chosen]
+    for s in specs:
+        needs_all = any(not o.needs_video for o in specs if o.extractor == s.extractor)
+        run.ids.setdefault(s.extractor, sample_ids if needs_all or video_frames is None else
+                           [i for i in sample_ids if clip_id_of(i) in video_frames])
+    for s in specs:  # the table's order: the rows come out in it
+        if s.kind not in KINDS:
+            raise ValueError(f"metric {s.name!r}: unknown kind {s.kind!r}; accepted: {', '.join(KINDS)}")
+        rows += KINDS[s.kind](s, run)
     return rows
 
 
-def _passt_rows(chosen, generated, sample_ids, sample_rate, extractors, clip_seconds, progress, pad, ref_stats,
-                clip_id_of, kl_divergence, fd_offset) -> list[dict]:
-    """FD / KL / IS on PaSST, as av-benchmark computes FD-PASST, KL-PASST-softmax and ISC-PASST."""
-    wanted = [m for m in ("fd_passt", "kl_passt", "is_passt") if m in chosen]
-    if not wanted:
-        return []
-    passt = extractors["passt"]
-    feats, logits = _extract(passt, generated, sample_ids, sample_rate, clip_seconds, progress, pad=pad)
-    rows = []
-    if "fd_passt" in wanted:
-        ref = ref_stats("passt")
-        mu, sigma = gaussian_stats(feats)
-        fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=fd_offset)
-        rows.append(_row("fd_passt", fd, passt, clip_seconds, len(sample_ids)))
-    if "kl_passt" in wanted:
-        ref = ref_stats("passt")
-        idx, clips = _pairs(sample_ids, clip_id_of, set(ref.clip_ids), "kl_passt")
-        ref_logits = np.stack([ref.row("logits", c) for c in clips])
-        rows.append(_row("kl_passt", kl_divergence(logits[idx], ref_logits), passt, clip_seconds, len(idx)))
-    if "is_passt" in wanted:
-        mean, _ = inception_score(logits, splits=10 if len(logits) >= 10 else 1)
-        rows.append(_row("is_passt", mean, passt, clip_seconds, len(logits)))
+class _Run:
+    """What the kind functions read: the inputs, each extractor's outputs (extracted on first use) and the
+    real audio's statistics."""
+
+    def __init__(self, generated, reference, sample_rate, reference_sample_rate, image_embeddings, video_frames,
+                 extractors, clip_seconds, clip_id_of, sample_ids, progress, pad, ref_stats, score_reference_cs):
+        self.generated, self.reference, self.sample_rate = generated, reference, sample_rate
+        self.reference_sample_rate, self.image_embeddings, self.video_frames = (reference_sample_rate,
+                                                                                image_embeddings, video_frames)
+        self.extractors, self.clip_seconds, self.clip_id_of = extractors, clip_seconds, clip_id_of
+        self.sample_ids, self.progress, self.pad, self.ref_stats = sample_ids, progress, pad, ref_stats
+        self.score_reference_cs = score_reference_cs
+        # Protocol details some kinds read (evaluate_audio's keywords of the same names).
+        self.kl_divergence, self.fd_offset = KL_FORMULAS["av-benchmark"], "if-singular"
+        self.ib_audio, self.sync_frames = None, None
+        self.ids: dict[str, list[str]] = {}
+        self._outputs: dict[str, dict] = {}
+
+    def extractor(self, s) -> object:
+        return self.extractors[s.extractor]
+
+    def output(self, s, ids: list[str] | None = None):
+        """The extractor output `s.reads` of the samples `ids` (all extracted ones when None), in that order."""
+        if s.extractor not in self._outputs:
+            self._outputs[s.extractor] = _extract(self.extractor(s), self.generated, self.ids[s.extractor],
+                                                  self.sample_rate, self.clip_seconds, self.progress, pad=self.pad)
+        outputs = self._outputs[s.extractor]
+        if s.reads not in outputs:
+            raise ValueError(f"metric {s.name!r} reads {s.reads!r}, but the {s.extractor!r} extractor gives "
+                             f"{sorted(outputs)}")
+        value = outputs[s.reads]
+        if ids is None or ids == self.ids[s.extractor]:
+            return value
+        at = {k: i for i, k in enumerate(self.ids[s.extractor])}
+        if isinstance(value, list):
+            return [value[at[k]] for k in ids]
+        return value[[at[k] for k in ids]]
+
+    def row(self, s, value: float, n: int, name: str | None = None) -> dict:
+        return _row(name or s.name, value, self.extractor(s), self.clip_seconds, n)
+
+
+def _frechet(s, run: _Run) -> list[dict]:
+    out = run.output(s)
+    ref = run.ref_stats(s.extractor)
+    mu, sigma = gaussian_stats(np.concatenate(out) if isinstance(out, list) else out)
+    fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=run.fd_offset)
+    return [run.row(s, fd, len(run.sample_ids))]
+
+
+def _kl(s, run: _Run) -> list[dict]:
+    logits = run.output(s)
+    ref = run.ref_stats(s.extractor)
+    idx, clips = _pairs(run.sample_ids, run.clip_id_of, set(ref.clip_ids), s.name)
+    ref_logits = np.stack([ref.row("logits", c) for c in clips])
+    return [run.row(s, run.kl_divergence(logits[idx], ref_logits), len(idx))]
+
+
+def _inception(s, run: _Run) -> list[dict]:
+    logits = run.output(s)
+    # torch-fidelity's 10 splits need at least 10 samples; with fewer, one split over all of them
+    # (one split per sample would make every score exactly 1).
+    mean, std = inception_score(logits, splits=10 if len(logits) >= 10 else 1)
+    log.info("%s: inception score %.4f +- %.4f over %d samples", s.name, mean, std, len(logits))
+    return [run.row(s, mean, len(logits))]
+
+
+def _clip_cosine(s, run: _Run) -> list[dict]:
+    emb = run.output(s)
+    images = run.image_embeddings
+    idx, clips = _pairs(run.sample_ids, run.clip_id_of, images, s.name)
+    rows = [run.row(s, clip_score(emb[idx], [images[c] for c in clips]), len(idx))]
+    if s.reference_row and run.score_reference_cs and run.reference is not None:
+        scored = sorted(c for c in run.reference if c in images)
+        if len(run.reference) >= 2:  # cached with the other reference statistics
+            ref = run.ref_stats(s.extractor)
+            ref_emb = np.stack([ref.row("embeddings", c) for c in scored]) if scored else None
+        else:  # one clip has no Gaussian fit to cache; embed it directly
+            ref_emb = _extract(run.extractor(s), run.reference, scored, run.reference_sample_rate, run.clip_seconds,
+                               run.progress, pad=run.pad)[s.reads] if scored else None
+        if scored:
+            rows.append(run.row(s, clip_score(ref_emb, [images[c] for c in scored]), len(scored),
+                                name=s.reference_row[0]))
     return rows
 
 
-def _ib_row(generated, sample_ids, sample_rate, imagebind, video_frames, clip_seconds, clip_id_of, ib_audio) -> dict:
-    """IB: each generated sample's ImageBind audio embedding against its clip's ImageBind video embedding.
+def _video_cosine(s, run: _Run) -> list[dict]:
+    """IB: each generated sample's audio embedding against the extractor's embedding of its clip's video.
 
     The audio is the whole generated file, not the protocol's clip (av-benchmark's `ImageBindAudioDataset`
     reads the file without its `audio_length` cut); `clip_seconds` only says how many frames were taken."""
     from v2a.metrics.extractors.imagebind import ib_score
 
-    idx, clips = _pairs(sample_ids, clip_id_of, video_frames, "ib")
+    idx, clips = _pairs(run.sample_ids, run.clip_id_of, run.video_frames, s.name)
+    extractor = run.extractor(s)
     audio_emb = []
     for start in range(0, len(idx), 64):  # a chunk of files in memory at a time
         raise_if_stopped()
-        ids = [sample_ids[i] for i in idx[start:start + 64]]
-        items = [ib_audio[i] for i in ids] if ib_audio is not None else [(generated[i], sample_rate) for i in ids]
-        audio_emb.append(imagebind.embed_channels(items))
+        ids = [run.sample_ids[i] for i in idx[start:start + 64]]
+        items = ([run.ib_audio[i] for i in ids] if run.ib_audio is not None
+                 else [(run.generated[i], run.sample_rate) for i in ids])
+        audio_emb.append(extractor.embed_channels(items))
     audio_emb = np.concatenate(audio_emb)
-    video_of = {c: imagebind.embed_frames([video_frames[c]])[0] for c in sorted(set(clips))}
-    return _row("ib", ib_score(np.stack([video_of[c] for c in clips]), audio_emb), imagebind, clip_seconds, len(idx))
+    video_of = {c: extractor.embed_frames([run.video_frames[c]])[0] for c in sorted(set(clips))}
+    return [run.row(s, ib_score(np.stack([video_of[c] for c in clips]), audio_emb), len(idx))]
 
 
-def _desync_row(generated, sample_ids, sample_rate, sync, sync_frames, clip_seconds, progress, pad,
-                clip_id_of) -> dict | None:
+def _desync(s, run: _Run) -> list[dict]:
     """DeSync: Synchformer's offset between each generated sample and its clip's video, one clip's frames in
     memory at a time. A sample whose audio and video share fewer than the 14 segments of a window is left out;
-    None (with a warning) when none is long enough."""
-    idx, clips = _pairs(sample_ids, clip_id_of, sync_frames, "desync")
+    no row (with a warning) when none is long enough."""
+    sync, frames_of = run.extractor(s), run.sync_frames
+    idx, clips = _pairs(run.sample_ids, run.clip_id_of, frames_of, s.name)
     samples_of: dict[str, list[str]] = {}
     for i, cid in zip(idx, clips):
-        samples_of.setdefault(cid, []).append(sample_ids[i])
+        samples_of.setdefault(cid, []).append(run.sample_ids[i])
     need = sync.model.window_segments
     min_frames = sync.cfg["segment_frames"] + sync.cfg["segment_step_frames"] * (need - 1)
     per_sample, short = [], 0
-    for cid in tqdm(sorted(samples_of), desc="DeSync", unit="clip", disable=not progress):
+    for cid in tqdm(sorted(samples_of), desc="DeSync", unit="clip", disable=not run.progress):
         raise_if_stopped()
-        frames = sync_frames[cid]
+        frames = frames_of[cid]
         if frames is None or len(frames) < min_frames:  # a video shorter than one window: no features needed
             short += len(samples_of[cid])
             continue
         video = sync.video_features([frames])[0]
-        waves = [audio.prepare(generated[s], sample_rate, sync.sample_rate, clip_seconds, pad)
-                 for s in samples_of[cid]]
+        waves = [audio.prepare(run.generated[x], run.sample_rate, sync.sample_rate, run.clip_seconds, run.pad)
+                 for x in samples_of[cid]]
         for feats in sync.embed(waves):
             n = min(len(video), len(feats))  # a generation shorter than its video: the common start
             if n < need:
@@ -359,5 +385,16 @@ def _desync_row(generated, sample_ids, sample_rate, sync, sync_frames, clip_seco
                     short, need)
     if not per_sample:
         log.warning("DeSync not computed: no generated sample shares 4.8 s of audio and video with its clip")
-        return None
-    return _row("desync", float(np.mean(per_sample)), sync, clip_seconds, len(per_sample))
+        return []
+    return [run.row(s, float(np.mean(per_sample)), len(per_sample))]
+
+
+def _mean(s, run: _Run) -> list[dict]:
+    values = np.asarray(run.output(s), dtype=np.float64)
+    return [run.row(s, float(values.mean()), len(run.sample_ids))]
+
+
+# kind (v2a.metrics.specs.KINDS) -> (spec, run) -> rows.
+KINDS: dict[str, Callable] = {"frechet": _frechet, "kl": _kl, "inception": _inception,
+                              "clip_cosine": _clip_cosine, "video_cosine": _video_cosine, "desync": _desync,
+                              "mean": _mean}

@@ -37,14 +37,14 @@ from ._common import (count_params, hub_cached, load_state_dict_file, local_path
                       resolve_device, resolve_dtype, seeded)
 from .profile import CheckpointNotFoundError, ClapConfig, hub_offline, looks_like_path, parse_section
 
-from v2a.core.rates import AUDIOLDM_SAMPLE_RATE, CLAP_MODEL_SAMPLE_RATE
+from v2a.core.rates import AUDIOLDM_SAMPLE_RATE, CLAP_MODEL_SAMPLE_RATE, CLAP_SECONDS
 
 log = logging.getLogger(__name__)
 
 
 # HTS-AT "tiny" as laion_clap's create_htsat_model + model_configs/HTSAT-tiny.json build it.
 HTSAT_TINY = dict(
-    sample_rate=CLAP_MODEL_SAMPLE_RATE, clip_samples=480000, window_size=1024, hop_size=480, mel_bins=64, fmin=50,
+    sample_rate=CLAP_MODEL_SAMPLE_RATE, clip_samples=int(CLAP_SECONDS * CLAP_MODEL_SAMPLE_RATE), window_size=1024, hop_size=480, mel_bins=64, fmin=50,
     fmax=14000, class_num=527, spec_size=256, patch_size=4, patch_stride=[4, 4], embed_dim=96,
     depths=[2, 2, 6, 2], num_heads=[4, 8, 16, 32], swin_window=8,
 )
@@ -248,7 +248,7 @@ def load_clap_weights(net: ClapNetwork, path: Path) -> None:
 PADDINGS = ("audioldm", "repeat")
 CHANNELS = ("first", "mean")
 # Preprocessing fields a profile may put beside the HTS-AT ones in `clap.audio`: AudioLDM's path by default.
-AUDIO_PREPROCESSING = dict(padding="audioldm", channel="first", duration=10.0)
+AUDIO_PREPROCESSING = dict(padding="audioldm", channel="first", duration=CLAP_SECONDS)
 
 
 def split_audio_section(audio: dict) -> tuple[dict, dict]:
@@ -290,7 +290,7 @@ class ClapAudioPreparer:
     Holds no weights, so it travels to worker processes."""
 
     def __init__(self, model_rate: int, clip_samples: int, padding: str = "audioldm", channel: str = "first",
-                 duration: float = 10.0):
+                 duration: float = CLAP_SECONDS):
         self.model_rate = int(model_rate)
         self.clip_samples = int(clip_samples)
         _, prep = split_audio_section({"padding": padding, "channel": channel, "duration": duration})

@@ -7,9 +7,7 @@ preprocessing settings), so a re-run skips finished shards and a changed setting
 from __future__ import annotations
 
 import atexit
-import hashlib
 import itertools
-import json
 import logging
 import multiprocessing
 import os
@@ -26,6 +24,8 @@ from tqdm import tqdm
 from storage_schemas import errors as errors_schema
 from v2a.core.stopping import raise_if_stopped
 from v2a.core import storage
+from v2a.core.names import POOLS
+from v2a.core.fingerprint import short_digest
 from v2a.media.decoders import resolve_backend
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
@@ -44,9 +44,7 @@ class ShardPlan:
 
 
 def shard_key(clip_ids, clip_model_id: str, clap_model_id: str, settings: dict) -> str:
-    payload = json.dumps({"ids": list(clip_ids), "clip": clip_model_id, "clap": clap_model_id,
-                          "settings": settings}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return short_digest({"ids": list(clip_ids), "clip": clip_model_id, "clap": clap_model_id, "settings": settings}, 16)
 
 
 def plan_shards(clip_ids, out_uri: str, errors_uri: str, shard_size: int, clip_model_id: str,
@@ -113,7 +111,6 @@ def _error_row(clip: dict, reason: str) -> dict:
     return {"clip_id": clip["clip_id"], "stage": "embed", "uri": clip["uri"], "reason": reason}
 
 
-POOLS = ("auto", "thread", "process")
 # Decoding and preprocessing a clip holds the GIL for tens of milliseconds of Python (PyAV's packet
 # loop, PIL and tensor glue), which caps a thread pool at a few dozen clips/s however many cores
 # there are; processes do not share it. From this many workers on, "auto" takes processes.

@@ -5,7 +5,6 @@ The maths and the extractors live in v2a.metrics; this module gathers the inputs
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ import numpy as np
 from v2a.core.rates import DECODE_SAMPLE_RATE
 from v2a import __version__
 from v2a.core import storage
+from v2a.core.fingerprint import short_digest
 from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
@@ -24,7 +24,7 @@ from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protocol_named
 from v2a.metrics.reference_stats import id_list_sha256
-from v2a.metrics.specs import METRICS, SPECS
+from v2a.metrics.specs import SPECS, names, reference_rows
 from v2a.stages.results_parts import write_results
 
 log = logging.getLogger(__name__)
@@ -340,9 +340,12 @@ def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "
 
 
 def _row_order(row: dict) -> float:
-    # The order evaluate_audio gives when all metrics are computed at once: the table's, cs_reference after cs.
+    # The order evaluate_audio gives when all metrics are computed at once: the table's, a reference row
+    # (cs_reference) right after its metric.
+    order = names()
+    of_reference = {r[0]: s.name for s in (SPECS[m] for m in order) if (r := s.reference_row)}
     name = row["metric"]
-    return METRICS.index("cs") + 0.5 if name == "cs_reference" else METRICS.index(name)
+    return order.index(of_reference[name]) + 0.5 if name in of_reference else order.index(name)
 
 
 def write_run(gen_dir: str, out: str, units: list[dict], split: str = "test", dataset: str = "vggsound",
@@ -475,14 +478,11 @@ def _provenance(given: dict | None) -> dict:
     return {**{k: None for k in PROVENANCE_KEYS}, **given, "git_commit": git_commit()}
 
 
-# Rows of these metrics score the real audio, one item per clip; every other metric scores generated samples.
-_REFERENCE_METRICS = ("cs_reference",)
-
-
 def _row(protocol: dict, metric_row: dict, n_clips: int) -> dict:
     # The metrics count what they scored (`n_clips` in their rows): samples for the generated audio.
     scored = metric_row.get("n_clips")
-    reference = metric_row["metric"] in _REFERENCE_METRICS
+    # A reference row (cs_reference) scores the real audio, one item per clip; every other row scores samples.
+    reference = metric_row["metric"] in reference_rows()
     row = {**protocol, "n_clips": int(scored) if reference and scored is not None else int(n_clips),
            "n_samples": None if reference or scored is None else int(scored), "metric": metric_row["metric"],
            "value": float(metric_row["value"]), "extractor": metric_row.get("extractor"),
@@ -537,7 +537,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     if run_dir and embeddings_io.exists(RunLayout(run_dir).embeddings):
         images = _image_frames(RunLayout(run_dir).embeddings, clip_ids) or None
     frames = None
-    if "ib" in metrics:
+    if any(SPECS[m].needs_video for m in metrics):
         if run_dir and storage.exists(RunLayout(run_dir).clips):
             frames = video_frames(RunLayout(run_dir).clips, clip_ids, how.clip_seconds) or None
         if frames is None:
@@ -559,7 +559,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                           kl_formula=how.protocol.kl,
                           fd_offset=how.protocol.fd_offset, sync_frames=sync)
     protocol_row = {
-        "run_id": run_id or f"folder-{hashlib.sha256(str(generated_dir).encode()).hexdigest()[:10]}",
+        "run_id": run_id or f"folder-{short_digest(str(generated_dir), 10)}",
         "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
         "id_list_sha256": id_list_sha256(clip_ids), "mapper_checkpoint_id": None, "mapper_kind": None,
         "generator_id": None, "mapper_guidance": None, "generator_guidance": None, "mapper_steps": None,

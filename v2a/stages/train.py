@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 
 from v2a.mapper.settings import TrainConfig
 from v2a.core import storage
+from v2a.core.fingerprint import short_digest
 from v2a.io.pairs import compact
 from v2a.io.pairs import load_pairs as load_aggregated
 
@@ -41,8 +41,7 @@ def load_pairs(embeddings_uri: str, aggregator: str = "mean", seed: int = 0, val
     train_clip, train_clap = compact(pairs.clip, is_train), compact(pairs.clap, is_train)
     train_ids = ids[is_train]
     models = sorted(pairs.model_ids)
-    fingerprint = hashlib.sha256("\n".join(list(train_ids) + list(val_ids) + models + [aggregator])
-                                 .encode()).hexdigest()[:16]
+    fingerprint = short_digest("\n".join(list(train_ids) + list(val_ids) + models + [aggregator]), 16)
     info = {"aggregator": aggregator, "data_fingerprint": fingerprint, "n_train": len(train_ids),
             "n_val": len(val_ids), "clip_model_id": pairs.clip_model_id, "clap_model_id": pairs.clap_model_id,
             "embeddings": str(embeddings_uri)}
@@ -56,14 +55,14 @@ def discard_incompatible_checkpoints(out_dir: str, config, train_clip: np.ndarra
     import shutil
     from pathlib import Path
 
-    from v2a.mapper.trainer import CHECKPOINTS_DIR, _check_resumable, _epoch_dirs, fingerprint_arrays
+    from v2a.mapper.trainer import CHECKPOINTS_DIR, check_resumable, epoch_dirs, fingerprint_arrays
 
-    epochs = _epoch_dirs(Path(out_dir))
+    epochs = epoch_dirs(Path(out_dir))
     if not epochs:
         return False
     where = epochs[-1][1]
     try:
-        _check_resumable(json.loads((where / "state.json").read_text()), config,
+        check_resumable(json.loads((where / "state.json").read_text()), config,
                          fingerprint_arrays(train_clip, train_clap), where)
         return False
     except ValueError:

@@ -20,7 +20,6 @@ from v2a.core import storage
 from v2a.core.checkpoints import CONFIG_NAME
 from v2a.io import parquet
 from v2a.io.layout import GenerationLayout, RunLayout
-from v2a.core.markdown import LOCAL_NOTE, location, web_url
 from v2a.stages.reevaluate import generation_sets
 
 
@@ -155,31 +154,3 @@ def format_status(status: dict) -> str:
             reason = r["reason"] if len(r["reason"]) <= 160 else r["reason"][:157] + "..."
             lines.append(f"  {r['stage']:<8} {r['count']:>6}  {reason}")
     return "\n".join(lines)
-
-
-def run_summary_markdown(out: str, run_id: str, links: dict[str, str | None]) -> str:
-    """Markdown for a person looking at a finished run: outputs, row counts, metrics, where the reports are
-    (links where a browser can open them, paths to copy for local files: v2a.core.markdown)."""
-    status = out_status(out)
-    lines = [f"# Pipeline run `{run_id}`", "", f"Output location: `{out}`", "",
-             "| stage | done | rows | errors | where |", "|---|---|---|---|---|"]
-    for s in status["stages"]:
-        lines.append(f"| {s['stage']} | {'yes' if s['done'] else 'no'} | {s['rows']} | {s['errors']} | "
-                     f"`{s['location']}` {s['detail']} |")
-    results = parquet.read_table(RunLayout(out).results, results_schema.SCHEMA, "results").to_pandas()
-    mine = results[(results["run_id"] == run_id) & (results["v2a_version"] == __version__)]
-    if not mine.empty:
-        latest = mine.sort_values("created_at").groupby("metric").tail(1).sort_values("metric")
-        lines += ["", "## Metrics", "", "| metric | value | extractor | clips |", "|---|---|---|---|"]
-        for r in latest.itertuples():
-            # gen_time_s and trainable_params_m come from no extractor: their cell is null (NaN in pandas).
-            extractor = r.extractor if isinstance(r.extractor, str) and r.extractor else "-"
-            lines.append(f"| {r.metric} | {r.value:.4f} | {extractor} | {r.n_clips} |")
-    shown = {name: uri for name, uri in links.items() if uri}
-    if shown:
-        lines += ["", "## Reports and outputs", ""]
-        lines += [f"- {location(uri, name, how=None)}" for name, uri in shown.items()]
-        if any(web_url(uri) is None for uri in shown.values()):
-            lines += ["", f"Paths are {LOCAL_NOTE}. The listening report is a folder that opens in any browser "
-                          "there, and can be copied or zipped as it is."]
-    return "\n".join(lines) + "\n"

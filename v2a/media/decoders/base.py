@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-from v2a.core.rates import DECODE_SAMPLE_RATE
+from v2a.core.rates import CLAP_SECONDS, DECODE_SAMPLE_RATE  # CLAP_SECONDS: re-exported to the decoders' callers
 
 # A player's notion of "the frame at t": slack for timestamps printed with limited precision.
 _EPS = 1e-6
@@ -92,14 +92,11 @@ def check_coverage(last_frame_end: float, last_target: float, duration: float) -
                          f"of the {duration:.2f} s its header announces")
 
 
-# AudioLDM's CLAP hears the first 10 s of a clip and nothing after. Without max_seconds the frames
-# still span the whole video, but the audio stops here: decoding and resampling an hour-long track
-# only for CLAP to drop all but its first 10 s would make memory grow with the video's length.
-CLAP_SECONDS = 10.0
-
-
 def audio_seconds(sampling: Sampling) -> float:
     """Seconds of audio a clip keeps: ``max_seconds`` when set, else the CLAP window."""
+    # AudioLDM's CLAP hears the first CLAP_SECONDS of a clip and nothing after. Without max_seconds the frames
+    # still span the whole video, but the audio stops there: decoding and resampling an hour-long track
+    # only for CLAP to drop all but its first 10 s would make memory grow with the video's length.
     return sampling.max_seconds if sampling.max_seconds is not None else CLAP_SECONDS
 
 

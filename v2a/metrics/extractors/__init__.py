@@ -41,7 +41,7 @@ def sample_rate_of(name: str, section: dict | None) -> int:
 def build_extractor(name: str, section: dict | None, device: str = "cpu") -> Extractor:
     """One extractor from its profile section (`extractors.<name>`)."""
     if name not in BUILDERS:
-        raise ExtractorConfigError(f"unknown extractor {name!r}; accepted: {', '.join(EXTRACTOR_NAMES)}")
+        raise ExtractorConfigError(f"unknown extractor {name!r}; accepted: {', '.join(BUILDERS)}")
     return BUILDERS[name](section, device=device, key=name)
 
 
@@ -50,8 +50,8 @@ def build_extractors(sections: dict | None, device: str = "cpu", names=None) -> 
     sections = dict(sections or {})
     unknown = sorted(set(sections) - set(BUILDERS))
     if unknown:
-        raise ExtractorConfigError(f"extractors: unknown key(s) {unknown}; accepted: {', '.join(EXTRACTOR_NAMES)}")
-    wanted = list(names) if names is not None else [n for n in EXTRACTOR_NAMES if n in sections]
+        raise ExtractorConfigError(f"extractors: unknown key(s) {unknown}; accepted: {', '.join(BUILDERS)}")
+    wanted = list(names) if names is not None else [n for n in BUILDERS if n in sections]
     return {n: build_extractor(n, sections.get(n), device) for n in wanted}
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import pickle
 import re
@@ -16,6 +14,7 @@ from torch import nn
 
 from v2a.core.checkpoints import checkpoint_id
 from v2a.core.seeds import seeded_global_rng
+from v2a.core.fingerprint import short_digest
 from v2a.metrics import audio
 
 log = logging.getLogger(__name__)
@@ -81,8 +80,7 @@ def model_id(name: str, cfg: dict, arch_keys: Sequence[str], checkpoint: Path | 
     if checkpoint is not None:
         return f"{name}@{checkpoint.name}:{checkpoint_id(checkpoint)}"
     arch = {k: cfg[k] for k in sorted(arch_keys)}
-    payload = json.dumps({"arch": arch, "seed": cfg["seed"]}, sort_keys=True)
-    return f"{name}@random-seed{cfg['seed']}:{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+    return f"{name}@random-seed{cfg['seed']}:{short_digest({'arch': arch, 'seed': cfg['seed']}, 10)}"
 
 
 def init_random_(module: nn.Module) -> nn.Module:

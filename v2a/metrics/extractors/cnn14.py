@@ -11,6 +11,8 @@ Inference only: dropout, SpecAugment and mixup are training-time and left out.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,17 +26,24 @@ NAME = "panns-cnn14-16k"
 OFFICIAL_FILE = "Cnn14_16k_mAP=0.438.pth"
 OFFICIAL_SOURCE = "https://zenodo.org/records/3987831 (PANNs, Kong et al.)"
 
-DEFAULTS = {
-    "sample_rate": PANNS_SAMPLE_RATE,
-    "window_size": 512,
-    "hop_size": 160,
-    "mel_bins": 64,
-    "fmin": 50,
-    "fmax": 8000,
-    "channels": [64, 128, 256, 512, 1024, 2048],
-    "embedding_dim": 2048,
-    "classes": 527,
-}
+
+
+@dataclass(frozen=True)
+class Cnn14Config:
+    """PANNs' Cnn14_16k as released; a profile's `extractors.panns` section overrides any field."""
+
+    sample_rate: int = PANNS_SAMPLE_RATE
+    window_size: int = 512
+    hop_size: int = 160
+    mel_bins: int = 64
+    fmin: float = 50
+    fmax: float = 8000
+    channels: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048)
+    embedding_dim: int = 2048
+    classes: int = 527
+
+
+DEFAULTS = asdict(Cnn14Config())  # the section's fields (the model id hashes them as the section gives them)
 ARCH_KEYS = tuple(DEFAULTS)
 
 
@@ -53,24 +62,23 @@ class ConvBlock(nn.Module):
 
 
 class Cnn14(nn.Module):
-    def __init__(self, sample_rate: int = PANNS_SAMPLE_RATE, window_size: int = 512, hop_size: int = 160, mel_bins: int = 64,
-                 fmin: float = 50, fmax: float = 8000, channels=(64, 128, 256, 512, 1024, 2048),
-                 embedding_dim: int = 2048, classes: int = 527):
+    def __init__(self, config: Cnn14Config = Cnn14Config()):
         super().__init__()
-        if len(channels) != 6:
-            raise ValueError(f"Cnn14 has six conv blocks; got {len(channels)} channel widths")
-        self.spectrogram_extractor = Spectrogram(n_fft=window_size, hop_length=hop_size, win_length=window_size,
+        c = config
+        if len(c.channels) != 6:
+            raise ValueError(f"Cnn14 has six conv blocks; got {len(c.channels)} channel widths")
+        self.spectrogram_extractor = Spectrogram(n_fft=c.window_size, hop_length=c.hop_size, win_length=c.window_size,
                                                  window="hann", center=True, pad_mode="reflect",
                                                  freeze_parameters=True)
-        self.logmel_extractor = LogmelFilterBank(sr=sample_rate, n_fft=window_size, n_mels=mel_bins, fmin=fmin,
-                                                 fmax=fmax, ref=1.0, amin=1e-10, top_db=None,
+        self.logmel_extractor = LogmelFilterBank(sr=c.sample_rate, n_fft=c.window_size, n_mels=c.mel_bins,
+                                                 fmin=c.fmin, fmax=c.fmax, ref=1.0, amin=1e-10, top_db=None,
                                                  freeze_parameters=True)
-        self.bn0 = nn.BatchNorm2d(mel_bins)
-        widths = [1, *channels]
+        self.bn0 = nn.BatchNorm2d(c.mel_bins)
+        widths = [1, *c.channels]
         for i in range(6):
             setattr(self, f"conv_block{i + 1}", ConvBlock(widths[i], widths[i + 1]))
-        self.fc1 = nn.Linear(channels[-1], embedding_dim)
-        self.fc_audioset = nn.Linear(embedding_dim, classes)
+        self.fc1 = nn.Linear(c.channels[-1], c.embedding_dim)
+        self.fc_audioset = nn.Linear(c.embedding_dim, c.classes)
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, samples) -> (embedding (B, embedding_dim), logits (B, classes))."""
@@ -118,9 +126,8 @@ def build(section: dict | None, device: str = "cpu", key: str = "panns") -> Cnn1
             f"fmax={cfg['fmax']}, sample_rate={cfg['sample_rate']}")
     ckpt = checkpoint_path(key, cfg, OFFICIAL_FILE, OFFICIAL_SOURCE)
 
-    model = build_seeded(lambda: Cnn14(cfg["sample_rate"], cfg["window_size"], cfg["hop_size"], cfg["mel_bins"],
-                                       cfg["fmin"], cfg["fmax"], channels, cfg["embedding_dim"], cfg["classes"]),
-                         cfg["seed"])
+    arch = Cnn14Config(**{**{k: cfg[k] for k in ARCH_KEYS}, "channels": tuple(channels)})
+    model = build_seeded(lambda: Cnn14(arch), cfg["seed"])
     if ckpt is not None:
         state = load_checkpoint(ckpt, key)
         # The official file is a training checkpoint: {'model': state_dict, 'iteration': ..., ...}.

@@ -27,11 +27,14 @@ a strict state-dict match.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from v2a.core.rates import PASST_SAMPLE_RATE
 from v2a.metrics.extractors._common import (ClassifierExtractor, ExtractorConfigError, build_seeded,
                                             checkpoint_path, load_checkpoint, load_weights, model_id, resolve_section)
 
@@ -39,24 +42,32 @@ NAME = "passt-s-swa-32k"
 OFFICIAL_FILE = "passt-s-f128-p16-s10-ap.476-swa.pt"
 OFFICIAL_SOURCE = "https://github.com/kkoutini/PaSST/releases/tag/v0.0.1-audioset (PaSST, Koutini et al.)"
 
-DEFAULTS = {
-    "sample_rate": 32000,
-    "n_fft": 1024,
-    "win_length": 800,
-    "hop_size": 320,
-    "mel_bins": 128,
-    "fmin": 0.0,
-    "fmax": 15000.0,
-    "input_frames": 998,       # the time size the positional embedding was trained for (10 s)
-    "patch_size": 16,
-    "patch_stride": 10,
-    "embed_dim": 768,
-    "depth": 12,
-    "num_heads": 12,
-    "mlp_ratio": 4.0,
-    "classes": 527,
-    "window_samples": 320000,  # av-benchmark's fixed PaSST window: 10 s at 32 kHz
-}
+
+
+@dataclass(frozen=True)
+class PaSSTConfig:
+    """hear21passt's `passt_s_swa_p16_128_ap476` and av-benchmark's window; a profile's `extractors.passt`
+    section overrides any field."""
+
+    sample_rate: int = PASST_SAMPLE_RATE
+    n_fft: int = 1024
+    win_length: int = 800
+    hop_size: int = 320
+    mel_bins: int = 128
+    fmin: float = 0.0
+    fmax: float = 15000.0
+    input_frames: int = 998       # the time size the positional embedding was trained for (10 s)
+    patch_size: int = 16
+    patch_stride: int = 10
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    classes: int = 527
+    window_samples: int = 10 * PASST_SAMPLE_RATE  # av-benchmark's fixed PaSST window: 10 s (not the network's)
+
+
+DEFAULTS = asdict(PaSSTConfig())  # the section's fields (the model id hashes them as the section gives them)
 ARCH_KEYS = tuple(k for k in DEFAULTS if k != "window_samples")
 
 
@@ -133,20 +144,21 @@ class Block(nn.Module):
 class PaSST(nn.Module):
     """(B, samples) at 32 kHz -> (logits (B, classes), features (B, embed_dim))."""
 
-    def __init__(self, sample_rate=32000, n_fft=1024, win_length=800, hop_size=320, mel_bins=128, fmin=0.0,
-                 fmax=15000.0, input_frames=998, patch_size=16, patch_stride=10, embed_dim=768, depth=12,
-                 num_heads=12, mlp_ratio=4.0, classes=527):
+    def __init__(self, config: PaSSTConfig = PaSSTConfig()):
         super().__init__()
-        self.mel = MelFrontEnd(sample_rate, n_fft, win_length, hop_size, mel_bins, fmin, fmax)
+        c = config
+        patch_size, patch_stride, embed_dim, num_heads, classes = (c.patch_size, c.patch_stride, c.embed_dim,
+                                                                    c.num_heads, c.classes)
+        self.mel = MelFrontEnd(c.sample_rate, c.n_fft, c.win_length, c.hop_size, c.mel_bins, c.fmin, c.fmax)
         self.patch_embed = PatchEmbed(patch_size, patch_stride, embed_dim)
         # The conv's own output grid; hear21passt's `size // stride` equals it at the released sizes (12 x 99).
-        grid_f, grid_t = ((n - patch_size) // patch_stride + 1 for n in (mel_bins, input_frames))
+        grid_f, grid_t = ((n - patch_size) // patch_stride + 1 for n in (c.mel_bins, c.input_frames))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.new_pos_embed = nn.Parameter(torch.zeros(1, 2, embed_dim))
         self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, grid_f, 1))
         self.time_new_pos_embed = nn.Parameter(torch.zeros(1, embed_dim, 1, grid_t))
-        self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, mlp_ratio) for _ in range(depth)])
+        self.blocks = nn.Sequential(*[Block(embed_dim, num_heads, c.mlp_ratio) for _ in range(c.depth)])
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Sequential(nn.LayerNorm(embed_dim), nn.Linear(embed_dim, classes))
         self.head_dist = nn.Linear(embed_dim, classes)
@@ -233,11 +245,11 @@ def build(section: dict | None, device: str = "cpu", key: str = "passt") -> PaSS
             f"extractors.{key}: window_samples {cfg['window_samples']} gives more time patches than input_frames "
             f"{cfg['input_frames']} has positions for")
     ckpt = checkpoint_path(key, cfg, OFFICIAL_FILE, OFFICIAL_SOURCE)
-    arch = {k: cfg[k] for k in ARCH_KEYS}
+    arch = PaSSTConfig(**{k: cfg[k] for k in DEFAULTS})
     if ckpt is None:
-        model = build_seeded(lambda: PaSST(**arch), cfg["seed"], init=init_passt_random_)
+        model = build_seeded(lambda: PaSST(arch), cfg["seed"], init=init_passt_random_)
     else:
-        model = PaSST(**arch)
+        model = PaSST(arch)
         state = load_checkpoint(ckpt, key)
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]

@@ -15,6 +15,8 @@ Module names follow the widely used PyTorch port (`features.*`, `embeddings.*`, 
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 from torch import nn
@@ -28,19 +30,27 @@ OFFICIAL_FILE = "vggish-10086976.pth"
 OFFICIAL_SOURCE = ("https://github.com/harritaylor/torchvggish/releases (PyTorch port of the TF VGGish "
                    "checkpoint; the PCA file is not needed)")
 
-DEFAULTS = {
-    "sample_rate": VGGISH_SAMPLE_RATE,
-    "window_seconds": 0.025,
-    "hop_seconds": 0.010,
-    "mel_bins": 64,
-    "fmin": 125.0,
-    "fmax": 7500.0,
-    "log_offset": 0.01,
-    "patch_frames": 96,
-    "channels": [64, 128, 256, 256, 512, 512],
-    "fc_dims": [4096, 4096],
-    "embedding_dim": 128,
-}
+
+
+@dataclass(frozen=True)
+class VGGishConfig:
+    """VGGish as released (its log-mel front end and network); a profile's `extractors.vggish` section overrides
+    any field."""
+
+    sample_rate: int = VGGISH_SAMPLE_RATE
+    window_seconds: float = 0.025
+    hop_seconds: float = 0.010
+    mel_bins: int = 64
+    fmin: float = 125.0
+    fmax: float = 7500.0
+    log_offset: float = 0.01
+    patch_frames: int = 96
+    channels: tuple[int, ...] = (64, 128, 256, 256, 512, 512)
+    fc_dims: tuple[int, ...] = (4096, 4096)
+    embedding_dim: int = 128
+
+
+DEFAULTS = asdict(VGGishConfig())  # the section's fields (the model id hashes them as the section gives them)
 ARCH_KEYS = tuple(DEFAULTS)
 
 
@@ -63,10 +73,11 @@ def vggish_mel_matrix(sample_rate: int, fft_bins: int, mel_bins: int, fmin: floa
 class VGGishLogMel(nn.Module):
     """Waveform (samples,) -> (patches, patch_frames, mel_bins) log-mel patches."""
 
-    def __init__(self, sample_rate: int = VGGISH_SAMPLE_RATE, window_seconds: float = 0.025, hop_seconds: float = 0.010,
-                 mel_bins: int = 64, fmin: float = 125.0, fmax: float = 7500.0, log_offset: float = 0.01,
-                 patch_frames: int = 96):
+    def __init__(self, config: VGGishConfig = VGGishConfig()):
         super().__init__()
+        sample_rate, window_seconds, hop_seconds = config.sample_rate, config.window_seconds, config.hop_seconds
+        mel_bins, fmin, fmax, log_offset, patch_frames = (config.mel_bins, config.fmin, config.fmax,
+                                                          config.log_offset, config.patch_frames)
         self.win = int(round(sample_rate * window_seconds))
         self.hop = int(round(sample_rate * hop_seconds))
         self.n_fft = 1 << int(np.ceil(np.log2(self.win)))
@@ -97,9 +108,10 @@ class VGGishLogMel(nn.Module):
 class VGGish(nn.Module):
     """(P, patch_frames, mel_bins) log-mel patches -> (P, embedding_dim)."""
 
-    def __init__(self, channels=(64, 128, 256, 256, 512, 512), fc_dims=(4096, 4096), embedding_dim: int = 128,
-                 patch_frames: int = 96, mel_bins: int = 64):
+    def __init__(self, config: VGGishConfig = VGGishConfig()):
         super().__init__()
+        channels, fc_dims, embedding_dim = config.channels, config.fc_dims, config.embedding_dim
+        patch_frames, mel_bins = config.patch_frames, config.mel_bins
         if len(channels) != 6 or len(fc_dims) != 2:
             raise ValueError("VGGish has six conv layers and two hidden fc layers")
         c = list(channels)
@@ -173,13 +185,12 @@ def build(section: dict | None, device: str = "cpu", key: str = "vggish") -> VGG
     if not 0 <= cfg["fmin"] < cfg["fmax"] <= cfg["sample_rate"] / 2:
         raise ExtractorConfigError(f"extractors.{key}: need 0 <= fmin < fmax <= sample_rate / 2")
     ckpt = checkpoint_path(key, cfg, OFFICIAL_FILE, OFFICIAL_SOURCE)
-    model = build_seeded(lambda: VGGish(channels, fc_dims, cfg["embedding_dim"], cfg["patch_frames"],
-                                        cfg["mel_bins"]), cfg["seed"])
+    arch = VGGishConfig(**{**{k: cfg[k] for k in ARCH_KEYS}, "channels": tuple(channels), "fc_dims": tuple(fc_dims)})
+    model = build_seeded(lambda: VGGish(arch), cfg["seed"])
     if ckpt is not None:
         state = load_checkpoint(ckpt, key)
         state = {k: v for k, v in state.items() if not k.startswith("pproc.")}
         load_weights(model, state, key, ckpt)
-    frontend = VGGishLogMel(cfg["sample_rate"], cfg["window_seconds"], cfg["hop_seconds"], cfg["mel_bins"],
-                            cfg["fmin"], cfg["fmax"], cfg["log_offset"], cfg["patch_frames"])
+    frontend = VGGishLogMel(arch)
     return VGGishExtractor(model, frontend, model_id(NAME, cfg, ARCH_KEYS, ckpt), cfg["sample_rate"], device,
                            cfg["batch_size"])

@@ -15,6 +15,8 @@ checkpoint entries are dropped; everything else loads strictly.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -30,15 +32,22 @@ OFFICIAL_FILE = "ResNet_CX.ckpt"
 OFFICIAL_SOURCE = ("the Wav2CLIP release, github.com/descriptinc/lyrebird-wav2clip (saved as safetensors if "
                    "torch.load(weights_only=True) refuses the Lightning checkpoint)")
 
-DEFAULTS = {
-    "sample_rate": WAV2CLIP_SAMPLE_RATE,
-    "n_fft": 512,
-    "hop_length": 353,
-    "widths": [64, 128, 256, 512],
-    "blocks": [2, 2, 2, 2],
-    "transform_hidden": 512,
-    "embed_dim": 512,
-}
+
+
+@dataclass(frozen=True)
+class Wav2CLIPConfig:
+    """The released Wav2CLIP audio encoder; a profile's `extractors.wav2clip` section overrides any field."""
+
+    sample_rate: int = WAV2CLIP_SAMPLE_RATE
+    n_fft: int = 512
+    hop_length: int = 353
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    blocks: tuple[int, ...] = (2, 2, 2, 2)
+    transform_hidden: int = 512
+    embed_dim: int = 512
+
+
+DEFAULTS = asdict(Wav2CLIPConfig())  # the section's fields (the model id hashes them as the section gives them)
 ARCH_KEYS = tuple(DEFAULTS)
 
 
@@ -62,7 +71,7 @@ class BasicBlock(nn.Module):
 class AudioResNet(nn.Module):
     """(B, samples) -> (B, widths[-1]) pooled spectrogram features."""
 
-    def __init__(self, n_fft: int = 512, hop_length: int = 353, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)):
+    def __init__(self, n_fft: int, hop_length: int, widths, blocks):
         super().__init__()
         self.spectrogram = torchaudio.transforms.Spectrogram(n_fft=n_fft, hop_length=hop_length)
         self.conv1 = nn.Conv2d(1, widths[0], 7, stride=2, padding=3, bias=False)
@@ -100,11 +109,11 @@ class ProjectionMLP(nn.Module):
 
 
 class Wav2CLIP(nn.Module):
-    def __init__(self, n_fft=512, hop_length=353, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2),
-                 transform_hidden=512, embed_dim=512):
+    def __init__(self, config: Wav2CLIPConfig = Wav2CLIPConfig()):
         super().__init__()
-        self.encoder = AudioResNet(n_fft, hop_length, widths, blocks)
-        self.transform = ProjectionMLP([widths[-1], transform_hidden, embed_dim])
+        c = config
+        self.encoder = AudioResNet(c.n_fft, c.hop_length, c.widths, c.blocks)
+        self.transform = ProjectionMLP([c.widths[-1], c.transform_hidden, c.embed_dim])
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.transform(self.encoder(wave))
@@ -158,8 +167,8 @@ def build(section: dict | None, device: str = "cpu", key: str = "wav2clip") -> W
             raise ExtractorConfigError(f"extractors.{key}.{field} = {cfg[field]!r}; must be a positive integer")
     ckpt = checkpoint_path(key, cfg, OFFICIAL_FILE, OFFICIAL_SOURCE)
 
-    model = build_seeded(lambda: Wav2CLIP(cfg["n_fft"], cfg["hop_length"], widths, blocks, cfg["transform_hidden"],
-                                          cfg["embed_dim"]), cfg["seed"])
+    arch = Wav2CLIPConfig(**{**{k: cfg[k] for k in ARCH_KEYS}, "widths": tuple(widths), "blocks": tuple(blocks)})
+    model = build_seeded(lambda: Wav2CLIP(arch), cfg["seed"])
     if ckpt is not None:
         load_weights(model, _state_from_checkpoint(load_checkpoint(ckpt, key)), key, ckpt)
     return Wav2CLIPExtractor(model, model_id(NAME, cfg, ARCH_KEYS, ckpt), cfg["sample_rate"], device,

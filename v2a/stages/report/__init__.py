@@ -26,7 +26,7 @@ from v2a.core.stopping import raise_if_stopped
 from v2a.core import storage
 from v2a.io.layout import RunLayout
 from v2a.stages.report.assets import clip_scores, copy_file, safe_name, write_mel_png, write_poster_png, write_wave_file
-from v2a.stages.report.page import GENERATOR_TAG, METRIC_ORDER, Plot, format_value, markdown_summary, mean_or_none, render_page
+from v2a.stages.report.page import GENERATOR_TAG, Plot, metric_order, format_value, markdown_summary, mean_or_none, render_page
 from v2a.config import ReportConfig, default
 from v2a.stages.report.runs import (ClipAsset, RunData, SampleAsset, available_runs, load_run, read_clip_rows, read_frames,
                              stratified_sample)
@@ -251,7 +251,7 @@ def _score_reference_audio(runs_root: str, clips: list[ClipAsset], reference_wav
 
 def _summary(runs: list[RunData], chosen: list[str], clips: list[ClipAsset]) -> dict:
     return {"runs": [r.run_id for r in runs], "clips": chosen,
-            "metrics": {r.run_id: {k: r.metric(k) for k in METRIC_ORDER if r.metric(k) is not None} for r in runs},
+            "metrics": {r.run_id: {k: r.metric(k) for k in metric_order() if r.metric(k) is not None} for r in runs},
             "cs": {r.run_id: {c: mean_or_none([s.cs for s in r.samples.get(c, [])]) for c in chosen} for r in runs},
             "reference_cs": {a.clip_id: a.reference_cs for a in clips},
             "headline": _headline(clips, runs)}

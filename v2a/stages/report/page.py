@@ -14,16 +14,26 @@ import numpy as np
 import pandas as pd
 
 from v2a import __version__
-from v2a.metrics.specs import LOWER_IS_BETTER, METRIC_SPECS, METRICS
+from v2a.metrics import specs
 from v2a.stages.report.runs import ClipAsset, RunData
 
 GENERATOR_TAG = "v2a listening report"
-# The metrics in the table's order (the real audio's CS next to CS), then the rows about the run.
-_EXTRA_ROWS = {"cs_reference": "CS of the real audio", "gen_time_s": "generation time per sample (s)",
-               "trainable_params_m": "trainable parameters (M)"}
-METRIC_ORDER = (*(k for m in METRICS for k in ((m, "cs_reference") if m == "cs" else (m,))),
-                "gen_time_s", "trainable_params_m")
-METRIC_NAMES = {**{s.name: s.label for s in METRIC_SPECS}, **_EXTRA_ROWS}
+# The rows about the run itself, after the metric table's rows.
+_RUN_ROWS = {"gen_time_s": "generation time per sample (s)", "trainable_params_m": "trainable parameters (M)"}
+
+
+def metric_order() -> tuple[str, ...]:
+    """The metrics in the table's order (the real audio's CS next to CS), then the rows about the run."""
+    return (*specs.row_order(), *_RUN_ROWS)
+
+
+def metric_name(key: str) -> str:
+    return _RUN_ROWS.get(key) or specs.label(key)
+
+
+def _title(key: str) -> str:
+    """A paper column's title: the metric's label and its direction."""
+    return f"{specs.label(key)} {'↓' if specs.lower_is_better(key) else '↑'}"
 
 
 @dataclass
@@ -233,7 +243,7 @@ def _protocol_note(runs: list[RunData]) -> str:
 def render_metrics(runs: list[RunData]) -> str:
     from v2a.metrics.paper import table_rows
 
-    cols = [("fd", "FD ↓"), ("fad", "FAD ↓"), ("cs", "CS ↑"), ("imagehear_cs", "ImageHear CS ↑"),
+    cols = [("fd", _title("fd")), ("fad", _title("fad")), ("cs", _title("cs")), ("imagehear_cs", "ImageHear CS ↑"),
             ("seconds_per_sample", "seconds per sample"), ("trainable_params_m", "trainable parameters (M)")]
     head = "".join(f'<th scope="col">{_e(t)}</th>' for _, t in cols)
     measured = []
@@ -310,10 +320,10 @@ def _render_metric_rows(runs: list[RunData]) -> str:
             if not (run.metrics.empty and (run.av_benchmark is None or run.av_benchmark.empty)) else run.metrics
         if m.empty:
             continue
-        order = {k: i for i, k in enumerate(METRIC_ORDER)}
+        order = {k: i for i, k in enumerate(metric_order())}
         for _, r in sorted(m.iterrows(), key=lambda x: (str(x[1].get("protocol") or "v2a-mapper") != "v2a-mapper",
                                                          order.get(x[1]["metric"], 99))):
-            name = METRIC_NAMES.get(r["metric"], r["metric"])
+            name = metric_name(r["metric"])
             key = r["metric"]
             if str(r.get("protocol") or "v2a-mapper") != "v2a-mapper":
                 name, key = f"{name} ({r['protocol']})", f"{key}@{r['protocol']}"
@@ -413,10 +423,10 @@ def render_clips(run: RunData, clips: list[ClipAsset], cs_model: str | None) -> 
 
 
 def render_comparison(runs: list[RunData], clips: list[ClipAsset]) -> str:
-    present = [k for k in METRIC_ORDER if any(r.metric(k) is not None for r in runs)]
+    present = [k for k in metric_order() if any(r.metric(k) is not None for r in runs)]
     head = "".join(f'<th scope="col">{_e(r.run_id)}</th>' for r in runs)
-    mrows = "".join(f'<tr><th scope="row">{_e(METRIC_NAMES.get(k, k))}'
-                    f'{" ↓" if k in LOWER_IS_BETTER else ""}</th>'
+    mrows = "".join(f'<tr><th scope="row">{_e(metric_name(k))}'
+                    f'{" ↓" if specs.lower_is_better(k) else ""}</th>'
                     + "".join(_num_cell(r.metric(k), f' data-run="{_e(r.run_id)}" data-metric="{k}"') for r in runs)
                     + "</tr>" for k in present)
     metrics = (f'<table id="compare-metrics"><caption>Metrics side by side</caption><thead><tr>'
@@ -563,9 +573,10 @@ def markdown_summary(summary: dict) -> str:
     lines = [f"# Listening report: {', '.join(summary['runs'])}", "",
              location(index, "the page", how=how), "",
              f"{len(summary['clips'])} clips: {', '.join(summary['clips'])}", ""]
-    lines += ["| run | FD | FAD | CS |", "|---|---|---|---|"]
+    headline = ("fd", "fad", "cs")  # the paper's Table 1 columns
+    lines += ["| run | " + " | ".join(specs.label(k) for k in headline) + " |", "|---|---|---|---|"]
     for run_id, values in summary["metrics"].items():
-        lines.append(f"| {run_id} | " + " | ".join(format_value(values.get(k)) for k in ("fd", "fad", "cs")) + " |")
+        lines.append(f"| {run_id} | " + " | ".join(format_value(values.get(k)) for k in headline) + " |")
     folder = summary.get("out") or index.rsplit("/", 1)[0]
     for clip in summary.get("headline") or []:
         lines += ["", f"### {clip['clip_id']}" + (f" ({clip['label']})" if clip.get("label") else ""), ""]
