@@ -32,10 +32,21 @@ def _flow(module: str, name: str):
     Called after a command's checks, so a mistake is refused before Prefect starts."""
     from flows.server import start_temporary_server, wait_until_up
 
-    start_temporary_server()
+    own = start_temporary_server() is not None
     flow = getattr(importlib.import_module(f"flows.{module}"), name)
     wait_until_up()
-    return flow
+    if not own:
+        return flow
+    from flows.crashed_runs import mark_dead_runs_crashed, owner_tag
+
+    mark_dead_runs_crashed()  # runs an earlier, killed v2a process left Running on this PREFECT_HOME
+
+    def run(*args, **kwargs):
+        from prefect import tags
+
+        with tags(owner_tag()):  # so the next command can tell, should this process be killed
+            return flow(*args, **kwargs)
+    return run
 
 
 def _synth(args) -> None:
@@ -461,6 +472,8 @@ def main(argv=None) -> int:
             raise
         if args.debug:
             traceback.print_exc()
+            if getattr(err, "log", ""):  # flows/server.py ServerHomeError: the server's own output
+                print(err.log, file=sys.stderr)
         print(f"v2a {args.command}: error: {line}", file=sys.stderr)
         return 2
     return 0

@@ -11,10 +11,16 @@ bad clip into an errors row, or that retry a task, must not catch it.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 
 _STOP = threading.Event()
 _SIGNAL: list[int] = []
+_HOOKS: list[Callable[[], None]] = []
+_HOOKS_LOCK = threading.Lock()
+
+log = logging.getLogger(__name__)
 
 
 class Stopped(BaseException):
@@ -24,7 +30,33 @@ class Stopped(BaseException):
 def request_stop(signum: int | None = None) -> None:
     if signum is not None and not _SIGNAL:
         _SIGNAL.append(signum)
-    _STOP.set()
+    with _HOOKS_LOCK:
+        first = not _STOP.is_set()
+        _STOP.set()
+        hooks = list(_HOOKS) if first else []
+    if hooks:
+        # In a thread of their own: this may run inside a signal handler, on a thread that holds
+        # a lock a hook needs.
+        threading.Thread(target=_run_hooks, args=(hooks,), name="v2a-stop-hooks", daemon=True).start()
+
+
+def on_stop(hook: Callable[[], None]) -> None:
+    """Run `hook` once, on the first stop request (at once if one came already): for what cannot ask
+    the flag itself, such as worker processes that must be ended rather than told."""
+    with _HOOKS_LOCK:
+        if not _STOP.is_set():
+            if hook not in _HOOKS:
+                _HOOKS.append(hook)
+            return
+    _run_hooks([hook])
+
+
+def _run_hooks(hooks) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception as err:  # noqa: BLE001 - the stop goes on; the watchdog bounds it anyway
+            log.debug("stop hook %r failed: %s", hook, err)
 
 
 def stop_requested() -> bool:

@@ -13,7 +13,9 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -24,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from storage_schemas import errors as errors_schema
+from v2a.core import stopping
 from v2a.core.stopping import raise_if_stopped
 from v2a.core import storage
 from v2a.media.decoders import resolve_backend
@@ -165,6 +168,34 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
+# How often a decode worker process checks that its parent is still there.
+PARENT_POLL_SECONDS = 0.5
+
+
+def _worker_process_init(parent: int) -> None:
+    """Initializer of a decode worker process: it never outlives the v2a process that started it.
+
+    Signals are the parent's to act on: Ctrl-C and SIGTERM reach the whole process group, and a
+    worker dying of them mid-clip would break the pool under a parent that is still stopping in
+    order (a traceback per worker, and a new pool). The parent ends its workers on its stop flag.
+    A parent killed outright (SIGKILL, the OOM killer) runs nothing, so each worker also watches
+    its parent id and leaves when it changes. Linux's parent-death signal (prctl PR_SET_PDEATHSIG)
+    would not do: it fires when the *thread* that started the worker ends, and workers are started
+    by whichever task thread submits first, which ends with its flow."""
+    _one_torch_thread()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if os.getppid() != parent:
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="v2a-parent-watch", daemon=True).start()
+
+
 _PROCESS_POOLS: dict[int, ProcessPoolExecutor] = {}
 _PROCESS_POOLS_LOCK = threading.Lock()
 
@@ -173,13 +204,28 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     """One pool per size, kept for the life of the process: starting workers (spawn: each imports
     torch) costs seconds, a shard of 256 clips a few seconds on a GPU machine."""
     with _PROCESS_POOLS_LOCK:
+        raise_if_stopped()  # no pool starts after a stop: it would only be ended again
         pool = _PROCESS_POOLS.get(workers)
         if pool is None or getattr(pool, "_broken", False):
             # spawn, not fork: the parent holds a CUDA context and Prefect's threads, neither survives a fork
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_one_torch_thread)
+                                       initializer=_worker_process_init, initargs=(os.getpid(),))
             _PROCESS_POOLS[workers] = pool
+            stopping.on_stop(_end_process_pools)
         return pool
+
+
+def _end_process_pools() -> None:
+    """On the stop flag: cancel what waits and kill the workers now. A clip being decoded is not
+    worth waiting for (the shard is abandoned), and a worker left running would outlive the stop."""
+    with _PROCESS_POOLS_LOCK:
+        pools = list(_PROCESS_POOLS.values())
+        _PROCESS_POOLS.clear()
+    for pool in pools:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
 
 
 @atexit.register
@@ -213,7 +259,12 @@ def ordered_map(fn, items, workers: int, pool: str = "thread"):
             done = inflight.popleft()
             for item in itertools.islice(items, 1):
                 inflight.append(executor.submit(fn, item))
-            yield done.result()
+            try:
+                result = done.result()
+            except Exception:
+                raise_if_stopped()  # the pool was ended by a stop: that is the news, not its broken futures
+                raise
+            yield result
     finally:
         for future in inflight:
             future.cancel()
