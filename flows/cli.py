@@ -32,8 +32,11 @@ def _flow(module: str, name: str):
     Called after a command's checks, so a mistake is refused before Prefect starts."""
     from flows.server import start_temporary_server, wait_until_up
 
+    from flows.interrupts import quiet_stop_logs
+
     own = start_temporary_server() is not None
     flow = getattr(importlib.import_module(f"flows.{module}"), name)
+    quiet_stop_logs()  # Prefect's handlers exist from here on
     wait_until_up()
     if not own:
         return flow
@@ -161,6 +164,7 @@ def _evaluate(args) -> None:
     else:
         preflight.splits_in_clips({"--split": evaluate.split}, RunLayout(args.out).clips)
     preflight.profile(args.profile)
+    preflight.output_folders(args.out, ("results", "reference_stats"))
     _flow("evaluate", "evaluate_flow")(args.generations, args.out, profile=args.profile, evaluate=evaluate,
                                        dataset=args.dataset, reference=args.reference, device=args.device,
                                        run_id=args.run_id)
@@ -239,6 +243,7 @@ def check_pipeline(cfg) -> None:
     preflight.splits_before_ingest({"generate.split": cfg.generate.split, "evaluate.split": cfg.evaluate.split},
                                    d.csv, d.images)
     preflight.writable(cfg.out)
+    preflight.output_folders(cfg.out)
     if cfg.cache.location:
         preflight.writable(cfg.cache.location, "cache.location")
 
@@ -259,6 +264,7 @@ def _pipeline(args) -> None:
 
     # Checked here, before Prefect (and its temporary server) starts: a bad file is refused in a moment.
     cfg = load_config(args.config)
+    args.out = cfg.out  # an OS error that names no file is reported on the output location
     check_pipeline(cfg)
     t0 = time.perf_counter()
     summary = _run_pipeline(cfg)

@@ -43,14 +43,16 @@ def state_dict_to_safetensors(net: nn.Module) -> dict[str, torch.Tensor]:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with storage.faults_named(path, tmp):  # a full disk names the file, not the temporary
+        tmp.write_text(text)
+        os.replace(tmp, path)
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, path)
+    with storage.faults_named(path, tmp):  # safetensors' own error names no file
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+        os.replace(tmp, path)
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
