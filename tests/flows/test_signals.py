@@ -125,10 +125,12 @@ def pipeline_config(tmp_path_factory):
     make_synthetic_dataset(data, classes=2, clips_per_class=4, seconds=1.0, seed=3, images_per_class=0,
                            progress=False)
 
-    def config(name: str) -> Path:
+    def config(name: str, pool: str = "thread") -> Path:
         cfg = demo_config(tmp / name, data, 1.0)
         cfg["out"] = str(tmp / name / "run")
         cfg["embed"].update(num_frames=2, shard_size=2)
+        if pool == "process":  # what the default becomes on a machine with 4 or more cores
+            cfg["embed"].update(pool="process", workers=4)
         cfg["train"].update(epochs=6)
         cfg["generate"].update(steps=4, mapper_steps=8, batch_size=1)
         path = tmp / f"{name}.yaml"
@@ -202,18 +204,102 @@ def test_sigterm_or_sigint_at_every_stage_stops_in_time_and_the_rerun_is_identic
 
 
 @pytest.mark.slow
-def test_a_sigkilled_run_leaves_no_prefect_server_behind(pipeline_config):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_with_decode_worker_processes_ends_them_and_the_run_in_time(pipeline_config, sig):
+    """`embed: {pool: process, workers: 4}`: the stop ends the pool in order (not by the 10-s watchdog,
+    which would leave the runs Running), starts no new one, and leaves no process behind."""
     tmp, config = pipeline_config
-    proc = _start(config("killed"), tmp, "embed")
+    proc = _start(config(f"pool-{sig.name}", "process"), tmp, "embed")
     _wait_for_mark(proc, tmp / "marks" / "embed")
+    workers = _wait_for_decode_workers(proc, 4)
+    family = _descendants(proc.pid)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, sig)
+    try:
+        _, err = proc.communicate(timeout=BOUND_S + 30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail(f"{sig.name} with decode workers: still running after {BOUND_S + 30} s")
+    took = time.monotonic() - t0
+    print(json.dumps({f"pool/{sig.name}": round(took, 1)}))
+    assert took < BOUND_S, (took, err[-2000:])
+    assert proc.returncode == 128 + sig, (proc.returncode, err[-2000:])
+    assert [line for line in err.splitlines() if line.startswith("v2a pipeline:")] == [
+        f"v2a pipeline: stopped by {sig.name}; run the same command again to resume "
+        "(finished shards, epochs and generated files are kept)"], err[-2000:]
+    assert "Traceback" not in err and "Exception ignored" not in err and "leaked" not in err, err[-3000:]
+    assert _gone_within(family, 5) == [], f"left running 5 s after the stop: {family}"
+    assert not _decode_workers_of(proc.pid) and set(workers) <= set(family)
+    assert not {"RUNNING", "PENDING", "SCHEDULED"} & set(_flow_run_states(tmp))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_a_sigkilled_run_leaves_nothing_behind(pipeline_config, pool):
+    """Killed outright, as the OOM killer does: the temporary server, the decode worker processes and
+    multiprocessing's resource tracker all end within 5 s. The next command on the same Prefect home
+    marks the killed run's flow runs Crashed."""
+    tmp, config = pipeline_config
+    killed = config(f"killed-{pool}", pool)
+    proc = _start(killed, tmp, "embed")
+    _wait_for_mark(proc, tmp / "marks" / "embed")
+    if pool == "process":
+        _wait_for_decode_workers(proc, 4)
     servers = _uvicorn_children_of(proc.pid)
     assert servers, "the run has no temporary Prefect server of its own"
+    family = _descendants(proc.pid)
     proc.kill()  # the main process only, as the OOM killer does: not its group
     proc.wait()
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in servers) and time.monotonic() < deadline:
+    assert _gone_within(family, 5) == [], f"outlived the killed run by 5 s: {family}"
+    assert "RUNNING" in _flow_run_states(tmp)
+    if pool == "thread":
+        cfg = yaml.safe_load(killed.read_text())
+        again = subprocess.run([sys.executable, "-m", "flows.cli", "ingest", "--out", cfg["out"], "--csv",
+                                cfg["data"]["csv"], "--videos", cfg["data"]["videos"]],
+                               cwd=tmp, env=_env(tmp), capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr[-3000:]
+        assert "RUNNING" not in _flow_run_states(tmp) and "CRASHED" in _flow_run_states(tmp)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below pid (children, theirs, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for child, _, parent, _, _ in _processes():
+        children.setdefault(parent, []).append(child)
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _gone_within(pids, seconds: float) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [p for p in servers if _alive(p)], "the temporary Prefect server outlived the killed run"
+    return [f"{p} {_cmdline(p)[:120]}" for p in pids if _alive(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _decode_workers_of(pid: int) -> list[int]:
+    return [p for p in _descendants(pid) if "spawn_main" in _cmdline(p) and _alive(p)]
+
+
+def _wait_for_decode_workers(proc: subprocess.Popen, n: int, timeout: float = 240) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while len(workers := _decode_workers_of(proc.pid)) < n:
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended (status {proc.returncode}) before its decode workers started")
+        assert time.monotonic() < deadline, "the decode worker processes never started"
+        time.sleep(0.1)
+    return workers
 
 
 def _uvicorn_children_of(pid: int) -> list[int]:

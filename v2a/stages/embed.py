@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -207,12 +208,28 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
         raise_if_stopped()  # no pool starts after a stop: it would only be ended again
         pool = _PROCESS_POOLS.get(workers)
         if pool is None or getattr(pool, "_broken", False):
+            _start_resource_tracker_quietly()
             # spawn, not fork: the parent holds a CUDA context and Prefect's threads, neither survives a fork
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_worker_process_init, initargs=(os.getpid(),))
             _PROCESS_POOLS[workers] = pool
             stopping.on_stop(_end_process_pools)
         return pool
+
+
+def _start_resource_tracker_quietly() -> None:
+    """Start multiprocessing's resource tracker (the pool's semaphores register with it) told to keep
+    its warnings to itself. When v2a ends without running its exit handlers (a stop ends in os._exit,
+    a SIGKILL runs nothing) the tracker removes the semaphores left behind, as it should, and warns
+    "There appear to be N leaked semaphore objects" on the terminal, after the stop's one line."""
+    from multiprocessing import resource_tracker
+
+    quiet = "ignore:resource_tracker:UserWarning"
+    sys.warnoptions.append(quiet)  # read once, for the tracker's command line (-W)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(quiet)
 
 
 def _end_process_pools() -> None:
