@@ -49,7 +49,17 @@ def _is_dead(tag: str) -> bool:
         pid = int(pid)
     except ValueError:
         return False
-    return host == socket.gethostname() and _start_time(pid) != started
+    if host != socket.gethostname():
+        return False
+    if started == "None":  # its start time could not be read: only a pid that is free now tells
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            return False
+        return False
+    return _start_time(pid) != started
 
 
 def mark_dead_runs_crashed(limit: int = 200) -> int:

@@ -130,7 +130,8 @@ def pipeline_config(tmp_path_factory):
         cfg["out"] = str(tmp / name / "run")
         cfg["embed"].update(num_frames=2, shard_size=2)
         if pool == "process":  # what the default becomes on a machine with 4 or more cores
-            cfg["embed"].update(pool="process", workers=4)
+            # 4 clips a shard: the pool starts a worker per clip submitted while none is idle
+            cfg["embed"].update(pool="process", workers=4, shard_size=4)
         cfg["train"].update(epochs=6)
         cfg["generate"].update(steps=4, mapper_steps=8, batch_size=1)
         path = tmp / f"{name}.yaml"
