@@ -18,9 +18,10 @@ Its start-up, too:
 - v2a binds the port and hands uvicorn the socket (`--fd`): no other process can take the port
   between choosing and binding it, so the server never moves and its URL, set before Prefect is
   imported, is the one every client of the run uses;
-- v2a processes sharing a PREFECT_HOME start their servers one at a time (an exclusive lock on
-  `PREFECT_HOME/.v2a-server-start.lock` until the server answers): each server creates or migrates
-  the database as it starts, and two doing it at once break each other (`NoSuchTableError`);
+- a server that will create or migrate the database of its PREFECT_HOME holds an exclusive lock
+  on `PREFECT_HOME/.v2a-server-start.lock` until it answers; other v2a processes on that home wait
+  for it before starting theirs: two servers creating one database at once break each other
+  (`NoSuchTableError`). On a database that is ready, servers start side by side;
 - a server that exits while starting is not retried: with the port already ours, what is left is
   a permanent fault, such as a corrupt or locked database. It is reported in one line naming
   PREFECT_HOME and the remedy (ServerHomeError); `--debug` adds the server's own log.
@@ -131,6 +132,26 @@ def _check_database_file(home: str) -> None:
         raise ServerHomeError(_home_fault(home, f"sqlite3.DatabaseError: {err}", 0)) from None
 
 
+def _database_ready(home: str) -> bool:
+    """Whether the database exists with a schema revision (so a server starting now only checks it).
+    Asked with the start lock held: a server that is creating it holds the lock until it answers."""
+    import sqlite3
+
+    db = _database(home)
+    if "://" in db:  # a database server of the user's: it serialises its own clients
+        return True
+    if not os.path.isfile(db):
+        return False
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            return con.execute("select count(*) from alembic_version").fetchone()[0] > 0
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
 def _bound_socket() -> socket.socket:
     """A socket bound to a free local port, not yet listening: the server's, handed over by descriptor."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -159,8 +180,15 @@ class TemporaryServer:
         `wait()` starts it once that one is up. A database file that is not one is refused at once."""
         _check_database_file(self.home)
         if self._take_lock(blocking=False):
-            self._launch()
+            self._launch_locked()
         return self
+
+    def _launch_locked(self) -> None:
+        """Launch, holding the start lock. Kept until the server answers only when the database is
+        still to be created or migrated; past that, servers start side by side."""
+        if _database_ready(self.home):
+            self._release_lock()
+        self._launch()
 
     def _take_lock(self, blocking: bool, timeout: float = 0.0) -> bool:
         import fcntl
@@ -221,9 +249,9 @@ class TemporaryServer:
         try:
             if self.process is None:
                 if not self._take_lock(blocking=True, timeout=timeout):
-                    raise ServerStartError(f"another v2a run did not finish starting its Prefect server on "
+                    raise ServerStartError(f"another v2a run did not finish creating Prefect's database on "
                                            f"PREFECT_HOME={self.home} within {timeout:g} s")
-                self._launch()
+                self._launch_locked()
             self._wait_healthy(timeout)
         except BaseException:
             self.stop()

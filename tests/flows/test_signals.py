@@ -212,7 +212,9 @@ def test_a_stop_with_decode_worker_processes_ends_them_and_the_run_in_time(pipel
     tmp, config = pipeline_config
     proc = _start(config(f"pool-{sig.name}", "process"), tmp, "embed")
     _wait_for_mark(proc, tmp / "marks" / "embed")
-    workers = _wait_for_decode_workers(proc, 4)
+    # Signalled as soon as the workers exist, most still importing: a Ctrl-C then must not print
+    # their KeyboardInterrupt tracebacks (they are born with the signals blocked).
+    workers = _wait_for_decode_workers(proc, 4, ready=False)
     family = _descendants(proc.pid)
     t0 = time.monotonic()
     os.killpg(proc.pid, sig)
@@ -245,7 +247,9 @@ def test_a_sigkilled_run_leaves_nothing_behind(pipeline_config, pool):
     proc = _start(killed, tmp, "embed")
     _wait_for_mark(proc, tmp / "marks" / "embed")
     if pool == "process":
-        _wait_for_decode_workers(proc, 4)
+        # Initialised: a worker watches its parent from then on (one still importing leaves when its
+        # initializer finds the parent gone, its start-up later).
+        _wait_for_decode_workers(proc, 4, ready=True)
     servers = _uvicorn_children_of(proc.pid)
     assert servers, "the run has no temporary Prefect server of its own"
     family = _descendants(proc.pid)
@@ -293,9 +297,21 @@ def _decode_workers_of(pid: int) -> list[int]:
     return [p for p in _descendants(pid) if "spawn_main" in _cmdline(p) and _alive(p)]
 
 
-def _wait_for_decode_workers(proc: subprocess.Popen, n: int, timeout: float = 240) -> list[int]:
+def _ignores_stop_signals(pid: int) -> bool:
+    """Whether the worker's initializer has run (it ignores SIGINT and SIGTERM from then on; before,
+    while it imports, it cannot yet watch its parent)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+    return all(ignored >> (sig - 1) & 1 for sig in (signal.SIGINT, signal.SIGTERM))
+
+
+def _wait_for_decode_workers(proc: subprocess.Popen, n: int, ready: bool, timeout: float = 240) -> list[int]:
+    """n decode worker processes, started (and, if ready, initialised)."""
     deadline = time.monotonic() + timeout
-    while len(workers := _decode_workers_of(proc.pid)) < n:
+    while len(workers := [p for p in _decode_workers_of(proc.pid) if not ready or _ignores_stop_signals(p)]) < n:
         if proc.poll() is not None:
             pytest.fail(f"the run ended (status {proc.returncode}) before its decode workers started")
         assert time.monotonic() < deadline, "the decode worker processes never started"

@@ -7,6 +7,7 @@ preprocessing settings), so a re-run skips finished shards and a changed setting
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import itertools
 import json
@@ -186,6 +187,8 @@ def _worker_process_init(parent: int) -> None:
     _one_torch_thread()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked since birth: see _spawning
     if os.getppid() != parent:
         os._exit(0)
 
@@ -195,6 +198,26 @@ def _worker_process_init(parent: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="v2a-parent-watch", daemon=True).start()
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _spawning():
+    """Around a submit that may start a worker: the worker is born with SIGINT and SIGTERM blocked
+    (a signal mask is inherited), so a Ctrl-C that reaches the group while it is still importing
+    stays pending, and is dropped once its initializer ignores it, rather than printing a
+    KeyboardInterrupt traceback from the middle of an import. This thread gets them meanwhile no
+    more than before: signals go to the main thread."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 _PROCESS_POOLS: dict[int, ProcessPoolExecutor] = {}
@@ -270,18 +293,20 @@ def ordered_map(fn, items, workers: int, pool: str = "thread"):
                                       initializer=_one_torch_thread)
         owned = True
     inflight = deque()
+    spawning = _spawning if pool == "process" else contextlib.nullcontext
     try:
-        inflight.extend(executor.submit(fn, item) for item in itertools.islice(items, 2 * workers))
+        with spawning():
+            inflight.extend(executor.submit(fn, item) for item in itertools.islice(items, 2 * workers))
         while inflight:
             done = inflight.popleft()
-            for item in itertools.islice(items, 1):
-                inflight.append(executor.submit(fn, item))
-            try:
-                result = done.result()
-            except Exception:
-                raise_if_stopped()  # the pool was ended by a stop: that is the news, not its broken futures
-                raise
-            yield result
+            with spawning():
+                for item in itertools.islice(items, 1):
+                    inflight.append(executor.submit(fn, item))
+            yield done.result()
+    except Exception:
+        # A pool ended by a stop refuses work and breaks its futures: the stop is the news, not that.
+        raise_if_stopped()
+        raise
     finally:
         for future in inflight:
             future.cancel()
