@@ -250,6 +250,16 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _ignores_stop_signals(pid: int) -> bool:
+    """Whether a worker's initializer has run: it ignores SIGINT and SIGTERM from then on (/proc SigIgn)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+    return all(ignored >> (sig - 1) & 1 for sig in (signal.SIGINT, signal.SIGTERM))
+
+
 def _wait_gone(pids, seconds: float) -> list[int]:
     deadline = time.monotonic() + seconds
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
@@ -320,6 +330,10 @@ def test_decode_worker_processes_die_with_a_parent_killed_outright():
     try:
         workers = json.loads(proc.stdout.readline())
         assert len(workers) == 2 and all(_alive(p) for p in workers)
+        deadline = time.monotonic() + 120  # initialised: each watches its parent from then on
+        while not all(_ignores_stop_signals(p) for p in workers):
+            assert time.monotonic() < deadline, "the workers never finished starting"
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
