@@ -69,6 +69,7 @@ def exit_now() -> None:
 
     print_stop_line()
     try:
+        stopping.run_stop_hooks()  # worker processes still importing do not watch their parent yet
         stop_temporary_server(hard=True)
     finally:
         os._exit(exit_code())
@@ -80,6 +81,7 @@ def finish_stop() -> None:
 
     print_stop_line()
     try:
+        stopping.run_stop_hooks()  # decode worker processes end before this one (os._exit runs nothing)
         stop_temporary_server()
     finally:
         os._exit(exit_code())  # worker threads still inside a model call are not waited for

@@ -51,12 +51,34 @@ def on_stop(hook: Callable[[], None]) -> None:
     _run_hooks([hook])
 
 
-def _run_hooks(hooks) -> None:
-    for hook in hooks:
-        try:
-            hook()
-        except Exception as err:  # noqa: BLE001 - the stop goes on; the watchdog bounds it anyway
-            log.debug("stop hook %r failed: %s", hook, err)
+_RAN: set = set()
+_RUN_LOCK = threading.Lock()
+
+
+def _run_hooks(hooks, timeout: float = -1) -> None:
+    # Each hook once, whichever thread gets here first; the others wait for it (at most `timeout`).
+    if not _RUN_LOCK.acquire(timeout=timeout):
+        return
+    try:
+        for hook in hooks:
+            if hook in _RAN:
+                continue
+            _RAN.add(hook)
+            try:
+                hook()
+            except Exception as err:  # noqa: BLE001 - the stop goes on; the watchdog bounds it anyway
+                log.debug("stop hook %r failed: %s", hook, err)
+    finally:
+        _RUN_LOCK.release()
+
+
+def run_stop_hooks(timeout: float = 3.0) -> None:
+    """Run now, and wait for (at most `timeout` s), the hooks a stop has not finished running: before
+    a process that is stopping leaves with os._exit, which would cut their thread short."""
+    if _STOP.is_set():
+        with _HOOKS_LOCK:
+            hooks = list(_HOOKS)
+        _run_hooks(hooks, timeout)
 
 
 def stop_requested() -> bool:
@@ -78,3 +100,4 @@ def reset() -> None:
     """For tests that run several commands in one process."""
     _STOP.clear()
     _SIGNAL.clear()
+    _RAN.clear()
