@@ -221,7 +221,8 @@ def _spawning():
 
 
 _PROCESS_POOLS: dict[int, ProcessPoolExecutor] = {}
-_PROCESS_POOLS_LOCK = threading.Lock()
+# Re-entrant: a pool made as a stop arrives is ended at once, by on_stop, while it is held.
+_PROCESS_POOLS_LOCK = threading.RLock()
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
