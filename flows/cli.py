@@ -32,10 +32,24 @@ def _flow(module: str, name: str):
     Called after a command's checks, so a mistake is refused before Prefect starts."""
     from flows.server import start_temporary_server, wait_until_up
 
-    start_temporary_server()
+    from flows.interrupts import quiet_stop_logs
+
+    own = start_temporary_server() is not None
     flow = getattr(importlib.import_module(f"flows.{module}"), name)
+    quiet_stop_logs()  # Prefect's handlers exist from here on
     wait_until_up()
-    return flow
+    if not own:
+        return flow
+    from flows.crashed_runs import mark_dead_runs_crashed, owner_tag
+
+    mark_dead_runs_crashed()  # runs an earlier, killed v2a process left Running on this PREFECT_HOME
+
+    def run(*args, **kwargs):
+        from prefect import tags
+
+        with tags(owner_tag()):  # so the next command can tell, should this process be killed
+            return flow(*args, **kwargs)
+    return run
 
 
 def _synth(args) -> None:
@@ -151,6 +165,7 @@ def _evaluate(args) -> None:
     else:
         preflight.splits_in_clips({"--split": evaluate.split}, RunLayout(args.out).clips)
     preflight.profile(args.profile)
+    preflight.output_folders(args.out, ("results", "reference_stats"))
     _flow("evaluate", "evaluate_flow")(args.generations, args.out, profile=args.profile, evaluate=evaluate,
                                        dataset=args.dataset, reference=args.reference, device=args.device,
                                        run_id=args.run_id, allow_partial=args.allow_partial)
@@ -229,6 +244,7 @@ def check_pipeline(cfg) -> None:
     preflight.splits_before_ingest({"generate.split": cfg.generate.split, "evaluate.split": cfg.evaluate.split},
                                    d.csv, d.images)
     preflight.writable(cfg.out)
+    preflight.output_folders(cfg.out)
     if cfg.cache.location:
         preflight.writable(cfg.cache.location, "cache.location")
 
@@ -249,6 +265,7 @@ def _pipeline(args) -> None:
 
     # Checked here, before Prefect (and its temporary server) starts: a bad file is refused in a moment.
     cfg = load_config(args.config)
+    args.out = cfg.out  # an OS error that names no file is reported on the output location
     check_pipeline(cfg)
     t0 = time.perf_counter()
     summary = _run_pipeline(cfg)
@@ -465,6 +482,8 @@ def main(argv=None) -> int:
             raise
         if args.debug:
             traceback.print_exc()
+            if getattr(err, "log", ""):  # flows/server.py ServerHomeError: the server's own output
+                print(err.log, file=sys.stderr)
         print(f"v2a {args.command}: error: {line}", file=sys.stderr)
         return 2
     return 0

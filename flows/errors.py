@@ -104,6 +104,8 @@ def _prefect_error(err: BaseException) -> str | None:
     if name == "ParameterTypeError":  # checked by name: Prefect is not imported by every command
         lines = [line.strip(" -") for line in str(err).splitlines()[1:] if line.strip(" -")]
         return f"invalid value for {'; '.join(lines) or _flat(err)}; check the option or config value"
+    if name == "ServerHomeError":  # flows/server.py: worded there, naming PREFECT_HOME and the remedy
+        return _flat(err)
     if name == "ServerStartError":  # flows/server.py
         return (f"{_flat(err)} (a busy or slow machine); run again, raise "
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or start one with `prefect server start` "

@@ -69,6 +69,7 @@ def exit_now() -> None:
 
     print_stop_line()
     try:
+        stopping.run_stop_hooks()  # worker processes still importing do not watch their parent yet
         stop_temporary_server(hard=True)
     finally:
         os._exit(exit_code())
@@ -80,6 +81,7 @@ def finish_stop() -> None:
 
     print_stop_line()
     try:
+        stopping.run_stop_hooks()  # decode worker processes end before this one (os._exit runs nothing)
         stop_temporary_server()
     finally:
         os._exit(exit_code())  # worker threads still inside a model call are not waited for
@@ -89,6 +91,53 @@ def _silence_logs() -> None:
     # Prefect logs a "Crash detected" traceback per flow and task run; the one line says it all.
     for name in ("prefect", "v2a"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+# What Prefect's crash message says of a run ended by a signal (prefect.states.exception_to_crashed_state).
+_SIGNAL_CRASHES = ("aborted by an interrupt signal", "aborted by a termination signal")
+
+
+class _QuietStop(logging.Filter):
+    """Drops what Prefect prints about a stop: the one line says it. Needed besides `_silence_logs`:
+    while a flow runs, Prefect's own SIGTERM handler raises in the main thread at once, and its
+    "Crash detected!" can be printed before this module's thread has heard of the signal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if stopping.stop_requested():
+            return False
+        message = record.getMessage()
+        return not (message.startswith("Crash detected!") and any(s in message for s in _SIGNAL_CRASHES))
+
+
+_QUIET = _QuietStop()
+
+
+def quiet_stop_logs() -> None:
+    """Filter every console handler of the loggers Prefect configured (call once Prefect is imported)."""
+    loggers = [logging.getLogger()] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+                                       if name.split(".")[0] in ("prefect", "uvicorn", "v2a")]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler) and _QUIET not in handler.filters:
+                handler.addFilter(_QUIET)
+
+
+def _quiet_unraisable(previous):
+    """sys.unraisablehook: a stop's exception, raised by a signal handler while the main thread was
+    inside a C callback (a ctypes callback cannot pass it on), is dropped, not printed as
+    "Exception ignored on calling ctypes callback". The stop goes on through the flag, and the
+    watchdog bounds it."""
+
+    def hook(unraisable) -> None:
+        exc_type = unraisable.exc_type
+        if exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, Terminated, stopping.Stopped)):
+            return
+        if exc_type is not None and exc_type.__name__ == "TerminationSignal":  # Prefect's, raised for SIGTERM
+            _begin_stop(signal.SIGTERM)  # Prefect's handler ran instead of ours: the stop must still begin
+            return
+        previous(unraisable)
+    hook.v2a_quiet_stop = True
+    return hook
 
 
 def _begin_stop(signum: int) -> None:
@@ -151,6 +200,8 @@ def install(command: str, debug: bool = False) -> bool:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    if not getattr(sys.unraisablehook, "v2a_quiet_stop", False):
+        sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     threading.Thread(target=_watch, args=(reader,), name="v2a-signals", daemon=True).start()
     _state["sockets"] = (reader, writer)  # kept open for the life of the process
     return True

@@ -2,9 +2,10 @@
 
 Inputs exist and can be read (the CSV, the video and image folders), profile names resolve, every
 split named exists in the data (before ingest: in the CSV, whose splits are VGGSound's), the output
-location can be written and no other run holds it. Prefect's start-up alone takes seconds, and a
-mistake found by a task is retried and logged many times over; these checks cost milliseconds
-(reading the split column of VGGSound's CSV, 199,176 lines, well under a second).
+location and the folders a run writes in it can be written, and no other run holds it. Prefect's
+start-up alone takes seconds, and a mistake found by a task is retried and logged many times over;
+these checks cost milliseconds (reading the split column of VGGSound's CSV, 199,176 lines, well
+under a second).
 """
 
 from __future__ import annotations
@@ -84,6 +85,24 @@ def writable(out: str, what: str = "output location") -> None:
         os.remove(probe)
     except OSError as err:  # worded by flows.errors, on the location given rather than the probe
         raise type(err)(err.errno, err.strerror, str(out)) from None
+
+
+# The folders of an output location (v2a.io.layout.RunLayout) the pipeline writes into.
+PIPELINE_FOLDERS = ("embeddings", "errors", "mappers", "generations_root", "results", "reference_stats", "reports",
+                    "listening")
+
+
+def output_folders(out: str, names=PIPELINE_FOLDERS) -> None:
+    """Each folder of the output location a run will write, where it exists already, is a folder that
+    can be written: a results folder that is a file or read-only would otherwise be found only after
+    training and generation."""
+    from v2a.io.layout import RunLayout
+
+    layout = RunLayout(out)
+    for name in names:
+        folder = getattr(layout, name)
+        if storage.is_local(folder) and os.path.lexists(storage.local_path(folder)):
+            writable(folder, f"the {name.removesuffix('_root').replace('_', ' ')} folder of the output location:")
 
 
 def _csv_splits(csv_uri: str) -> set[str]:

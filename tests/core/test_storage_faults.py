@@ -37,3 +37,47 @@ def test_an_unopenable_temporary_is_reported_as_the_file(tmp_path, monkeypatch):
             handle.write(b"x")
     assert err.value.filename == str(target)
     assert ".tmp-" not in describe(err.value)
+
+
+def test_a_full_disk_while_saving_a_checkpoint_names_the_file(tmp_path, monkeypatch):
+    """safetensors raises its own error type, naming no file; json state is written with Path.write_text."""
+    import torch
+
+    from v2a.mapper import checkpoint
+
+    def full(*args, **kwargs):
+        raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                           "message: \"No space left on device\" })")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    target = tmp_path / "mappers" / "m" / "model.safetensors"
+    with pytest.raises(OSError) as err:
+        checkpoint.save_safetensors({"w": torch.zeros(2)}, target)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
+    assert str(target) in describe(err.value) and "no space left" in describe(err.value)
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what write() raises: no file name
+
+    monkeypatch.setattr(type(tmp_path), "write_text", no_space)
+    with pytest.raises(OSError) as err:
+        checkpoint.atomic_write_text(tmp_path / "history.json", "[]")
+    assert err.value.filename == str(tmp_path / "history.json")
+
+
+def test_a_pipeline_storage_fault_without_a_file_name_names_the_output_location(tmp_path, monkeypatch, capsys):
+    import flows.cli as cli
+
+    out = tmp_path / "run"
+    (tmp_path / "data.csv").write_text("abc,0,dog,train\nxyz,0,cat,test\n")
+    (tmp_path / "videos").mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"out: {out}\nprofile: tiny\ndata: {{csv: {tmp_path / 'data.csv'}, videos: {tmp_path / 'videos'}}}\n")
+
+    def full(cfg):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a library that names nothing
+
+    monkeypatch.setattr(cli, "_run_pipeline", full)
+    assert cli.main(["pipeline", "--config", str(config)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "no space left" in line and str(out) in line, line

@@ -121,7 +121,22 @@ CASES = {
         ["generate.split = 'validate'", "accepted: test, train"]),
     "pipeline output is a file": (lambda d: ["pipeline", "--config", _write(d / "c.yaml", "out: data.csv\n"
                                              "profile: tiny\n" + GOOD_DATA)], ["data.csv", "is a file"]),
+    # Found before ingest, not after training and generation (issue 29).
+    "pipeline results folder is a file": (lambda d: ["pipeline", "--config", _write(
+        d / "c.yaml", f"out: {_results_file(d)}\nprofile: tiny\n" + GOOD_DATA)],
+        ["results folder", "results is a file"]),
+    "evaluate results folder is a file": (lambda d: ["evaluate", "--generations", "videos", "--out",
+                                                     _results_file(d, _clips(d)), "--profile", "tiny"],
+                                          ["results folder", "results is a file"]),
 }
+
+
+def _results_file(folder: Path, out: str | None = None) -> str:
+    """An output location whose `results` is a file where the run writes a folder."""
+    out = Path(out or folder / "o")
+    out.mkdir(exist_ok=True)
+    (out / "results").write_text("not a folder")
+    return str(out)
 
 
 def _clips(folder: Path) -> str:
@@ -277,3 +292,22 @@ def test_an_output_location_that_cannot_be_written_is_refused_before_prefect(her
     for word in words:
         assert word in line, line
     assert not (here / "ro-out").exists()  # nothing was made there
+
+
+def test_a_read_only_results_folder_is_refused_before_the_pipeline_starts(here, capsys, monkeypatch, no_prefect):
+    """Also as root (who writes anywhere): the probe file in OUT/results is refused as on a read-only mount."""
+    out = here / "o"
+    (out / "results").mkdir(parents=True)
+    real_open = os.open
+
+    def read_only_results(path, *args, **kwargs):
+        if os.path.dirname(os.fspath(path)) == str(out / "results"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_results)
+    started = time.monotonic()
+    assert main(["pipeline", "--config", _write(here / "c.yaml", f"out: {out}\nprofile: tiny\n" + GOOD_DATA)]) == 2
+    assert time.monotonic() - started < 3.0
+    line = one_error_line(capsys, "pipeline")
+    assert "read-only" in line and str(out / "results") in line, line

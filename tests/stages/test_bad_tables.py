@@ -52,3 +52,13 @@ def test_an_id_with_path_parts_is_an_ingest_error(tmp_path, youtube_id):
     rows, errors = ingest.read_vggsound_csv(str(csv), str(tmp_path / "videos"))
     assert [r["clip_id"] for r in rows] == ["ok_000010"]
     assert "not allowed in a file name" in errors[0]["reason"]
+
+
+def test_a_comma_in_a_quoted_youtube_id_is_accepted_and_names_its_files(tmp_path):
+    """A comma is legal in a file name: the clip whose video exists is ingested, and its audio can be named."""
+    csv = tmp_path / "v.csv"
+    csv.write_text('"quoted,id",10,cat,train\n', encoding="utf-8")
+    rows, errors = ingest.read_vggsound_csv(str(csv), str(tmp_path / "videos"))
+    assert errors == [] and rows[0]["clip_id"] == "quoted,id_000010"
+    assert rows[0]["uri"] == str(tmp_path / "videos" / "quoted,id_000010.mp4")
+    assert generate.audio_uri(str(tmp_path), "quoted,id_000010", 0).endswith("/audio/quoted,id_000010__s0.wav")

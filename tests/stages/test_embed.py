@@ -238,3 +238,103 @@ def test_a_stereo_clip_gets_the_clap_embedding_of_its_first_channel(tmp_path, en
     assert np.allclose(emb["stereo"], emb["left"], atol=1e-5)
     for other in ("right", "mean"):  # the test can tell the channels apart
         assert not np.allclose(emb["stereo"], emb[other], atol=1e-3), other
+
+
+# --------------------------------------------------------------------------- decode worker processes
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _ignores_stop_signals(pid: int) -> bool:
+    """Whether a worker's initializer has run: it ignores SIGINT and SIGTERM from then on (/proc SigIgn)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+    return all(ignored >> (sig - 1) & 1 for sig in (signal.SIGINT, signal.SIGTERM))
+
+
+def _wait_gone(pids, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in pids if _alive(p)]
+
+
+def test_no_decode_pool_starts_after_a_stop():
+    from v2a.core import stopping
+
+    stopping.request_stop()
+    try:
+        with pytest.raises(stopping.Stopped):
+            next(embed.ordered_map(time.sleep, [0, 0], 2, "process"))
+        assert 2 not in embed._PROCESS_POOLS
+    finally:
+        stopping.reset()
+
+
+def test_decode_worker_processes_are_ended_on_the_stop_flag():
+    import threading
+
+    from v2a.core import stopping
+
+    results = embed.ordered_map(time.sleep, [0] + [60] * 5, 2, "process")
+    next(results)  # both workers started, each now in a 60-s call
+    workers = list(embed._PROCESS_POOLS[2]._processes)
+    assert len(workers) == 2 and all(_alive(p) for p in workers)
+    raised = []
+
+    def consume():
+        try:
+            next(results)
+        except BaseException as err:  # noqa: BLE001 - what the waiting consumer gets is the point
+            raised.append(err)
+
+    waiting = threading.Thread(target=consume)
+    waiting.start()
+    started = time.monotonic()
+    stopping.request_stop()
+    try:
+        waiting.join(timeout=10)
+        assert time.monotonic() - started < 5, "the consumer waited for the workers' calls"
+        assert raised and isinstance(raised[0], stopping.Stopped), raised
+        assert _wait_gone(workers, 5) == [], "decode workers outlived the stop"
+        assert 2 not in embed._PROCESS_POOLS
+    finally:
+        stopping.reset()
+
+
+_POOL_CHILD = """
+import json, sys, time
+from v2a.stages import embed
+
+results = embed.ordered_map(time.sleep, [0] + [60] * 5, 2, "process")
+next(results)
+print(json.dumps(list(embed._PROCESS_POOLS[2]._processes)), flush=True)
+next(results)
+"""
+
+
+def test_decode_worker_processes_die_with_a_parent_killed_outright():
+    """SIGKILL runs no clean-up in the parent: each worker notices its parent is gone."""
+    import json
+
+    proc = subprocess.Popen([sys.executable, "-c", _POOL_CHILD], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    try:
+        workers = json.loads(proc.stdout.readline())
+        assert len(workers) == 2 and all(_alive(p) for p in workers)
+        deadline = time.monotonic() + 120  # initialised: each watches its parent from then on
+        while not all(_ignores_stop_signals(p) for p in workers):
+            assert time.monotonic() < deadline, "the workers never finished starting"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert _wait_gone(workers, 5) == [], "decode workers outlived their killed parent"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import uuid
@@ -30,6 +31,34 @@ def makedirs(uri: str) -> None:
     fs.makedirs(path, exist_ok=True)
 
 
+# How libraries that raise their own exception types (safetensors, pyarrow) spell the OS errors.
+_DISK_PHRASES = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
+                 "Read-only file system": errno.EROFS}
+
+
+def _fault_code(err: BaseException, temporaries: tuple[str, ...]) -> int | None:
+    """The errno of a storage fault that does not name a file of its own (or names only our temporary)."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return err.errno if err.filename in (None, "", *temporaries) else None
+    if isinstance(err, Exception) and getattr(err, "filename", None) in (None, ""):
+        return next((code for phrase, code in _DISK_PHRASES.items() if phrase in str(err)), None)
+    return None
+
+
+@contextmanager
+def faults_named(uri, *temporaries: str):
+    """A storage fault inside (a full disk, a read-only or forbidden folder) is raised as an OSError
+    naming `uri`, the file the user asked for, never one of our hidden temporaries."""
+    try:
+        yield
+    except BaseException as err:
+        code = _fault_code(err, tuple(str(t) for t in temporaries))
+        if code is None:
+            raise
+        cls = type(err) if isinstance(err, OSError) else OSError
+        raise cls(code, os.strerror(code), str(uri)) from None
+
+
 @contextmanager
 def atomic_write(uri: str, mode: str = "wb"):
     """Write to a temporary sibling, then rename: readers never see a half-written file."""
@@ -38,17 +67,15 @@ def atomic_write(uri: str, mode: str = "wb"):
     if parent:
         fs.makedirs(parent, exist_ok=True)
     tmp = posixpath.join(parent, f".{posixpath.basename(path)}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        with fs.open(tmp, mode) as handle:
-            yield handle
-        fs.mv(tmp, path)
-    except BaseException as err:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        if isinstance(err, OSError) and err.errno is not None and err.filename in (None, tmp, fs._strip_protocol(tmp)):
-            # A full disk or a forbidden folder is reported on the file the user asked for, not our temporary.
-            raise type(err)(err.errno, err.strerror, str(uri)) from None
-        raise
+    with faults_named(uri, tmp, fs._strip_protocol(tmp)):
+        try:
+            with fs.open(tmp, mode) as handle:
+                yield handle
+            fs.mv(tmp, path)
+        except BaseException:
+            if fs.exists(tmp):
+                fs.rm(tmp)
+            raise
 
 
 def list_files(uri: str, suffix: str) -> list[str]:

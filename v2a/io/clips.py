@@ -44,18 +44,19 @@ def write_clips(rows, uri: str):
     """Sorted by clip id in row groups, so a shard's read of its own clips decodes one or two groups."""
     return parquet.write_table(rows, uri, clips_schema.SCHEMA, "clips", row_group_rows=1024, sort_by="clip_id")
 
-_SAFE_ID = re.compile(r"^[\w\-.]+$")
+_SAFE_ID = re.compile(r"^[\w\-.,]+$")
 
 
 def is_safe_clip_id(clip_id: str) -> bool:
     # Ids become file names later: nothing that could climb out of the output folder. Unicode letters
-    # and digits (\w) are allowed: they are file-name safe everywhere this runs.
+    # and digits (\w) and commas (YouTube ids quoted in a CSV) are allowed: they are file-name safe
+    # everywhere this runs.
     return bool(_SAFE_ID.match(clip_id)) and clip_id not in (".", "..") and ".." not in clip_id
 
 
 def check_clip_id(clip_id: str) -> str:
     """The id, if it is safe as a file name; a table written by hand must not steer writes elsewhere."""
     if not isinstance(clip_id, str) or not is_safe_clip_id(clip_id):
-        raise ValueError(f"clip id {clip_id!r} cannot name a file: only letters, digits, '_', '-' and '.' "
+        raise ValueError(f"clip id {clip_id!r} cannot name a file: only letters, digits, '_', '-', '.' and ',' "
                          "are accepted, and no '..'")
     return clip_id

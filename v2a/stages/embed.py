@@ -7,11 +7,15 @@ preprocessing settings), so a re-run skips finished shards and a changed setting
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import multiprocessing
 import os
+import signal
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -22,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 from storage_schemas import errors as errors_schema
+from v2a.core import stopping
 from v2a.core.stopping import raise_if_stopped
 from v2a.core import storage
 from v2a.core.names import POOLS
@@ -162,21 +167,103 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
+# How often a decode worker process checks that its parent is still there.
+PARENT_POLL_SECONDS = 0.5
+
+
+def _worker_process_init(parent: int) -> None:
+    """Initializer of a decode worker process: it never outlives the v2a process that started it.
+
+    Signals are the parent's to act on: Ctrl-C and SIGTERM reach the whole process group, and a
+    worker dying of them mid-clip would break the pool under a parent that is still stopping in
+    order (a traceback per worker, and a new pool). The parent ends its workers on its stop flag.
+    A parent killed outright (SIGKILL, the OOM killer) runs nothing, so each worker also watches
+    its parent id and leaves when it changes. Linux's parent-death signal (prctl PR_SET_PDEATHSIG)
+    would not do: it fires when the *thread* that started the worker ends, and workers are started
+    by whichever task thread submits first, which ends with its flow."""
+    _one_torch_thread()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked since birth: see _spawning
+    if os.getppid() != parent:
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="v2a-parent-watch", daemon=True).start()
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _spawning():
+    """Around a submit that may start a worker: the worker is born with SIGINT and SIGTERM blocked
+    (a signal mask is inherited), so a Ctrl-C that reaches the group while it is still importing
+    stays pending, and is dropped once its initializer ignores it, rather than printing a
+    KeyboardInterrupt traceback from the middle of an import. This thread gets them meanwhile no
+    more than before: signals go to the main thread."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 _PROCESS_POOLS: dict[int, ProcessPoolExecutor] = {}
-_PROCESS_POOLS_LOCK = threading.Lock()
+# Re-entrant: a pool made as a stop arrives is ended at once, by on_stop, while it is held.
+_PROCESS_POOLS_LOCK = threading.RLock()
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
     """One pool per size, kept for the life of the process: starting workers (spawn: each imports
     torch) costs seconds, a shard of 256 clips a few seconds on a GPU machine."""
     with _PROCESS_POOLS_LOCK:
+        raise_if_stopped()  # no pool starts after a stop: it would only be ended again
         pool = _PROCESS_POOLS.get(workers)
         if pool is None or getattr(pool, "_broken", False):
+            _start_resource_tracker_quietly()
             # spawn, not fork: the parent holds a CUDA context and Prefect's threads, neither survives a fork
             pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_one_torch_thread)
+                                       initializer=_worker_process_init, initargs=(os.getpid(),))
             _PROCESS_POOLS[workers] = pool
+            stopping.on_stop(_end_process_pools)
         return pool
+
+
+def _start_resource_tracker_quietly() -> None:
+    """Start multiprocessing's resource tracker (the pool's semaphores register with it) told to keep
+    its warnings to itself. When v2a ends without running its exit handlers (a stop ends in os._exit,
+    a SIGKILL runs nothing) the tracker removes the semaphores left behind, as it should, and warns
+    "There appear to be N leaked semaphore objects" on the terminal, after the stop's one line."""
+    from multiprocessing import resource_tracker
+
+    quiet = "ignore:resource_tracker:UserWarning"
+    sys.warnoptions.append(quiet)  # read once, for the tracker's command line (-W)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.warnoptions.remove(quiet)
+
+
+def _end_process_pools() -> None:
+    """On the stop flag: cancel what waits and kill the workers now. A clip being decoded is not
+    worth waiting for (the shard is abandoned), and a worker left running would outlive the stop."""
+    with _PROCESS_POOLS_LOCK:
+        pools = list(_PROCESS_POOLS.values())
+        _PROCESS_POOLS.clear()
+    for pool in pools:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
 
 
 @atexit.register
@@ -204,13 +291,20 @@ def ordered_map(fn, items, workers: int, pool: str = "thread"):
                                       initializer=_one_torch_thread)
         owned = True
     inflight = deque()
+    spawning = _spawning if pool == "process" else contextlib.nullcontext
     try:
-        inflight.extend(executor.submit(fn, item) for item in itertools.islice(items, 2 * workers))
+        with spawning():
+            inflight.extend(executor.submit(fn, item) for item in itertools.islice(items, 2 * workers))
         while inflight:
             done = inflight.popleft()
-            for item in itertools.islice(items, 1):
-                inflight.append(executor.submit(fn, item))
+            with spawning():
+                for item in itertools.islice(items, 1):
+                    inflight.append(executor.submit(fn, item))
             yield done.result()
+    except Exception:
+        # A pool ended by a stop refuses work and breaks its futures: the stop is the news, not that.
+        raise_if_stopped()
+        raise
     finally:
         for future in inflight:
             future.cancel()
