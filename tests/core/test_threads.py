@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from v2a.core.threads import machine_threads, pinned_threads
@@ -85,26 +84,41 @@ def test_the_mapper_does_not_depend_on_the_thread_count_the_process_was_left_wit
     assert hashlib.sha256(one).hexdigest() == hashlib.sha256(two).hexdigest()
 
 
+class _Recording:
+    """The real generator, keeping the float waveforms it returns (a 16-bit WAV rounds away most
+    thread-count differences of a tiny model; the paper-size one's show as 1-step WAV differences)."""
+
+    def __init__(self, inner):
+        self.inner, self.waves = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def generate(self, *args, **kwargs):
+        waves = self.inner.generate(*args, **kwargs)
+        self.waves.append(np.asarray(waves).tobytes())
+        return waves
+
+
 def _generate(gen_dir, prior_threads: int) -> list[bytes]:
     from v2a.runtime.model_cache import empty_text_embedding, get_model
     from v2a.stages import generate
 
     torch.set_num_threads(prior_threads)
-    generator = get_model("tiny", "generator")
+    generator = _Recording(get_model("tiny", "generator"))
     rng = np.random.default_rng(0)
     rows = []
     for i in range(2):
         frames = rng.normal(size=(3, generator.cond_dim)).astype(np.float32)
         rows.append({"clip_id": f"clip{i}", "label": None, "image_frames": (frames / np.linalg.norm(frames)).tolist()})
     generate.generate_clips(rows, str(gen_dir), "r1", generate.Conditioner("no-mapper", generator), generator,
-                            empty_text_embedding("tiny"), samples=1, seconds=1.0, steps=2, batch_size=2, run_seed=3)
-    return [p.read_bytes() for p in sorted(gen_dir.rglob("*.wav"))]
+                            empty_text_embedding("tiny"), samples=1, seconds=1.0, steps=4, batch_size=2, run_seed=3)
+    assert len(list(gen_dir.rglob("*.wav"))) == 2
+    return generator.waves
 
 
 @needs_two
 def test_generated_audio_does_not_depend_on_the_thread_count_the_process_was_left_with(tmp_path, restore_threads):
     one = _generate(tmp_path / "after-one", 1)
     two = _generate(tmp_path / "after-two", 2)
-    assert len(one) == 2 and one == two
-    for p in (tmp_path / "after-one").rglob("*.wav"):
-        assert sf.info(p).frames > 0
+    assert len(one) == 1 and one == two
