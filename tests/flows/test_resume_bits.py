@@ -50,7 +50,8 @@ def _stop_when(config: Path, tmp: Path, stage: str, landed, one_thread: bool) ->
     deadline = time.monotonic() + 400
     while not ((marks / stage).exists() and landed()):
         if proc.poll() is not None:
-            pytest.fail(f"the run ended (status {proc.returncode}) before the stop in {stage}:\n{proc.stderr.read()[-3000:]}")
+            pytest.fail(f"the run ended (status {proc.returncode}) before the stop in {stage}:\n"
+                        f"{proc.stderr.read()[-3000:]}")
         assert time.monotonic() < deadline, f"{stage} never began"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGTERM)

@@ -13,9 +13,12 @@ deterministic algorithms; the previous settings come back when the last pinned b
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import threading
 from contextlib import contextmanager
+from typing import Callable
 
 _LOCK = threading.Lock()
 _ACTIVE = 0
@@ -65,3 +68,24 @@ def pinned_threads(device: str = "cpu"):
                 torch.set_num_threads(count)
                 torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
                 _SAVED = None
+
+
+def pins_threads(device_of: Callable[[dict], str]):
+    """Decorator: the function runs inside pinned_threads(device_of(its arguments by name))."""
+
+    def wrap(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def pinned(*args, **kwargs):
+            with pinned_threads(device_of(signature.bind(*args, **kwargs).arguments)):
+                return fn(*args, **kwargs)
+
+        return pinned
+
+    return wrap
+
+
+def device_of(name: str) -> Callable[[dict], str]:
+    """For pins_threads: the `.device` of the argument `name` (a model wrapper), the CPU when it has none."""
+    return lambda arguments: str(getattr(arguments.get(name), "device", "cpu"))

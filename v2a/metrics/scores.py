@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from v2a.core.stopping import raise_if_stopped
+from v2a.core.threads import pins_threads
 from v2a.metrics import audio
 from v2a.metrics.classification import inception_score, kl_divergence
 from v2a.metrics.frechet import frechet_distance_from_stats, gaussian_stats
@@ -163,25 +164,21 @@ def _wanted(metrics, reference, image_embeddings, extractors, video_frames=None)
     return chosen
 
 
+def _extractors_device(arguments: dict) -> str:
+    devices = {str(getattr(e, "device", "cpu")) for e in arguments["extractors"].values()}
+    return "cpu" if all(d.startswith("cpu") for d in devices) else "cuda"
+
+
+# An extractor's embeddings, and so the metrics, depend on the CPU thread count, which must not depend on
+# what ran before in the process (v2a/core/threads.py).
+@pins_threads(_extractors_device)
 def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray] | None,
                    sample_rate: int, image_embeddings: Mapping[str, np.ndarray] | None, extractors: Mapping,
-                   **options) -> list[dict]:
-    """_evaluate_audio (below) with the CPU thread count pinned: an extractor's embeddings, and so the
-    metrics, depend on it, and it must not depend on what ran before in the process (v2a/core/threads.py)."""
-    from v2a.core.threads import pinned_threads
-
-    devices = {str(getattr(e, "device", "cpu")) for e in extractors.values()}
-    with pinned_threads("cpu" if all(d.startswith("cpu") for d in devices) else "cuda"):
-        return _evaluate_audio(generated, reference, sample_rate, image_embeddings, extractors, **options)
-
-
-def _evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray] | None,
-                    sample_rate: int, image_embeddings: Mapping[str, np.ndarray] | None, extractors: Mapping,
-                    clip_seconds: float | None = 10.0, stats_dir: str | os.PathLike | None = None,
-                    metrics=None, clip_id_of: Callable[[str], str] = clip_id_of_sample,
-                    score_reference_cs: bool = True, reference_sample_rate: int | None = None,
-                    progress: bool = True, video_frames: Mapping[str, np.ndarray] | None = None,
-                    pad: bool = True, loading: str | None = None) -> list[dict]:
+                   clip_seconds: float | None = 10.0, stats_dir: str | os.PathLike | None = None,
+                   metrics=None, clip_id_of: Callable[[str], str] = clip_id_of_sample,
+                   score_reference_cs: bool = True, reference_sample_rate: int | None = None,
+                   progress: bool = True, video_frames: Mapping[str, np.ndarray] | None = None,
+                   pad: bool = True, loading: str | None = None) -> list[dict]:
     """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips} for the generated audio.
 
     generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from storage_schemas import errors as errors_schema
 from v2a.core.stopping import raise_if_stopped
-from v2a.core.threads import pinned_threads
+from v2a.core.threads import device_of, pins_threads
 from v2a.core import storage
 from v2a.media.decoders import resolve_backend
 from v2a.io import embeddings as embeddings_io
@@ -234,6 +234,9 @@ def resolve_workers(workers: int | None) -> int:
     return int(workers)
 
 
+# An embedding's bits depend on the thread count the encoders run with, which the decode threads' own
+# setting (or any earlier stage) would otherwise decide (v2a/core/threads.py).
+@pins_threads(device_of("clip_encoder"))
 def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int = 10, max_seconds: float = 10.0,
                 batch_size: int = 64, progress: bool = False, *, frame_rate: float | None = None,
                 decoder: str = "auto", workers: int | None = 1, pool: str = "auto",
@@ -281,30 +284,27 @@ def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int =
             p.audio = None
         audio_queue.clear()
 
-    # An embedding's bits depend on the thread count the encoders run with, which the decode threads'
-    # own setting (and any earlier stage) would otherwise decide (v2a/core/threads.py).
-    with pinned_threads(str(getattr(clip_encoder, "device", "cpu"))):
-        bar = tqdm(total=len(clips), desc="embed", unit="clip", disable=not progress, leave=False)
-        for result in ordered_map(_prepare_item, ((job, i, c) for i, c in enumerate(clips)), workers, pool):
-            bar.update()
-            raise_if_stopped()  # between clips: a stop abandons the shard, which a re-run embeds whole
-            if on_clip is not None:
-                on_clip(1)
-            if isinstance(result, dict):
-                errors.append(result)
-                continue
-            done[result.position] = result
-            frame_queue.append(result)
-            if sum(len(p.pixels) for p in frame_queue) >= batch_size:
-                flush_frames()
-            if result.audio is not None:
-                audio_queue.append(result)
-                if len(audio_queue) >= audio_batch_size:
-                    flush_audio()
-        if frame_queue:
+    bar = tqdm(total=len(clips), desc="embed", unit="clip", disable=not progress, leave=False)
+    for result in ordered_map(_prepare_item, ((job, i, c) for i, c in enumerate(clips)), workers, pool):
+        bar.update()
+        raise_if_stopped()  # between clips: a stop abandons the shard, which a re-run embeds whole
+        if on_clip is not None:
+            on_clip(1)
+        if isinstance(result, dict):
+            errors.append(result)
+            continue
+        done[result.position] = result
+        frame_queue.append(result)
+        if sum(len(p.pixels) for p in frame_queue) >= batch_size:
             flush_frames()
-        if audio_queue:
-            flush_audio()
+        if result.audio is not None:
+            audio_queue.append(result)
+            if len(audio_queue) >= audio_batch_size:
+                flush_audio()
+    if frame_queue:
+        flush_frames()
+    if audio_queue:
+        flush_audio()
     bar.close()
 
     order = sorted(done)

@@ -14,7 +14,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from v2a.core.stopping import raise_if_stopped
-from v2a.core.threads import pinned_threads
+from v2a.core.threads import device_of, pins_threads
 from v2a.io.layout import GenerationLayout
 from v2a.core import storage
 from v2a.core.aggregate import aggregate_frames, frames_array
@@ -96,6 +96,9 @@ class Conditioner:
                                steps=self.mapper_steps, row_keys=keys)
 
 
+# A waveform's bits depend on the CPU thread count: pinned, a resumed run writes the files an uninterrupted
+# one writes, whatever ran before it in the process (v2a/core/threads.py).
+@pins_threads(device_of("generator"))
 def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Conditioner, generator, negative,
                    samples: int = _G["samples"], seconds: float = _G["seconds"], steps: int = _G["steps"],
                    generator_guidance: float = _G["generator_guidance"], scheduler: str = _G["scheduler"],
@@ -113,42 +116,39 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
     written = 0
     bar = tqdm(total=len(jobs), desc="generate", disable=not progress, leave=False)
     cond_cache: dict[str, np.ndarray] = {}
-    # A waveform's bits depend on the CPU thread count: pinned, a resumed run writes the same files as an
-    # uninterrupted one, whatever ran before it in the process (v2a/core/threads.py).
-    with pinned_threads(str(getattr(generator, "device", "cpu"))):
-        for start in range(0, len(jobs), batch_size):
-            raise_if_stopped()  # between batches: the finished ones are kept, a re-run does the rest
-            batch = jobs[start:start + batch_size]
-            t0 = time.perf_counter()
-            need = [r for r, _ in batch if r["clip_id"] not in cond_cache]
-            if need:
-                unique = list({r["clip_id"]: r for r in need}.values())
-                cond_cache.update(zip([r["clip_id"] for r in unique], conditioner(unique, samples)))
-            cond = np.stack([cond_cache[r["clip_id"]][s] for r, s in batch])
-            seeds = [derive_seed(run_seed, r["clip_id"], s) for r, s in batch]
-            waves = generator.generate(cond, seeds=seeds, negative=negative, steps=steps, guidance_scale=generator_guidance,
-                                       seconds=seconds, scheduler=scheduler)
-            per_item = (time.perf_counter() - t0) / len(batch)
-            out_rows = []
-            for (r, s), seed, wave in zip(batch, seeds, waves):
-                uri = audio_uri(gen_dir, r["clip_id"], s)
-                write_wav(uri, wave, generator.sample_rate)
-                out_rows.append({
-                    "run_id": run_id, "clip_id": r["clip_id"], "sample": s, "uri": uri, "seed": seed,
-                    "conditioning": conditioner.mode, "mapper_checkpoint_id": mapper_checkpoint_id,
-                    "mapper_kind": mapper_kind, "aggregator": conditioner.aggregator if conditioner.mode != "text" else None,
-                    "mapper_guidance": conditioner.mapper_guidance if conditioner.mode == "mapper" else None,
-                    "mapper_steps": conditioner.mapper_steps if conditioner.mode == "mapper" else None,
-                    "generator_id": generator.model_id, "generator_guidance": generator_guidance, "generator_steps": steps,
-                    "scheduler": scheduler, "seconds": seconds, "sample_rate": generator.sample_rate,
-                    "gen_time_s": per_item, "host": (provenance or {}).get("host"),
-                    "device": (provenance or {}).get("device"),
-                })
-            generations_io.write_batch(gen_dir, out_rows, key)
-            written += len(out_rows)
-            bar.update(len(batch))
-            if on_samples is not None:
-                on_samples(len(batch))
+    for start in range(0, len(jobs), batch_size):
+        raise_if_stopped()  # between batches: the finished ones are kept, a re-run does the rest
+        batch = jobs[start:start + batch_size]
+        t0 = time.perf_counter()
+        need = [r for r, _ in batch if r["clip_id"] not in cond_cache]
+        if need:
+            unique = list({r["clip_id"]: r for r in need}.values())
+            cond_cache.update(zip([r["clip_id"] for r in unique], conditioner(unique, samples)))
+        cond = np.stack([cond_cache[r["clip_id"]][s] for r, s in batch])
+        seeds = [derive_seed(run_seed, r["clip_id"], s) for r, s in batch]
+        waves = generator.generate(cond, seeds=seeds, negative=negative, steps=steps, guidance_scale=generator_guidance,
+                                   seconds=seconds, scheduler=scheduler)
+        per_item = (time.perf_counter() - t0) / len(batch)
+        out_rows = []
+        for (r, s), seed, wave in zip(batch, seeds, waves):
+            uri = audio_uri(gen_dir, r["clip_id"], s)
+            write_wav(uri, wave, generator.sample_rate)
+            out_rows.append({
+                "run_id": run_id, "clip_id": r["clip_id"], "sample": s, "uri": uri, "seed": seed,
+                "conditioning": conditioner.mode, "mapper_checkpoint_id": mapper_checkpoint_id,
+                "mapper_kind": mapper_kind, "aggregator": conditioner.aggregator if conditioner.mode != "text" else None,
+                "mapper_guidance": conditioner.mapper_guidance if conditioner.mode == "mapper" else None,
+                "mapper_steps": conditioner.mapper_steps if conditioner.mode == "mapper" else None,
+                "generator_id": generator.model_id, "generator_guidance": generator_guidance, "generator_steps": steps,
+                "scheduler": scheduler, "seconds": seconds, "sample_rate": generator.sample_rate,
+                "gen_time_s": per_item, "host": (provenance or {}).get("host"),
+                "device": (provenance or {}).get("device"),
+            })
+        generations_io.write_batch(gen_dir, out_rows, key)
+        written += len(out_rows)
+        bar.update(len(batch))
+        if on_samples is not None:
+            on_samples(len(batch))
     bar.close()
     if written or generations_io.batch_parts(gen_dir, key):
         generations_io.merge_shard(gen_dir, key, read_generations(gen_dir, ids=clip_ids))
