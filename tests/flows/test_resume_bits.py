@@ -3,7 +3,10 @@ differs (one left on a single CPU thread, as overlapping decode pools leave it),
 with the bits of a run never interrupted: the mapper's sha256, every WAV's bytes, every result value.
 
 The runs are real `v2a pipeline` processes with the stop-flag shim of test_signals.py, which marks the
-stage a stop lands in and slows that stage's batches."""
+stage a stop lands in and slows that stage's batches. The tiny profile's matrices are too small for the
+thread count to change their sums, so this test guards the resume itself (epoch seeds, checkpoints,
+shards, batches); tests/core/test_threads.py shows the thread count changing a mapper's and a waveform's
+bits, and the pinning that stops it."""
 
 import hashlib
 import os
