@@ -31,6 +31,7 @@ from torch import nn
 
 from v2a.core import storage
 from v2a.core.stopping import raise_if_stopped
+from v2a.core.threads import pinned_threads
 from v2a.mapper.checkpoint import (WEIGHTS_NAME, atomic_write_text, check_state_shapes, read_safetensors,
                                    save_mapper, save_safetensors, state_dict_to_safetensors)
 from v2a.core.checkpoints import checkpoint_id
@@ -456,14 +457,17 @@ def train_mapper(train_clip: np.ndarray, train_clap: np.ndarray, val_clip: np.nd
     train_fp = fingerprint_arrays(train_clip, train_clap)
     val_fp = fingerprint_arrays(val_clip, val_clap) if val_clip is not None else None
 
-    run = _new_run(config, train_clip.shape[1], device)
-    _resume_from_last_epoch(run, out_dir, train_fp)
-    data = _Data(*(torch.from_numpy(a).to(device) if a is not None else None
-                   for a in (train_clip, train_clap, val_clip, val_clap)))
-    state_base = {"config": config.to_dict(), "train_fingerprint": train_fp, "val_fingerprint": val_fp}
-    _epoch_loop(run, data, device, out_dir, state_base, progress, on_epoch_end)
-    selected = _select_final_weights(run, device)
-    return _save_final(run, data, out_dir, selected, metadata, train_fp, val_fp)
+    # The weights' bits depend on the CPU thread count; pinned, they do not depend on what ran before in
+    # the process, so a resumed or standalone run gives the uninterrupted pipeline's mapper.
+    with pinned_threads(device.type) as threads:
+        run = _new_run(config, train_clip.shape[1], device)
+        _resume_from_last_epoch(run, out_dir, train_fp)
+        data = _Data(*(torch.from_numpy(a).to(device) if a is not None else None
+                       for a in (train_clip, train_clap, val_clip, val_clap)))
+        state_base = {"config": config.to_dict(), "train_fingerprint": train_fp, "val_fingerprint": val_fp}
+        _epoch_loop(run, data, device, out_dir, state_base, progress, on_epoch_end)
+        selected = _select_final_weights(run, device)
+        return _save_final(run, data, out_dir, selected, metadata, train_fp, val_fp, threads)
 
 
 def _checked_pairs(train_clip, train_clap, val_clip, val_clap):
@@ -608,12 +612,13 @@ def _select_final_weights(run: _Run, device: torch.device) -> str:
 
 
 def _save_final(run: _Run, data: _Data, out_dir: Path, selected: str, metadata: dict | None, train_fp: str,
-                val_fp: str | None) -> dict:
+                val_fp: str | None, threads: int) -> dict:
     config, best = run.config, run.best.record
     training = {**config.to_dict(), "epochs_completed": run.epoch, "global_step": run.global_step,
                 "train_pairs": data.clip.shape[0], "val_pairs": int(data.val_clip.shape[0]) if data.has_val else 0,
                 "val_fingerprint": val_fp, "weights": "ema" if run.ema_net is not None else "raw",
-                "selected": selected, "best": best, "stopped_early": run.stopped_early}
+                "selected": selected, "best": best, "stopped_early": run.stopped_early,
+                "cpu_threads": threads}  # what the bits depend on, besides the data and the config
     save_mapper(out_dir, run.eval_net, run.objective, metadata=metadata, training=training, data_fingerprint=train_fp)
     if run.history:
         _write_history(out_dir, run.history)

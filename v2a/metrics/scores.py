@@ -32,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from v2a.core.stopping import raise_if_stopped
+from v2a.core.threads import pins_threads
 from v2a.metrics import audio
 from v2a.metrics.classification import KL_FORMULAS, inception_score
 from v2a.metrics.frechet import frechet_distance_from_stats, gaussian_stats
@@ -180,6 +181,14 @@ def _wanted(metrics, reference, image_embeddings, extractors, video_frames=None,
     return chosen
 
 
+def _extractors_device(arguments: dict) -> str:
+    devices = {str(getattr(e, "device", "cpu")) for e in arguments["extractors"].values()}
+    return "cpu" if all(d.startswith("cpu") for d in devices) else "cuda"
+
+
+# An extractor's embeddings, and so the metrics, depend on the CPU thread count, which must not depend on
+# what ran before in the process (v2a/core/threads.py).
+@pins_threads(_extractors_device)
 def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray] | None,
                    sample_rate: int, image_embeddings: Mapping[str, np.ndarray] | None, extractors: Mapping,
                    clip_seconds: float | None = 10.0, stats_dir: str | os.PathLike | None = None,

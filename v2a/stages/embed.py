@@ -28,6 +28,7 @@ from tqdm import tqdm
 from storage_schemas import errors as errors_schema
 from v2a.core import stopping
 from v2a.core.stopping import raise_if_stopped
+from v2a.core.threads import device_of, pins_threads
 from v2a.core import storage
 from v2a.core.names import POOLS
 from v2a.core.fingerprint import short_digest
@@ -324,6 +325,9 @@ def resolve_workers(workers: int | None) -> int:
     return int(workers)
 
 
+# An embedding's bits depend on the thread count the encoders run with, which the decode threads' own
+# setting (or any earlier stage) would otherwise decide (v2a/core/threads.py).
+@pins_threads(device_of("clip_encoder"))
 def embed_clips(clips: list[dict], clip_encoder, clap_encoder, num_frames: int = 10, max_seconds: float = 10.0,
                 batch_size: int = 64, progress: bool = False, *, frame_rate: float | None = None,
                 decoder: str = "auto", workers: int | None = 1, pool: str = "auto",

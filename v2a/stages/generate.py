@@ -14,6 +14,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from v2a.core.stopping import raise_if_stopped
+from v2a.core.threads import device_of, pins_threads
 from v2a.io.layout import GenerationLayout
 from v2a.core import storage
 from v2a.core.aggregate import aggregate_frames, frames_array
@@ -95,6 +96,9 @@ class Conditioner:
                                steps=self.mapper_steps, row_keys=keys)
 
 
+# A waveform's bits depend on the CPU thread count: pinned, a resumed run writes the files an uninterrupted
+# one writes, whatever ran before it in the process (v2a/core/threads.py).
+@pins_threads(device_of("generator"))
 def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Conditioner, generator, negative,
                    samples: int = _G["samples"], seconds: float = _G["seconds"], steps: int = _G["steps"],
                    generator_guidance: float = _G["generator_guidance"], scheduler: str = _G["scheduler"],
