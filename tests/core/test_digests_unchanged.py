@@ -33,7 +33,9 @@ def test_the_config_digests_and_the_default_run_id():
 def test_the_profile_digest_of_the_task_cache():
     from tasks.caching import profile_digest
 
-    assert profile_digest("tiny") == "72308f129977731a"
+    # Main 2889c7a gave 72308f129977731a; the tiny profile has since gained its `synchformer` section (DeSync),
+    # which is profile content: the task caches of tiny runs were rebuilt once. Run ids do not read it.
+    assert profile_digest("tiny") == "adfdb90927cce12d"
 
 
 def test_shard_keys_part_names_and_array_fingerprints():
@@ -57,7 +59,7 @@ def test_extractor_model_ids_and_reference_statistics_names(tmp_path):
     from v2a.metrics.extractors import build_extractors
     from v2a.metrics.reference_stats import reference_stats
 
-    tiny = build_extractors(load_profile("tiny")["extractors"])
+    tiny = build_extractors({k: v for k, v in load_profile("tiny")["extractors"].items() if k != "synchformer"})
     assert {k: e.model_id for k, e in tiny.items()} == {
         "panns": "panns-cnn14-16k@random-seed0:f4013adaae", "vggish": "vggish@random-seed0:995bb69eea",
         "wav2clip": "wav2clip@random-seed0:79f4826f58", "passt": "passt-s-swa-32k@random-seed0:cab2154fb5",

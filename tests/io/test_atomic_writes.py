@@ -25,6 +25,7 @@ DIRECT_WRITERS = {
     "v2a/core/locking.py:_lock_local": "a lock file: exclusive creation and flock are the point",
     "v2a/core/locking.py:_lock_remote": "a lock file on object storage, removed on release",
     "v2a/weights/fetch.py:_locked": "the weights cache's lock file",
+    "flows/server.py:TemporaryServer._take_lock": "the temporary server's start-up lock file (flock)",
     "flows/preflight.py:writable": "a probe that the output folder is writable, removed at once",
     "tasks/caching.py:result_storage": "saves a Prefect block on the server, not a file",
     "v2a/weights/download.py:download": "a resumable download: its .part file must survive a failed attempt, "

@@ -19,6 +19,7 @@ import v2a
 from v2a.core.checkpoints import CONFIG_NAME, WEIGHTS_NAME, checkpoint_id
 from v2a.mapper.factory import (LEGACY_BLOCK, architecture_of, build_mapper, build_objective, count_trainable_params,
                                 mapper_name)
+from v2a.core import storage
 
 FORMAT = "v2a-mapper"
 FORMAT_VERSION = 1
