@@ -40,29 +40,26 @@ def test_an_unopenable_temporary_is_reported_as_the_file(tmp_path, monkeypatch):
 
 
 def test_a_full_disk_while_saving_a_checkpoint_names_the_file(tmp_path, monkeypatch):
-    """safetensors raises its own error type, naming no file; json state is written with Path.write_text."""
+    """Checkpoints are written through storage.atomic_write: a write that fails for want of space (the OS error
+    names no file) is reported on the checkpoint's own path, never the hidden temporary."""
     import torch
+    from fsspec.implementations.local import LocalFileOpener
 
     from v2a.mapper import checkpoint
 
-    def full(*args, **kwargs):
-        raise RuntimeError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
-                           "message: \"No space left on device\" })")
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what write() raises: no file name
 
-    monkeypatch.setattr(checkpoint, "save_file", full)
+    monkeypatch.setattr(LocalFileOpener, "write", no_space)
     target = tmp_path / "mappers" / "m" / "model.safetensors"
     with pytest.raises(OSError) as err:
         checkpoint.save_safetensors({"w": torch.zeros(2)}, target)
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
     assert str(target) in describe(err.value) and "no space left" in describe(err.value)
-
-    def no_space(self, *args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what write() raises: no file name
-
-    monkeypatch.setattr(type(tmp_path), "write_text", no_space)
     with pytest.raises(OSError) as err:
         checkpoint.atomic_write_text(tmp_path / "history.json", "[]")
     assert err.value.filename == str(tmp_path / "history.json")
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no temporary left behind
 
 
 def test_a_pipeline_storage_fault_without_a_file_name_names_the_output_location(tmp_path, monkeypatch, capsys):
