@@ -130,7 +130,7 @@ def test_a_worker_killed_mid_generate_loses_no_sample_and_the_audio_is_identical
 
     def generate(run_id):
         return generate_flow.with_options(task_runner=runner, result_storage=tmp_path / "cache")(
-            str(out / "embeddings"), str(out), run_id, profile="tiny", generate=GENERATE, shard_size=3)
+            str(out / "embeddings"), str(out), run_id, profile="tiny", generate=GENERATE.model_copy(update={"shard_size": 3}))
 
     generate("straight")  # uninterrupted, on the same kind of workers
     client.run(_slow_down, "v2a.io.generations", "write_batch", 1.0)

@@ -48,3 +48,14 @@ def test_reevaluation_sets_aside_the_unfinished_sets(tmp_path):
     ready, skipped = unfinished(sets)
     assert [s.run_id for s in ready] == ["done", "old"]  # a set from before plans counts as finished
     assert [p.line() for p in skipped] == ["half: 1 of 2 clips generated; run generate again"]
+
+
+def test_an_unchanged_plan_is_not_rewritten(tmp_path):
+    # The set's fingerprint keys the evaluation's task cache: an unchanged re-run must leave the file alone.
+    gen = tmp_path / "generations" / "run-a"
+    generations_io.write_plan(str(gen), ["a", "b"], samples=1)
+    before = (gen / "plan.json").stat().st_mtime_ns
+    generations_io.write_plan(str(gen), ["b", "a"], samples=1)
+    assert (gen / "plan.json").stat().st_mtime_ns == before
+    generations_io.write_plan(str(gen), ["a", "b", "c"], samples=1)
+    assert json.loads((gen / "plan.json").read_text())["clip_ids"] == ["a", "b", "c"]

@@ -46,7 +46,8 @@ CONFIGS = {
 
 def _without_timings(value):
     if isinstance(value, dict):
-        return {k: _without_timings(v) for k, v in value.items() if not k.endswith("seconds")}
+        # Timings, and the thread count training ran on (recorded since): facts of the machine, not of the result.
+        return {k: _without_timings(v) for k, v in value.items() if not k.endswith("seconds") and k != "cpu_threads"}
     if isinstance(value, list):
         return [_without_timings(v) for v in value]
     return value

@@ -94,19 +94,28 @@ class Progress:
 def write_plan(gen_dir, clip_ids: list[str], samples: int) -> None:
     """Record what the run sets out to generate, before it starts: a half-finished set is then told from a
     finished one without knowing the configuration that made it."""
-    with storage.atomic_write(_layout(gen_dir).plan, "w") as f:
-        json.dump({"clip_ids": sorted(clip_ids), "samples": int(samples)}, f)
+    uri, plan = _layout(gen_dir).plan, {"clip_ids": sorted(clip_ids), "samples": int(samples)}
+    if _read_plan(uri) == plan:
+        return  # unchanged: left as it is, so the set's fingerprint (the evaluation's cache key) stays too
+    with storage.atomic_write(uri, "w") as f:
+        json.dump(plan, f)
+
+
+def _read_plan(uri: str) -> dict | None:
+    if not storage.exists(uri):
+        return None
+    fs, path = storage.filesystem(uri)
+    with fs.open(path, "r") as f:
+        return json.load(f)
 
 
 def progress(gen_dir) -> Progress | None:
     """The set's progress against its plan; None for a set without one (written before plans were recorded,
     or not by the generate stage), whose intended size is unknown."""
     layout = _layout(gen_dir)
-    if not storage.exists(layout.plan):
+    plan = _read_plan(layout.plan)
+    if plan is None:
         return None
-    fs, path = storage.filesystem(layout.plan)
-    with fs.open(path, "r") as f:
-        plan = json.load(f)
     samples = int(plan["samples"])
     have: dict[str, set[int]] = {}
     if storage.exists(layout.table):
