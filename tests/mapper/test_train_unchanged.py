@@ -66,7 +66,9 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def one_thread():
+def one_thread(monkeypatch):
+    # The trainer pins its thread count to the machine's (v2a.core.threads), which OMP_NUM_THREADS sets.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
