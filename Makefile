@@ -51,7 +51,7 @@ test: $(STAMP)
 	@# The layering (pyproject.toml, [tool.importlinter]): flows -> tasks -> stages -> io/models/... -> core.
 	$(BIN)/lint-imports --no-cache
 	@# Two processes, each taking whole modules (module fixtures such as a Dask cluster or a Ray instance are
-	@# built once): most of the slow tests wait on subprocesses and servers, so two cores finish in ~10 min.
+	@# built once): most of the slow tests wait on subprocesses and servers, so two cores finish in ~20 min (19.5 min measured 2026-12-07).
 	@# tests/conftest.py keeps OpenBLAS to one thread per process, which that sharing needs.
 	@# TEST_WORKERS=0 runs everything in this process.
 	@# V2A_REQUIRE_PEERS=1: a peer test (tests/peers) that would skip for a missing package fails instead
