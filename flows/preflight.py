@@ -136,12 +136,16 @@ def splits_before_ingest(named: dict[str, str], csv_uri: str | None, images: str
 
 
 def generation_finished(gen_dir: str, allow_partial: bool) -> None:
-    """A half-finished generation set is scored only when asked for (`--allow-partial`)."""
-    from v2a.io.generations import progress
+    """A half-finished generation set is scored only when asked for (`--allow-partial`): the evaluate stage's own
+    check, run before Prefect starts."""
+    from v2a.stages.evaluate import IncompleteGenerations, check_complete
 
-    done = progress(gen_dir) if storage.exists(gen_dir) else None
-    if done is not None and not done.complete and not allow_partial:
-        raise PreflightError(done.line() + " (or score it as it is with --allow-partial)")
+    if not storage.exists(gen_dir):
+        return
+    try:
+        check_complete(gen_dir, allow_partial)
+    except IncompleteGenerations as err:
+        raise PreflightError(str(err)) from None
 
 
 def splits_in_clips(named: dict[str, str], clips_uri: str) -> None:
