@@ -235,6 +235,32 @@ def _image_frames(embeddings_uri: str, clip_ids) -> dict[str, np.ndarray]:
     return {cid: block.frames_of(i) for i, cid in enumerate(block.clip_ids)}
 
 
+class ImageFrames(Mapping):
+    """clip id -> (F, D) CLIP frames of the given clips that have an embedding row. The ids come from one column;
+    the frames are read on the first value asked for: of a run's evaluation units and its final write, only the
+    unit scoring CS reads them."""
+
+    def __init__(self, embeddings_uri: str, clip_ids):
+        self._uri = embeddings_uri
+        self._ids = sorted(set(clip_ids) & set(embeddings_io.embedded_ids(embeddings_uri)))
+        self._keys = set(self._ids)
+        self._frames: dict[str, np.ndarray] | None = None
+
+    def __getitem__(self, clip_id: str) -> np.ndarray:
+        if self._frames is None:
+            self._frames = _image_frames(self._uri, self._ids)
+        return self._frames[clip_id]
+
+    def __contains__(self, clip_id) -> bool:  # without reading the frames
+        return clip_id in self._keys
+
+    def __iter__(self):
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 class IncompleteGenerations(ValueError):
     """A generation set whose plan is not fully generated, scored without `allow_partial`."""
 
@@ -367,7 +393,7 @@ class RunInputs:
     gens: object                 # the generations rows of the split (pandas)
     clip_ids: list[str]
     generated: Mapping           # sample id -> waveform, read on access
-    images: dict                 # clip id -> (F, D) CLIP frames
+    images: Mapping              # clip id -> (F, D) CLIP frames, read on first access
     reference: Mapping           # clip id -> real audio, decoded on access
     sample_rate: int
     seconds: float
@@ -418,8 +444,8 @@ def evaluation_inputs(gen_dir: str, out: str, split: str = "test") -> RunInputs:
     first = gens.iloc[0]
     sample_rate, seconds = int(first["sample_rate"]), float(first["seconds"])
     clip_ids = sorted(set(gens["clip_id"]))
-    images = _image_frames(layout.embeddings, clip_ids)
-    gens = gens[gens["clip_id"].isin(images)]
+    images = ImageFrames(layout.embeddings, clip_ids)
+    gens = gens[gens["clip_id"].isin(list(images))]
     generated = GeneratedAudio({f"{cid}__s{sample}": uri
                                 for cid, sample, uri in zip(gens["clip_id"], gens["sample"], gens["uri"])})
     clip_ids = sorted(set(gens["clip_id"]))
