@@ -140,7 +140,7 @@ def run_stage(stage: str, root: Path) -> dict:
     import prefect  # noqa: F401
     import torch  # noqa: F401
 
-    import tasks.generate  # noqa: F401
+    import tasks.stage  # noqa: F401
     import v2a.stages.evaluate  # noqa: F401
     import v2a.stages.ingest  # noqa: F401
     import v2a.stages.report.runs  # noqa: F401
@@ -197,11 +197,14 @@ def run_stage(stage: str, root: Path) -> dict:
             with tempfile.TemporaryDirectory() as tmp:
                 train_mapper(tc, ta, vc, va, TrainConfig(mapper="reg-mlp", epochs=1), tmp, progress=False)
     elif stage == "gen-plan":
-        from tasks.generate import _shard_done, plan_generation
+        from v2a.config import GenerateConfig
+        from v2a.stages import generate
+        from v2a.stages.shape import StageRun
 
-        shards = plan_generation.fn(out.embeddings, "test", 64, None, clips_uri=out.clips)
-        gen = out.generations("run-synthetic").root
-        done = sum(_shard_done(gen, s, 1) for s in shards)
+        section = GenerateConfig(split="test", shard_size=64, samples=1)
+        run = StageRun(out.out, args={"embeddings": out.embeddings, "run_id": "run-synthetic"})
+        shards = generate.STAGE.plan(section, run, None)
+        done = sum(generate.STAGE.done(s, section, run) for s in shards)
         extra = {"shards": len(shards), "done": done}
     elif stage == "eval-inputs":
         from v2a.stages.evaluate import evaluation_inputs

@@ -14,12 +14,13 @@ from prefect import flow
 from flows.artifacts import table_artifact
 from flows.naming import FLOW_OPTIONS, artifact_key, location_digest, run_key, run_name, tagged_run
 from flows.runners import bounded_thread_runner, prepare_model_process
-from tasks.caching import call, map_calls
-from tasks.evaluate import evaluate_folder_task, evaluate_task, evaluate_unit_task, plan_evaluation, scoring_of
+from flows.stage import run_stage
+from tasks.evaluate import evaluate_folder_task
 from v2a.core import storage
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io.layout import GenerationLayout, RunLayout
-from v2a.stages.evaluate import check_complete
+from v2a.stages.evaluate import check_complete, scoring_of
+from v2a.stages.shape import StageRun
 
 RESULTS_EVENT = "v2a.results.written"
 
@@ -51,14 +52,11 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
         result = None
         if storage.exists(GenerationLayout(generations).table) and reference is None:
             complete = check_complete(generations, allow_partial)  # before any task: a refusal is not retried
-            plan = plan_evaluation(generations, profile, metrics)
-            # One task per extractor, side by side; then their rows are written as one part.
-            units = map_calls(evaluate_unit_task, plan["units"], desc="evaluate units", gen_dir=generations, out=out,
-                              profile=profile, split=split, device=device, reference_rate=plan["reference_rate"],
-                              scoring=scoring)
-            units = [{k: u[k] for k in ("metrics", "rows", "extractors")} for u in units]
-            result = call(evaluate_task, generations, out, units, split, dataset, device, provenance, scoring, complete)
-            rows = result["rows"]
+            # One task per extractor and its metrics, side by side; then their rows are written as one part.
+            run = StageRun(out, profile, device, {"generations": generations, "dataset": dataset,
+                                                  "complete": complete, "provenance": provenance})
+            outcome = run_stage("evaluate", evaluate, run, run_key(out, GenerationLayout(generations).run_id))
+            result, rows = outcome.closing, outcome.summary["rows"]
         else:
             # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
             run_dir = out if storage.exists(layout.clips) else None

@@ -85,6 +85,26 @@ def stage_cache(reads: tuple[str, ...] = (), profile: str | None = None) -> Cach
     return TASK_SOURCE + CachePolicy.from_cache_key_fn(key)
 
 
+def stage_policy() -> CachePolicy:
+    """Cache policy of the stage tasks (tasks/stage.py): their parameters (the stage's name, its items, its
+    section, the run), the fingerprints of the locations the stage says it reads, the run's resolved profile."""
+
+    def key(ctx, params: dict) -> str:
+        from v2a.stages import shape, stage as stage_named
+
+        run = params["run"] if isinstance(params["run"], shape.StageRun) else shape.StageRun(**params["run"])
+        reads = stage_named(params["stage"]).reads(params["section"], run)
+        payload = {
+            "task": ctx.task.name, "v2a": __version__,
+            "params": {k: _plain(v) for k, v in params.items()},
+            "reads": {r: fingerprint(r) for r in reads if r},
+            "profile": profile_digest(run.profile) if run.profile else None,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    return TASK_SOURCE + CachePolicy.from_cache_key_fn(key)
+
+
 def _stale(result) -> bool:
     return isinstance(result, dict) and bool(changed(result.get("outputs") or {}))
 

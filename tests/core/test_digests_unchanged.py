@@ -39,7 +39,8 @@ def test_the_profile_digest_of_the_task_cache():
 
 
 def test_shard_keys_part_names_and_array_fingerprints():
-    from tasks.embed import shard_settings
+    from v2a.config import EmbedConfig
+    from v2a.stages.embed import shard_settings
     from v2a.io.generations import shard_key as generation_key
     from v2a.io.parquet import part_name
     from v2a.mapper.trainer import fingerprint_arrays
@@ -47,8 +48,8 @@ def test_shard_keys_part_names_and_array_fingerprints():
 
     assert embed_key(["a", "b"], "clip", "clap", {"frames": 8}) == "f12a7801a4e9504a"
     # The embed stage's key of a shard, with the settings the task gives it (the audio rate among them).
-    assert embed_key(["a", "b"], "clip", "clap", shard_settings(8, 10.0)) == "f9a70ef837425248"
-    assert embed_key(["a", "b"], "clip", "clap", shard_settings(8, 10.0, 1.0)) == "7418a485211b3d23"
+    assert embed_key(["a", "b"], "clip", "clap", shard_settings(EmbedConfig(num_frames=8, max_seconds=10.0))) == "f9a70ef837425248"
+    assert embed_key(["a", "b"], "clip", "clap", shard_settings(EmbedConfig(num_frames=8, max_seconds=10.0, frame_rate=1.0))) == "7418a485211b3d23"
     assert generation_key("run-1", ["b", "a"], 2) == "272bd5b4c2517448"
     assert part_name("evaluate-run", "run-1", "test", ["fd", "kl"], None, 1.5) == "part-89dd6d08dfc6d441.parquet"
     assert fingerprint_arrays(np.arange(6, dtype=np.float32).reshape(2, 3),

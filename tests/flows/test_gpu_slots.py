@@ -34,11 +34,11 @@ def test_only_tasks_that_run_models_on_a_gpu_take_a_slot(synth_dir, tmp_path, pr
     embed_flow(str(cpu_out), profile="tiny", embed=settings)
     assert taken == []
 
-    # As if the device were CUDA: the planning task and each of the 2 shards hold a slot of the device's
-    # limit (gpu:HOST:DEVICE) while they run...
+    # As if the device were CUDA: the planning task and the task embedding the 2 shards (shards_per_task: 8)
+    # hold a slot of the device's limit (gpu:HOST:DEVICE) while they run...
     monkeypatch.setattr(tasks.operations, "uses_gpu", lambda device: True)
     first = embed_flow(str(out), profile="tiny", embed=settings)
-    assert first["shards"] == 2 and taken == [tasks.operations.gpu_slot(settings.device)] * 3
+    assert first["shards"] == 2 and taken == [tasks.operations.gpu_slot(settings.device)] * 2
     # ...and a cached re-run never asks for one.
     taken.clear()
     again = embed_flow(str(out), profile="tiny", embed=settings)

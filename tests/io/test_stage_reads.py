@@ -69,7 +69,9 @@ def test_the_generation_done_check_opens_only_its_own_shards_files(tmp_path, mon
 
 
 def test_a_clip_moved_to_another_split_is_seen_by_every_later_stage(tmp_path):
-    from tasks.generate import plan_generation
+    from v2a.config import GenerateConfig
+    from v2a.stages import generate as generate_stage
+    from v2a.stages.shape import StageRun
     from v2a.stages.train import load_pairs
 
     layout = RunLayout(str(tmp_path))
@@ -82,7 +84,9 @@ def test_a_clip_moved_to_another_split_is_seen_by_every_later_stage(tmp_path):
     clips[1]["split"] = "test"
     clips_io.write_clips(clips, layout.clips)  # re-split in the CSV and re-ingested; nothing re-embedded
     assert moved in embeddings_io.split_ids(layout.embeddings, "test")
-    assert moved in sum(plan_generation.fn(layout.embeddings, "test", 8, None, clips_uri=layout.clips), [])
+    planned = generate_stage.STAGE.plan(GenerateConfig(split="test", shard_size=8),
+                                        StageRun(str(tmp_path), args={"embeddings": layout.embeddings}), None)
+    assert moved in sum((i.inputs["clip_ids"] for i in planned), [])
     tc, _, vc, _, info = load_pairs(layout.embeddings)
     assert info["n_train"] + info["n_val"] == 29  # 30 train clips before, one moved out
     assert embeddings_io.read_embeddings(layout.embeddings, split="test").set_index("clip_id").loc[moved, "split"] \

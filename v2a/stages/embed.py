@@ -28,14 +28,19 @@ from tqdm import tqdm
 from storage_schemas import errors as errors_schema
 from v2a.core import stopping
 from v2a.core.stopping import raise_if_stopped
+from v2a.core.rates import DECODE_SAMPLE_RATE
+from v2a.core import devices
 from v2a.core.threads import device_of, pins_threads
 from v2a.core import storage
 from v2a.core.names import POOLS
 from v2a.core.fingerprint import short_digest
 from v2a.media.decoders import resolve_backend
 from v2a.io import embeddings as embeddings_io
+from v2a.io import clips as clips_io
 from v2a.io import parquet
+from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
+from v2a.stages.shape import Stage, StageRun, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -421,11 +426,10 @@ def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_
               max_seconds: float, batch_size: int, progress: bool = False, *, frame_rate: float | None = None,
               decoder: str = "auto", workers: int | None = 1, pool: str = "auto",
               on_clip: Callable[[int], None] | None = None, provenance: dict | None = None) -> dict:
-    """Embed one shard unless its output already exists. Errors are written before the shard,
-    so a shard file on disk always means its errors are recorded too. on_clip: see embed_clips.
-    provenance: the host and device recorded in every row (storage_schemas/provenance.py)."""
-    if storage.exists(plan.uri):
-        return {"shard": plan.index, "skipped": True, "rows": None, "errors": None}
+    """Embed one shard (whether it is already there is the caller's question: `STAGE.done`). Errors are
+    written before the shard, so a shard file on disk always means its errors are recorded too.
+    on_clip: see embed_clips. provenance: the host and device recorded in every row
+    (storage_schemas/provenance.py)."""
     missing = [c for c in plan.clip_ids if c not in clips_by_id]
     if missing:
         raise ValueError(f"shard {plan.index}: {len(missing)} clip(s) of the plan are not in the clips table "
@@ -437,3 +441,72 @@ def run_shard(plan: ShardPlan, clips_by_id: dict[str, dict], clip_encoder, clap_
         parquet.write_table(errors, plan.errors_uri, errors_schema.SCHEMA, "errors")
     embeddings_io.write_embeddings(block, plan.uri, provenance=provenance)
     return {"shard": plan.index, "skipped": False, "rows": len(block), "errors": len(errors)}
+
+
+# --------------------------------------------------------------------------- the stage's shape (v2a.stages.shape)
+
+def shard_settings(section) -> dict:
+    """What besides the clip ids and model ids determines a shard's rows: part of its file name."""
+    # The decoder is left out: every backend gives the same frames and audio (tests/media/test_decoders.py).
+    settings = {"num_frames": section.num_frames, "max_seconds": section.max_seconds, "audio_rate": DECODE_SAMPLE_RATE}
+    if section.frame_rate is not None:  # only when set, so the keys of shards embedded by frame count stay as they were
+        settings["frame_rate"] = section.frame_rate
+    return settings
+
+
+def _plans(items) -> list[ShardPlan]:
+    return [ShardPlan(**{**i.inputs, "clip_ids": tuple(i.inputs["clip_ids"])}) for i in map(WorkItem.from_json, items)]
+
+
+def _plan(section, run: StageRun, models) -> list[WorkItem]:
+    # Both encoders are built for their model ids (the task caches the plan: an unchanged re-run loads none).
+    layout = RunLayout(run.out)
+    ids = clips_io.read_clips(layout.clips, columns=["clip_id"]).column("clip_id").to_pylist()
+    plans = plan_shards(ids, layout.embeddings, layout.errors, section.shard_size, models.get("clip").model_id,
+                        models.get("clap").model_id, shard_settings(section))
+    return [WorkItem(str(p.index), {**p.__dict__, "clip_ids": list(p.clip_ids)},
+                     {"clips": len(p.clip_ids), "shards": 1}) for p in plans]
+
+
+def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
+    (plan,) = _plans([item])
+    by_id = clips_io.clip_rows(RunLayout(run.out).clips, plan.clip_ids)  # only this shard's rows are decoded
+    with models.lock("encoders"):
+        summary = run_shard(plan, by_id, models.get("clip"), models.get("clap"), section.num_frames,
+                            section.max_seconds, section.batch_size, progress=sys.stderr.isatty(),
+                            frame_rate=section.frame_rate, decoder=section.decoder, workers=section.workers,
+                            pool=section.pool, on_clip=lambda n: report(clips=n),
+                            provenance=devices.provenance(run.device))
+    report(shards=1)
+    return summary
+
+
+def _summarize(results, section, run: StageRun, closing=None) -> dict:
+    layout = RunLayout(run.out)
+    # Shards from the task cache or found on disk were done by an earlier run: only the rest is new.
+    new = [r for r in results if not r["skipped"] and not r["cached"]]
+    errors_dir = layout.errors
+    files = [f for f in parquet.table_files(errors_dir) if f.rsplit("/", 1)[-1].startswith("embed-")] \
+        if storage.exists(errors_dir) else []
+    summary = {"shards": len(results), "skipped": len(results) - len(new),
+               "rows": sum(r["rows"] for r in new), "errors": sum(r["errors"] for r in new),
+               # the stale shards' error files are gone (`before`): what is left is this plan's
+               "errors_total": sum(parquet.count_rows(f)[0] for f in files),
+               "rows_total": parquet.count_rows(layout.embeddings)[0]}  # from the shards' footers
+    summary["line"] = (f"embed: {summary['shards']} shards ({summary['skipped']} already done), "
+                       f"{summary['rows']} new rows, {summary['errors']} new clips in the errors table "
+                       f"({summary['errors_total']} in all, see {errors_dir})")
+    return summary
+
+
+STAGE = Stage(
+    name="embed", section="embed", plan=_plan, run=_run, summarize=_summarize,
+    done=lambda item, section, run: storage.exists(item.inputs["uri"]),
+    outputs=lambda item, section, run: [item.inputs["uri"]],
+    reads=lambda section, run: [RunLayout(run.out).clips],
+    # Shards left by an earlier configuration would mix two model spaces in one table.
+    before=lambda items, section, run: remove_stale_shards(RunLayout(run.out).embeddings, _plans(items)),
+    # A task embeds a few shards in turn: a shard is the unit of storage and resumption, a task the unit of
+    # scheduling, whose fixed cost (~0.1 s in Prefect) would otherwise be paid ~800 times for VGGSound.
+    items_per_task=lambda section: section.shards_per_task, task_label="shards",
+)

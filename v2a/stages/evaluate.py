@@ -26,6 +26,7 @@ from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protoc
 from v2a.metrics.reference_stats import id_list_sha256
 from v2a.metrics.specs import SPECS, names, reference_rows
 from v2a.stages.results_parts import write_results
+from v2a.stages.shape import Stage, StageRun, WorkItem
 
 log = logging.getLogger(__name__)
 IB_VIDEO_FPS = 0.5  # av-benchmark's ImageBind frame rate (av_bench/data/video_dataset.py _IMAGEBIND_FPS)
@@ -633,3 +634,65 @@ def _folder_audio(folder: str, sample_rate: int | None, channel_rule: str) -> tu
         return {}, int(sample_rate or DECODE_SAMPLE_RATE)
     rate = max(rates)
     return {k: audio.resample(w, sr, rate) for k, (w, sr) in loaded.items()}, int(rate)
+
+
+# --------------------------------------------------------------------------- the stage's shape (v2a.stages.shape)
+# Run arguments (StageRun.args): generations (the generation set's folder), dataset, complete (check_complete's
+# answer, asked by the flow before any task) and provenance (what the caller knows of the run).
+
+def scoring_of(section) -> dict:
+    """The protocol settings of an EvaluateConfig, as the evaluation functions take them."""
+    return {"protocol": section.protocol, "channel_rule": section.channel_rule, "clip_seconds": section.clip_seconds}
+
+
+def _plan(section, run: StageRun, models) -> list[WorkItem]:
+    """One item per extractor and its metrics, each with the run's decode rate of the real audio, read from the
+    profile without building a model."""
+    from v2a.metrics.extractors import sample_rate_of
+    from v2a.models.profile import load_profile
+
+    units = evaluation_units(section.metric_list())
+    sections = load_profile(run.profile).get("extractors") or {}
+    rate = reference_rate([sample_rate_of(n, sections.get(n)) for n in sorted({SPECS[m].extractor
+                                                                              for u in units for m in u})],
+                          run.arg("generations"))
+    return [WorkItem(u[0], {"metrics": list(u), "reference_rate": rate}, {"units": 1}) for u in units]
+
+
+def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
+    import sys
+
+    unit = item.inputs["metrics"]
+    extractors = {n: models.get(f"extractor:{n}") for n in sorted({SPECS[m].extractor for m in unit})}
+    scored = score_unit(run.arg("generations"), run.out, extractors, unit, split=section.split,
+                        reference_rate=item.inputs["reference_rate"], progress=sys.stderr.isatty(),
+                        **scoring_of(section))
+    report(units=1)
+    return scored
+
+
+def _close(results, section, run: StageRun, models, origin: dict) -> dict:
+    """The units' rows as one part of OUT/results: {"rows": its rows, "outputs": the files it changed}."""
+    from v2a.core import devices
+    from v2a.core.fingerprint import fingerprints
+
+    results_dir = RunLayout(run.out).results
+    before = fingerprints(storage.list_files(results_dir, ".parquet"))
+    units = [{k: r[k] for k in ("metrics", "rows", "extractors")} for r in results]
+    provenance = {**(run.arg("provenance") or {}), **origin, **devices.provenance(run.device)}
+    rows = write_run(run.arg("generations"), run.out, units, split=section.split, dataset=run.arg("dataset"),
+                     provenance=provenance, complete=run.arg("complete"), **scoring_of(section))
+    # Parts are named by what they hold, so a re-run replaces its own file: changed files count as written.
+    after = fingerprints(storage.list_files(results_dir, ".parquet"))
+    return {"rows": rows, "outputs": sorted(u for u, fp in after.items() if before.get(u) != fp)}
+
+
+def _summarize(results, section, run: StageRun, closing) -> dict:
+    return {"rows": closing["rows"], "units": len(results)}
+
+
+STAGE = Stage(
+    name="evaluate", section="evaluate", plan=_plan, run=_run, summarize=_summarize, close=_close,
+    task_label="unit",
+    reads=lambda section, run: [run.arg("generations"), RunLayout(run.out).clips, RunLayout(run.out).embeddings],
+)

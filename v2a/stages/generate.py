@@ -24,6 +24,9 @@ from v2a.io import generations as generations_io
 from v2a.io.audio import write_wav
 from v2a.io.clips import check_clip_id
 from v2a.io.generations import read_generations
+from v2a.io.layout import RunLayout
+from v2a.core import devices
+from v2a.stages.shape import Stage, StageRun, WorkItem
 
 # The library's keyword defaults are the configuration's (v2a/config.py), written there once.
 _G, _T = defaults(GenerateConfig), defaults(TrainStageConfig)
@@ -153,3 +156,78 @@ def generate_clips(rows: list[dict], gen_dir: str, run_id: str, conditioner: Con
     if written or generations_io.batch_parts(gen_dir, key):
         generations_io.merge_shard(gen_dir, key, read_generations(gen_dir, ids=clip_ids))
     return {"generated": written, "skipped": len(rows) * samples - len(jobs)}
+
+
+# --------------------------------------------------------------------------- the stage's shape (v2a.stages.shape)
+# Run arguments (StageRun.args): run_id, embeddings (the table the split's embeddings are read from) and
+# checkpoint (the mapper's folder; None without a mapper).
+
+def generation_dir(run: StageRun) -> str:
+    return RunLayout(run.out).generations(run.arg("run_id")).root
+
+
+def _plan(section, run: StageRun, models) -> list[WorkItem]:
+    from v2a.io.embeddings import split_ids
+
+    # Split from the clips table, ids from one column of the embeddings: no vector is read here.
+    ids = split_ids(run.arg("embeddings"), section.split, RunLayout(run.out).clips)
+    ids = ids[:section.max_clips] if section.max_clips else ids
+    if not ids:
+        raise ValueError(f"{run.arg('embeddings')}: no clips in split {section.split!r} to generate for")
+    shards = [ids[i:i + section.shard_size] for i in range(0, len(ids), section.shard_size)]
+    return [WorkItem(str(i), {"clip_ids": list(c)}, {"samples": len(c) * section.samples, "clips": len(c)})
+            for i, c in enumerate(shards)]
+
+
+def _before(items, section, run: StageRun) -> None:
+    # Written before any shard starts: evaluation tells a half-finished set from a finished one by it.
+    generations_io.write_plan(generation_dir(run), [c for i in items for c in i.inputs["clip_ids"]], section.samples)
+
+
+def _outputs(item: WorkItem, section, run: StageRun) -> list[str]:
+    return [audio_uri(generation_dir(run), c, s) for c in item.inputs["clip_ids"] for s in range(section.samples)]
+
+
+def _done(item: WorkItem, section, run: StageRun) -> bool:
+    """Every (clip, sample) of the shard has a table row and a valid file; only the shard's own files are opened."""
+    clip_ids = item.inputs["clip_ids"]
+    want = {(c, s) for c in clip_ids for s in range(section.samples)}
+    return want <= done_samples(generation_dir(run), clip_ids)
+
+
+def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
+    import sys
+
+    g = section
+    rows = conditioning_rows(run.arg("embeddings"), item.inputs["clip_ids"], RunLayout(run.out).clips)
+    generator = models.get("generator")
+    mapper = models.mapper(run.arg("checkpoint")) if g.conditioning == "mapper" else None
+    conditioner = Conditioner(g.conditioning, generator, mapper, mapper_guidance=g.mapper_guidance,
+                              mapper_steps=g.mapper_steps, run_seed=g.seed)
+    with models.lock("generator"):
+        done = generate_clips(
+            rows, generation_dir(run), run.arg("run_id"), conditioner, generator, models.empty_text(),
+            samples=g.samples, seconds=g.seconds, steps=g.steps, generator_guidance=g.generator_guidance,
+            scheduler=g.scheduler, batch_size=g.batch_size, run_seed=g.seed, progress=sys.stderr.isatty(),
+            mapper_checkpoint_id=mapper.checkpoint_id if mapper else None,
+            mapper_kind=mapper.config.get("name") if mapper else None,
+            on_samples=lambda n: report(samples=n, clips=n / g.samples), provenance=devices.provenance(run.device))
+    return {"generated": done["generated"], "files_skipped": done["skipped"]}
+
+
+def _summarize(results, section, run: StageRun, closing=None) -> dict:
+    gen_dir = generation_dir(run)
+    ran = [r for r in results if not r["skipped"] and not r["cached"]]
+    generated = sum(r["generated"] for r in ran)
+    # Skipped: files a shard found already there, and every file of a shard done by an earlier run or cached.
+    skipped = sum(r["files_skipped"] for r in ran) + sum(r["units"]["samples"] for r in results
+                                                         if r["skipped"] or r["cached"])
+    return {"gen_dir": gen_dir, "generated": generated, "skipped": skipped,
+            "line": f"generate: {generated} files written, {skipped} already there → {gen_dir}"}
+
+
+STAGE = Stage(
+    name="generate", section="generate", plan=_plan, run=_run, summarize=_summarize, done=_done,
+    outputs=_outputs, before=_before, task_label="shard",
+    reads=lambda section, run: [run.arg("embeddings"), run.arg("checkpoint"), RunLayout(run.out).clips],
+)
