@@ -16,7 +16,7 @@ from v2a.stages import shape, stage as stage_named
 @dataclass
 class StageOutcome:
     summary: dict           # the stage's own (`Stage.summarize`)
-    results: list[dict]     # one per item, each with `key`, `skipped` and `cached`
+    results: list[dict]     # one per item, each with `key`, `skipped`, `cached` and `made_by` (the flow run of its task)
     closing: dict | None    # the closing task's result (with `cached` and `made_by`), None without one
     after: object = None    # what the flow's own `then` step returned
 
@@ -39,11 +39,12 @@ def run_stage(name: str, section, run: shape.StageRun, key: str, title: str | No
             done = map_calls(items_task, [[i.to_json() for i in b] for b in batches], desc=f"{name} items",
                              on_done=lambda i: progress.finish(batches[i][0].key), stage=name, section=section,
                              run=params)
-        results = [{**r, "cached": d["cached"]} for d in done for r in d["items"]]
+        results = [{**r, "cached": d["cached"], "made_by": d.get("made_by")} for d in done for r in d["items"]]
         closed = None
         if stage.close is not None:
-            # Without `cached`: it differs between a first run and a re-run, and the closing task's key must not.
-            plain = [{k: v for k, v in r.items() if k != "cached"} for r in results]
+            # Without who made them and whether from the cache: those differ between a first run and a re-run,
+            # and the closing task's key must not.
+            plain = [{k: v for k, v in r.items() if k not in ("cached", "made_by")} for r in results]
             closed = call(close_task, name, plain, section, params)
         extra = then() if then is not None else None
         if waits:

@@ -7,14 +7,13 @@ from prefect import flow
 from flows.artifacts import markdown_artifact, table_artifact
 from flows.naming import FLOW_OPTIONS, artifact_key, run_key, stage_run_name, tagged_run
 from flows.runners import bounded_thread_runner
-from tasks.caching import call
-from tasks.progress import stage_progress
-from tasks.train import train_task
+from flows.stage import run_stage
 from v2a.core import storage
 from v2a.config import TrainStageConfig
 from v2a.io.embeddings import sibling_clips
 from v2a.mapper.trainer import CURVE_NAME
 from v2a.core.markdown import inline_png, location
+from v2a.stages.shape import StageRun
 
 
 @flow(name="train", task_runner=bounded_thread_runner(), flow_run_name=stage_run_name("train"), **FLOW_OPTIONS)
@@ -27,15 +26,15 @@ def train_flow(embeddings: str, out_dir: str, train: TrainStageConfig = TrainSta
     with tagged_run("train", clips=clips or sibling_clips(embeddings)):
         # The mapper folder's own key: two folders (two outputs, two mappers) never share an artifact history.
         key = run_key(out_dir)
-        with stage_progress(artifact_key("train-progress", key), f"train {mapper}",
-                            {0: {"epochs": train.epochs}}) as progress:
-            metrics = call(train_task, embeddings, out_dir, train, restart_incompatible, clips_uri=clips)
-            progress.finish(0, note="from the task cache" if metrics["cached"] else None)
+        run = StageRun(out_dir, device=train.device, args={"embeddings": embeddings, "mapper_dir": out_dir,
+                                                           "clips": clips, "restart_incompatible": restart_incompatible})
+        outcome = run_stage("train", train, run, key, title=f"train {mapper}")
+        metrics = {**outcome.summary, "cached": outcome.results[0]["cached"],
+                   "made_by": outcome.results[0].get("made_by")}
         shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
         table_artifact(artifact_key("mapper-training", key), [{"field": k, "value": str(v)} for k, v in shown.items()],
                        f"Final metrics of mapper {mapper} in {out_dir}", result=metrics)
         _attach_training_curve(out_dir, mapper, artifact_key("mapper-training-curve", key), metrics)
-        print(f"train: {mapper} → {out_dir}" + (" (from the task cache)" if metrics.get("cached") else ""))
         return metrics
 
 

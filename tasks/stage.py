@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-from prefect import task
+from prefect import get_run_logger, task
 
 from tasks.caching import stage_policy
 from tasks.operations import RESULTS, RETRIES, jsonable, made_by, model_slot
@@ -83,12 +83,20 @@ def items_task(items: list[dict], stage: str, section, run: dict) -> dict:
     report = reporter(unit)  # the flow's progress artifact counts the batch under its first item's key
 
     def moved(item):
-        return lambda **counts: report.add(**counts)
+        def report_item(note: str | None = None, log: bool = False, at: dict | None = None, **counts) -> None:
+            if at:
+                report.set(note, **at)
+            if counts or (note and not at):
+                report.add(note, **counts)
+            if log and note:
+                get_run_logger().info("%s: %s", stage, note)
+
+        return report_item
 
     with trace.span(stage, unit), model_slot(r.device):
         results = shape.run_items(s, items, section, r, ProcessModels(r), report=moved)
     files = [f for i in items for f in s.outputs(shape.WorkItem.from_json(i), section, r)]
-    return {"items": jsonable(results), "outputs": fingerprints(files)}
+    return {"items": jsonable(results), "made_by": made_by(), "outputs": fingerprints(files)}
 
 
 # The flow run is not part of the key (the cache would never hit): a cached result names the run that made it.

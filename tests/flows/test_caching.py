@@ -10,8 +10,8 @@ import pytest
 from v2a import __version__
 
 # The tasks that decode media, build models, train, generate or score: none may run on an unchanged re-run.
-HEAVY = {"ingest", "plan-embed", "embed-shards", "domain-gap-report", "train-mapper", "plan-generate",
-         "generate-shard", "plan-evaluate", "evaluate-unit", "close-evaluate", "listening-report"}
+HEAVY = {"ingest-clips", "plan-embed", "embed-shards", "domain-gap-report", "train-mapper", "plan-generate",
+         "generate-shard", "plan-evaluate", "evaluate-unit", "close-evaluate", "report-page"}
 
 
 def _config(synth_dir, out) -> dict:
@@ -123,9 +123,9 @@ def test_a_changed_train_config_reruns_train_and_the_stages_after_it_only(first_
     changed["train"]["epochs"] = 4
     again, states = run_pipeline(changed)
     assert again["run_id"] != summary["run_id"]  # a new generation set for the new mapper
-    for upstream in ("ingest", "plan-embed", "embed-shards", "domain-gap-report"):
+    for upstream in ("ingest-clips", "plan-embed", "embed-shards", "domain-gap-report"):
         assert set(states[upstream]) == {"Cached"}, upstream
-    for downstream in ("train-mapper", "generate-shard", "evaluate-unit", "close-evaluate", "listening-report"):
+    for downstream in ("train-mapper", "generate-shard", "evaluate-unit", "close-evaluate", "report-page"):
         assert set(states[downstream]) == {"Completed"}, downstream
 
 
@@ -141,7 +141,7 @@ def test_a_cached_stage_whose_output_was_deleted_runs_again(first_run):
     # after it (a fingerprint is the files' stat, not their bytes).
     assert "Completed" in states["embed-shards"]
     assert {p: p.stat().st_mtime_ns for p in others} == before
-    assert states["ingest"] == ["Cached"] and states["plan-embed"] == ["Cached"]
+    assert states["ingest-clips"] == ["Cached"] and states["plan-embed"] == ["Cached"]
 
 
 def test_generation_sets_without_results_of_this_version_are_found_and_reevaluated(first_run):

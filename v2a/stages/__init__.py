@@ -3,9 +3,10 @@
 A stage reads and writes tables through `v2a.io` and never imports another stage; `pyproject.toml`'s
 import-linter contracts enforce it (`lint-imports`).
 
-The stages that map work items (`v2a.stages.shape`) are listed here, once: the name a flow asks for, and
-the module whose `STAGE` defines it. Adding such a stage is its module, its configuration section, its
-table's schema, and one line here.
+Each stage has one shape (`v2a.stages.shape`) and is listed here, once: the name a flow asks for, and the
+module whose `STAGE` defines it. Adding a stage is its module, its configuration section, its table's
+schema, and one line here. (domain_gap draws embed's pictures and reevaluate runs evaluate again: helpers of
+those stages, not stages of their own.)
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from __future__ import annotations
 import importlib
 
 STAGES = {
+    "ingest": "v2a.stages.ingest",
     "embed": "v2a.stages.embed",
+    "train": "v2a.stages.train",
     "generate": "v2a.stages.generate",
     "evaluate": "v2a.stages.evaluate",
+    "report": "v2a.stages.report",
 }
 
 

@@ -14,6 +14,8 @@ from v2a.core.stopping import raise_if_stopped
 from v2a.io import clips as clips_io
 from v2a.io.clips import check_clip_id, is_safe_clip_id  # noqa: F401  (check_clip_id: older imports)
 from v2a.media import IMAGE_EXTENSIONS
+from v2a.io.layout import RunLayout
+from v2a.stages.shape import Stage, StageRun, WorkItem
 
 SPLITS = ("train", "test", "val")
 
@@ -199,3 +201,33 @@ def ingest(out_uri: str, csv: str | None = None, videos: str | None = None, imag
     for r in rows:
         by_split[r["split"]] = by_split.get(r["split"], 0) + 1
     return {"n_clips": len(rows), "n_errors": len(errors), "by_split": by_split, "errors": errors}
+
+
+# --------------------------------------------------------------------------- the stage's shape (v2a.stages.shape)
+# One item: the table is written whole (the task cache keeps an unchanged CSV from being read again).
+
+def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
+    layout = RunLayout(run.out)
+    summary = ingest(layout.clips, csv=section.csv, videos=section.videos, images=section.images,
+                     dataset=section.dataset, errors_uri=layout.errors)
+    summary.pop("errors", None)
+    report(tables=1)
+    return summary
+
+
+def _summarize(results, section, run: StageRun, closing=None) -> dict:
+    (result,) = results
+    summary = {k: result[k] for k in ("n_clips", "n_errors", "by_split")}
+    state = ("from the task cache" if result["cached"] else f"{summary['n_errors']} bad rows or files"
+             + (f" (reasons: v2a status --out {run.out})" if summary["n_errors"] else ""))
+    return {**summary, "cached": result["cached"],
+            "line": f"ingest: {summary['n_clips']} clips {summary['by_split']}, {state}"}
+
+
+STAGE = Stage(
+    name="ingest", section="data", run=_run, summarize=_summarize, task_label="clips",
+    plan=lambda section, run, models: [WorkItem("table", {}, {"tables": 1})],
+    outputs=lambda item, section, run: [RunLayout(run.out).clips],
+    # The CSV and the image folder are what ingest reads; the video folder only prefixes the clips' URIs.
+    reads=lambda section, run: [section.csv, section.images],
+)

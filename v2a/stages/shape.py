@@ -89,8 +89,10 @@ class Stage:
 
     plan(section, run, models) -> [WorkItem]: cheap to repeat, but it may build a model for its id (the task caches
         the plan).
-    run(item, section, run, models, report) -> dict: does the item's work and writes its outputs; `report(**counts)`
-        moves the item's progress (increments of `item.units`).
+    run(item, section, run, models, report) -> dict: does the item's work and writes its outputs;
+        `report(note=None, log=False, at=None, **counts)` moves the item's progress: counts are increments of
+        `item.units`, `at` sets them (a resumed item starts past zero), `note` is shown beside the bar and, with
+        `log`, written to the run's log.
     summarize(results, section, run, closing) -> dict: the stage's summary from the item results and the closing
         step's (None without one); each result says `skipped` (done by an earlier run) and `cached` (a task cache hit).
     done(item, section, run): the item's outputs are all there, written by an earlier run: it is not run again.

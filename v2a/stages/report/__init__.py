@@ -28,6 +28,7 @@ from v2a.io.layout import RunLayout
 from v2a.stages.report.assets import clip_scores, copy_file, safe_name, write_mel_png, write_poster_png, write_wave_file
 from v2a.stages.report.page import GENERATOR_TAG, Plot, metric_order, format_value, markdown_summary, mean_or_none, render_page
 from v2a.config import ReportConfig, default
+from v2a.stages.shape import Stage, StageRun, WorkItem
 from v2a.stages.report.runs import (ClipAsset, RunData, SampleAsset, available_runs, load_run, read_clip_rows, read_frames,
                              stratified_sample)
 
@@ -301,3 +302,35 @@ def _collect_plots(runs_root: str, runs: list[RunData], work: Path, own: list[Pa
 
 __all__ = ["DEFAULT_CLIPS", "build_report", "default_report_dir", "stratified_sample", "format_value",
            "markdown_summary", "load_run", "available_runs", "clip_scores", "RunData"]
+
+
+# --------------------------------------------------------------------------- the stage's shape (v2a.stages.shape)
+# StageRun.out: the folder holding the runs; args: run_ids, page (the report's folder; None: the default one)
+# and seed (which clips are shown). One item: the page is built whole.
+
+def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
+    # Without a profile there is no Wav2CLIP to score clips with; the page then leaves CS blank.
+    extractor = models.get("extractor:wav2clip") if run.profile else None
+    summary = build_report(run.out, list(run.arg("run_ids")), out=run.arg("page"), clips=section.clips,
+                           seed=run.arg("seed", 0), cs_extractor=extractor, progress=False)
+    report(pages=1)
+    return summary
+
+
+def _summarize(results, section, run: StageRun, closing=None) -> dict:
+    (result,) = results
+    summary = {k: v for k, v in result.items() if k not in ("key", "units", "skipped")}
+    return {**summary, "line": f"report: {len(summary['clips'])} clips → {summary['index']}"}
+
+
+def _reads(section, run: StageRun) -> list[str]:
+    layout = RunLayout(run.out)
+    return [layout.clips, layout.embeddings, layout.mappers, storage.join(run.out, "generations"), layout.results]
+
+
+STAGE = Stage(
+    name="report", section="report", run=_run, summarize=_summarize, reads=_reads, task_label="page",
+    plan=lambda section, run, models: [WorkItem("page", {}, {"pages": 1})],
+    outputs=lambda item, section, run: [storage.join(run.arg("page") or default_report_dir(run.out, run.arg("run_ids")),
+                                                     "index.html")],
+)
