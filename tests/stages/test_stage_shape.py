@@ -136,6 +136,7 @@ def test_a_new_stage_gets_caching_skip_if_done_progress_and_its_closing_step_fro
 
     # A changed section is a new key: every batch runs; the items, all there, are skipped by "done".
     outcome = run_stage_in_flow(run, ToyConfig(suffix="?"))
+    assert not any(r["cached"] for r in outcome.results) and all(r["skipped"] for r in outcome.results)
     assert len(CALLS) == 4 and outcome.summary["written"] == 0
 
 
@@ -174,3 +175,21 @@ def test_the_progress_artifact_counts_the_items(toy, tmp_path, prefect_harness, 
 
     toy_flow()
     assert seen == [("toy-progress-progress-run", 100.0, "toy words: 5 of 5 words")]
+
+
+def test_stages_are_listed_in_one_place_and_no_flow_or_task_names_a_stage_module():
+    """The count of files a stage adds, held: the only place that lists the stage modules is STAGES, and no
+    Prefect task is written for one stage (the tasks are tasks/stage.py's)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sources = [p for d in ("flows", "tasks", "v2a") for p in (root / d).rglob("*.py")]
+    for name, module in STAGES.items():
+        listing = [p.relative_to(root).as_posix() for p in sources if f'"{module}"' in p.read_text()]
+        assert listing == ["v2a/stages/__init__.py"], (name, listing)
+    defined = sorted(p.stem if p.name != "__init__.py" else p.parent.name
+                     for p in (root / "v2a" / "stages").rglob("*.py") if "\nSTAGE = Stage(" in p.read_text())
+    assert defined == sorted(STAGES)
+    per_stage_tasks = [p.name for p in (root / "tasks").glob("*.py")
+                       if any(f"v2a.stages import {n}" in p.read_text() for n in STAGES if n != "evaluate")]
+    assert per_stage_tasks == []
