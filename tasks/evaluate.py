@@ -61,10 +61,11 @@ _READS = ("gen_dir", "out/clips.parquet", "out/embeddings")
 @task(name="evaluate-unit", task_run_name="evaluate-unit-{unit[0]}", **RETRIES, **RESULTS,
       cache_policy=stage_cache(reads=_READS, profile="profile"))
 def evaluate_unit_task(unit: list[str], gen_dir: str, out: str, profile: str, split: str, device: str,
-                       reference_rate: int, scoring: dict | None = None) -> dict:
+                       reference_rate: int, scoring: dict | None = None, bootstrap: int = 0) -> dict:
     with trace.span("evaluate", unit[0]), model_slot(device):
         scored = evaluate.score_unit(gen_dir, out, _extractors(profile, unit, device), unit, split=split,
-                                     reference_rate=reference_rate, progress=sys.stderr.isatty(), **(scoring or {}))
+                                     reference_rate=reference_rate, progress=sys.stderr.isatty(),
+                                     bootstrap=bootstrap, **(scoring or {}))
     return jsonable(scored)  # task results are JSON
 
 
@@ -87,11 +88,11 @@ def evaluate_task(gen_dir: str, out: str, units: list[dict], split: str, dataset
 def evaluate_folder_task(generated_dir: str, results_uri: str, profile: str, reference_dir: str | None,
                          run_dir: str | None, split: str, dataset: str, metrics: list[str], device: str,
                          run_id: str | None = None, provenance: dict | None = None,
-                         scoring: dict | None = None) -> list[dict]:
+                         scoring: dict | None = None, bootstrap: int = 0) -> list[dict]:
     with model_slot(device):
         rows = evaluate.evaluate_folder(generated_dir, results_uri, _extractors(profile, metrics, device),
                                         reference_dir=reference_dir, run_dir=run_dir, split=split, run_id=run_id,
                                         dataset=dataset, metrics=metrics,
-                                        provenance=_provenance(provenance, device),
+                                        provenance=_provenance(provenance, device), bootstrap=bootstrap,
                                         **(scoring or {}))
     return _plain_rows(rows)

@@ -79,6 +79,12 @@ def _results(run_root: Path, run_id: str, protocol: str = "v2a-mapper") -> dict[
     return dict(zip(df["metric"], df["value"]))
 
 
+def _intervals(run_root: Path, run_id: str) -> dict[str, tuple[float, float]]:
+    df = pd.read_parquet(run_root / "results")
+    df = df[(df["run_id"] == run_id) & (df["protocol"] == "v2a-mapper")]
+    return {m: (lo, hi) for m, lo, hi in zip(df["metric"], df["ci_low"], df["ci_high"])}
+
+
 class _References(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -208,8 +214,13 @@ def test_page_loads_every_medium_and_shows_the_runs_metrics_in_chromium(built, r
     assert all(m.get("label") for m in media if m["tag"] != "img")
     for run_id in (MAPPED, PLAIN):
         measured = _results(run_root, run_id)
-        for metric in ("fd", "fad", "cs", "cs_reference"):
+        intervals = _intervals(run_root, run_id)
+        for metric in ("fd", "fad"):  # Fréchet rows: no interval without --bootstrap N
             assert seen["cells"][f"{run_id}/{metric}"] == report.format_value(measured[metric])
+        for metric in ("cs", "cs_reference"):  # per-sample means: the value, then its 95 % interval
+            low, high = intervals[metric]
+            assert seen["cells"][f"{run_id}/{metric}"] == (f"{report.format_value(measured[metric])} "
+                                                           f"[{report.format_value(low)}, {report.format_value(high)}]")
     assert seen["clipRows"] == built["clips"] and seen["buttons"] > 0
     assert shot.stat().st_size > 10_000 and Image.open(shot).size == (1280, 2000)
 
