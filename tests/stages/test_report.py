@@ -277,3 +277,29 @@ def test_a_killed_builds_work_folder_is_removed_by_the_next_build(run_root, tmp_
     report.build_report(str(run_root), [PLAIN], out=str(tmp_path / "r"), clips=1, progress=False)
     assert not abandoned.exists() and live.exists()
     assert not [p for p in tmp_path.glob(".report-*") if p not in (live,)]
+
+
+def test_the_runs_per_sample_values_are_stored_and_compare_pairs_the_two_runs(run_root, capsys):
+    # The run path (score_unit, write_run) stores what each averaged row averages, keyed like its results part.
+    from flows.cli import main
+
+    scores = pd.read_parquet(run_root / "scores")
+    results = pd.read_parquet(run_root / "results")
+    for protocol, averaged in (("v2a-mapper", {"cs", "cs_reference", "kl"}), ("av-benchmark", {"kl", "kl_passt", "ib"})):
+        mine = scores[(scores["run_id"] == MAPPED) & (scores["protocol"] == protocol)]
+        assert set(mine["metric"]) == averaged, protocol
+        rows = results[(results["run_id"] == MAPPED) & (results["protocol"] == protocol)].set_index("metric")
+        for metric in averaged:
+            values = mine[mine["metric"] == metric]
+            assert values["value"].mean() == pytest.approx(rows.loc[metric, "value"], rel=1e-9), metric
+            assert set(values["id_list_sha256"]) == {rows.loc[metric, "id_list_sha256"]}
+    kl = scores[(scores["run_id"] == MAPPED) & (scores["protocol"] == "v2a-mapper") & (scores["metric"] == "kl")]
+    assert len(kl) == 2 * kl["clip_id"].nunique()  # two samples per clip
+
+    assert main(["compare", "--out", str(run_root), PLAIN, MAPPED]) == 0
+    out = capsys.readouterr().out
+    assert f"A = {PLAIN}, B = {MAPPED}; protocol v2a-mapper" in out
+    kl_line = next(line for line in out.splitlines() if line.lstrip().startswith("KL "))
+    assert "[" in kl_line and ("better" in kl_line or "no difference resolved" in kl_line)
+    fd_line = next(line for line in out.splitlines() if line.lstrip().startswith("FD "))
+    assert "no paired interval: a set statistic" in fd_line
