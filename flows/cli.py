@@ -165,7 +165,7 @@ def _evaluate(args) -> None:
     else:
         preflight.splits_in_clips({"--split": evaluate.split}, RunLayout(args.out).clips)
     preflight.profile(args.profile)
-    preflight.output_folders(args.out, ("results", "reference_stats"))
+    preflight.output_folders(args.out, ("results", "scores", "reference_stats"))
     _flow("evaluate", "evaluate_flow")(args.generations, args.out, profile=args.profile, evaluate=evaluate,
                                        dataset=args.dataset, reference=args.reference, device=args.device,
                                        run_id=args.run_id, allow_partial=args.allow_partial)

@@ -75,12 +75,16 @@ def evaluate_unit_task(unit: list[str], gen_dir: str, out: str, profile: str, sp
 def evaluate_task(gen_dir: str, out: str, units: list[dict], split: str, dataset: str, device: str,
                   provenance: dict | None = None, scoring: dict | None = None, complete: bool | None = None) -> dict:
     """The scored units as one part of OUT/results: {"rows": its rows, "outputs": the part file}."""
-    results = RunLayout(out).results
-    before = fingerprints(storage.list_files(results, ".parquet"))
+    layout = RunLayout(out)
+
+    def parts() -> list[str]:  # the results and their per-sample values: a cache hit needs both still there
+        return storage.list_files(layout.results, ".parquet") + storage.list_files(layout.scores, ".parquet")
+
+    before = fingerprints(parts())
     rows = evaluate.write_run(gen_dir, out, units, split=split, dataset=dataset,
                               provenance=_provenance(provenance, device), complete=complete, **(scoring or {}))
     # Parts are named by what they hold, so a re-run replaces its own file: changed files count as written.
-    written = sorted(u for u, fp in fingerprints(storage.list_files(results, ".parquet")).items() if before.get(u) != fp)
+    written = sorted(u for u, fp in fingerprints(parts()).items() if before.get(u) != fp)
     return {"rows": _plain_rows(rows), "made_by": made_by(), "outputs": fingerprints(written)}
 
 

@@ -12,10 +12,15 @@ import pytest
 import soundfile as sf
 
 from flows.cli import main
-from tests.metrics.test_metric_table import SR, LevelMeter, toy_metric  # noqa: F401  (the fixture)
+from tests.metrics.test_metric_table import SR, TOY, LevelMeter
 from v2a.io.layout import RunLayout
-from v2a.metrics import bootstrap
+from v2a.metrics import bootstrap, specs
 from v2a.stages.evaluate import evaluate_folder
+
+
+@pytest.fixture
+def toy_metric(monkeypatch):
+    monkeypatch.setattr(specs, "METRIC_SPECS", (*specs.METRIC_SPECS, TOY))
 
 LEVELS = np.random.default_rng(0).uniform(0.05, 0.5, 40)  # the clips differ a lot from each other
 
