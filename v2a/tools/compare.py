@@ -170,10 +170,12 @@ def _num(v) -> str:
 def format_comparison(c: Comparison) -> str:
     table = pd.DataFrame([{"metric": label(r.metric), "A": _num(r.a), "B": _num(r.b), "B - A": _num(r.difference),
                            "95% CI of B - A": interval_text(r.low, r.high),
-                           "clips": "-" if r.shared_clips is None else str(r.shared_clips), "": r.note}
-                          for r in c.rows])
+                           "clips": "-" if r.shared_clips is None else str(r.shared_clips)} for r in c.rows])
+    lines = table.to_string(index=False).splitlines()
+    # The verdicts are sentences: left-aligned after the numbers, not right-aligned in a column.
+    lines = [lines[0] + "  verdict"] + [f"{line}  {r.note}" for line, r in zip(lines[1:], c.rows)]
     head = (f"compare: A = {c.run_a}, B = {c.run_b}; protocol {c.protocol}, channel rule {c.channel_rule}, "
             f"{c.n_clips} clips. B - A with a paired 95 % percentile bootstrap interval over the shared clips "
             f"({c.resamples} resamples of clips, seed {bootstrap.SEED}); a run is called better only "
             "where the interval excludes 0.")
-    return "\n".join([head, table.to_string(index=False)])
+    return "\n".join([head, *lines])
