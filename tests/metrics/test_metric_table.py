@@ -146,3 +146,18 @@ def test_every_row_has_a_known_kind_and_every_protocol_names_rows_of_the_table()
     assert all(s.kind in KINDS for s in specs.METRIC_SPECS)
     for p in PROTOCOLS.values():
         assert set(p.metrics) <= set(specs.names()), p.name
+
+
+def test_a_re_score_replaces_the_runs_per_sample_values_and_keeps_other_runs(toy_metric, tmp_path):
+    out = tmp_path / "run"
+    for run_id, gain in (("first", 1.0), ("first", 2.0), ("other", 1.0)):
+        gen = tmp_path / f"gen-{run_id}-{gain}"
+        gen.mkdir()
+        for k, w in _waves().items():
+            sf.write(gen / f"{k}.wav", gain * w, SR, subtype="FLOAT")
+        evaluate_folder(str(gen), RunLayout(str(out)).results, {"meter": LevelMeter()}, clip_seconds=1.0,
+                        metrics=["level"], run_id=run_id)
+    scores = pd.read_parquet(RunLayout(str(out)).scores)
+    assert len(scores) == 6 and scores.groupby("run_id").size().to_dict() == {"first": 3, "other": 3}
+    first = scores[scores["run_id"] == "first"].set_index("sample_id")["value"]
+    assert first.to_dict() == pytest.approx({k: 2.0 * _rms(w) for k, w in _waves().items()}, rel=1e-6)
