@@ -311,20 +311,26 @@ class _Run:
             return [value[at[k]] for k in ids]
         return value[[at[k] for k in ids]]
 
+    def resamples(self, s) -> int:
+        """How many resamples the interval of `s`'s rows takes, as the table's INTERVALS say for its kind (0: none)."""
+        rule = INTERVALS.get(s.kind)
+        if rule is None:
+            return 0
+        return self.bootstrap_resamples if rule == "set-on-request" else bootstrap.CLIP_RESAMPLES
+
     def row(self, s, value: float, n: int, name: str | None = None, samples=None, resample=None) -> dict:
         """A metric row with its interval. samples: (sample ids, their values) of a row that averages per-sample
         values; for a reference row the ids are clip ids. resample: (each item's clip id, statistic of (b, items)
         weights) of a row that is a statistic of the whole set. The table's INTERVALS say whether and how often
         to resample."""
         row = _row(name or s.name, value, self.extractor(s), self.clip_seconds, n)
-        rule = INTERVALS.get(s.kind)
-        count = self.bootstrap_resamples if rule == "set-on-request" else bootstrap.CLIP_RESAMPLES
+        rule, count = INTERVALS.get(s.kind), self.resamples(s)
         if samples is not None:
             ids, values = list(samples[0]), np.asarray(samples[1], dtype=np.float64)
             clips = ids if name else [self.clip_id_of(i) for i in ids]
             row["samples"] = {"sample_id": ids, "clip_id": clips, "value": values.tolist()}
             resample = (clips, bootstrap.weighted_mean(values)) if rule == "per-sample" else None
-        if resample is not None and rule is not None and count > 0:
+        if resample is not None and count > 0:
             row["ci_low"], row["ci_high"] = bootstrap.interval(resample[0], resample[1], count)
             row["ci_resamples"] = int(count)
         return row
@@ -337,7 +343,7 @@ def _frechet(s, run: _Run) -> list[dict]:
     mu, sigma = gaussian_stats(features)
     fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=run.fd_offset)
     resample = None
-    if run.bootstrap_resamples > 0:  # built only when asked for: it maps every feature row through S_ref^(1/2)
+    if run.resamples(s) > 0:  # built only when used: it maps every feature row through S_ref^(1/2)
         ids = run.ids[s.extractor]
         # One row per sample, or per frame (VGGish): each row belongs to its sample's clip.
         clips = ([run.clip_id_of(i) for i, f in zip(ids, out) for _ in range(len(f))] if isinstance(out, list)
