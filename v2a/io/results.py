@@ -97,7 +97,7 @@ def _mmaudio_lines(rows: list[dict]) -> str:
         table.append({"run": r["run"], "protocol": r["protocol"],
                       "seconds": "-" if _missing(r["seconds"]) else f"{float(r['seconds']):g}",
                       **{t: "-" if _missing(r[t]) else f"{float(r[t]):.4g}" for t in titles}})
-        cis = {t: interval_text(*r["intervals"].get(t, (None, None)), digits=3) for t in titles}
+        cis = {t: interval_text(*r["intervals"].get(t, (None, None))) for t in titles}
         if any(v != "-" for v in cis.values()):
             table.append({"run": "", "protocol": "", "seconds": "95% CI", **cis})
     return pd.DataFrame(table).to_string(index=False)
