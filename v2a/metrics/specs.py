@@ -26,8 +26,8 @@ KINDS = ("frechet", "kl", "inception", "clip_cosine", "video_cosine", "desync", 
 # How a kind's rows get their 95 % interval (`v2a.metrics.bootstrap`, clips resampled with all their samples):
 #   per-sample      the value is a mean of per-sample values: always, from those values (the evaluation stores
 #                   them, which is what `v2a compare` pairs); 1000 resamples cost milliseconds
-#   set             a statistic of the whole set, recomputed on each resample: always (Inception Score: one pass
-#                   over the class probabilities per resample, about a minute for 1000 resamples of 15k samples)
+#   set             a statistic of the whole set, recomputed on each resample: always (Inception Score: one small
+#                   product per resample, 15 s to 3 min for 1000 resamples of 15k samples on 2 CPU cores)
 #   set-on-request  the same, only with `evaluate.bootstrap N` resamples (Fréchet: a covariance and an
 #                   eigenvalue solve per resample, seconds each at 2048 dimensions; benchmarks/bootstrap_cost.py)
 INTERVALS = {"frechet": "set-on-request", "kl": "per-sample", "inception": "set", "clip_cosine": "per-sample",
