@@ -327,7 +327,7 @@ class _Run:
         rule, count = INTERVALS.get(s.kind), self.resamples(s)
         if samples is not None:
             ids, values = list(samples[0]), np.asarray(samples[1], dtype=np.float64)
-            clips = ids if name else [self.clip_id_of(i) for i in ids]
+            clips = ids if name else [self.clip_id_of(i) for i in ids]  # a named (reference) row scores clips
             row["samples"] = {"sample_id": ids, "clip_id": clips, "value": values.tolist()}
             resample = (clips, bootstrap.weighted_mean(values)) if rule == "per-sample" else None
         if resample is not None and count > 0:
