@@ -165,7 +165,7 @@ def _evaluate(args) -> None:
     else:
         preflight.splits_in_clips({"--split": evaluate.split}, RunLayout(args.out).clips)
     preflight.profile(args.profile)
-    preflight.output_folders(args.out, ("results", "reference_stats"))
+    preflight.output_folders(args.out, ("results", "scores", "reference_stats"))
     _flow("evaluate", "evaluate_flow")(args.generations, args.out, profile=args.profile, evaluate=evaluate,
                                        dataset=args.dataset, reference=args.reference, device=args.device,
                                        run_id=args.run_id, allow_partial=args.allow_partial)
@@ -200,6 +200,13 @@ def _check_models(args) -> None:
 def _results(args) -> None:
     require_location(args.out)
     _print_results(args.out, args.run, args.table)
+
+
+def _compare(args) -> None:
+    require_location(args.out)
+    from v2a.tools.compare import compare_runs, format_comparison
+
+    print(format_comparison(compare_runs(args.out, args.run_a, args.run_b, args.protocol)))
 
 
 def _print_results(out: str, run_id: str | None, table: str = "long") -> None:
@@ -407,6 +414,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--table", choices=["long", "mmaudio"], default="long",
                    help="long: one row per metric with its protocol; mmaudio: one row per run in MMAudio's columns "
                         "and order, next to its published VGGSound rows (default: %(default)s)")
+
+    from v2a.metrics.protocols import PROTOCOLS
+
+    s = _command(sub, "compare", "two runs' metrics, B - A, with a paired bootstrap interval over their shared clips, "
+                 "and which run is better where the interval excludes 0",
+                 "v2a compare --out runs/a run-1 run-2 --protocol av-benchmark", _compare)
+    s.add_argument("--out", required=True, help="the output location holding both runs' results")
+    s.add_argument("run_a", metavar="RUN_A", help="run id A")
+    s.add_argument("run_b", metavar="RUN_B", help="run id B (the difference is B - A)")
+    s.add_argument("--protocol", choices=sorted(PROTOCOLS),
+                   help="the protocol whose rows to compare (default: the one both runs were scored under)")
 
     s = _command(sub, "status", "runs, stages done, row counts and errors per stage of an output location",
                  "v2a status --out runs/a", _status)

@@ -19,6 +19,7 @@ from tasks.evaluate import evaluate_folder_task
 from v2a.core import storage
 from v2a.config import DEFAULT_PROFILE, DataConfig, EmbedConfig, EvaluateConfig, default
 from v2a.io.layout import GenerationLayout, RunLayout
+from v2a.io.results import interval_text
 from v2a.stages.evaluate import check_complete, scoring_of
 from v2a.stages.shape import StageRun
 
@@ -61,7 +62,8 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
             # Any folder of audio (another system's outputs, say), scored against a reference folder or the run's split.
             run_dir = out if storage.exists(layout.clips) else None
             rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
-                                        dataset, metrics, device, run_id=run_id, provenance=provenance, scoring=scoring)
+                                        dataset, metrics, device, run_id=run_id, provenance=provenance, scoring=scoring,
+                                        bootstrap=evaluate.bootstrap)
         scored = rows[0]["run_id"] if rows else (run_id or GenerationLayout(generations).run_id)
         key = run_key(out, scored)
         table_artifact(artifact_key("evaluation", key), _report_rows(rows),
@@ -70,7 +72,9 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
         if not (result or {}).get("cached"):
             _emit_results_written(scored, key, out, layout.results, rows)
         for r in rows:
-            print(f"evaluate: {r['metric']} = {r['value']:.4f} ({r['extractor'] or '-'}, {r['n_clips']} clips)"
+            ci = interval_text(r.get("ci_low"), r.get("ci_high"))
+            print(f"evaluate: {r['metric']} = {r['value']:.4f}" + ("" if ci == "-" else f" 95% CI {ci}")
+                  + f" ({r['extractor'] or '-'}, {r['n_clips']} clips)"
                   + (" from the task cache" if (result or {}).get("cached") else ""))
         return rows
 

@@ -49,9 +49,14 @@ _FIELDS = [
     # False: scored with `--allow-partial` while the generation set was unfinished (n_clips says how much);
     # null: the set's plan is unknown (a folder of audio, or a set generated before plans were recorded).
     pa.field("complete", pa.bool_()),
+    # The 95 % percentile bootstrap interval over clips (v2a/metrics/bootstrap.py, fixed seed) and its resample
+    # count; null: no interval (a Fréchet row scored without `--bootstrap N`, gen_time_s, a row written before).
+    pa.field("ci_low", pa.float64()),
+    pa.field("ci_high", pa.float64()),
+    pa.field("ci_resamples", pa.int32()),
 ]
 
 # The columns an older results file may lack; they read as nulls (the readers find them in the metadata).
 ADDED = ("n_samples", "samples_per_clip", "conditioning", "scheduler", "run_seed", "profile", "config_digest",
-         "git_commit", "flow_run_id", *provenance.NAMES, "protocol", "channel_rule", "complete")
+         "git_commit", "flow_run_id", *provenance.NAMES, "protocol", "channel_rule", "complete", "ci_low", "ci_high", "ci_resamples")
 SCHEMA = pa.schema(_FIELDS, metadata=added_metadata(*ADDED))

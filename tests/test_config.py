@@ -195,6 +195,7 @@ def test_the_digest_spells_generator_guidance_as_before_its_rename():
     before = cfg.to_dict()
     before["generate"]["guidance_scale"] = before["generate"].pop("generator_guidance")
     del before["generate"]["shard_size"], before["embed"]["shards_per_task"]  # task granularity: not digested
+    del before["evaluate"]["bootstrap"]  # interval resamples: not digested either
     assert cfg.digest() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert cfg.digest("generate") != config_from_dict(BASE).digest("generate")
 
@@ -287,3 +288,14 @@ def test_task_granularity_changes_neither_the_digest_nor_the_run_id():
     assert resharded.generate.shard_size == 7 and resharded.embed.shards_per_task == 1
     assert resharded.digest() == cfg.digest()
     assert config_from_dict({**BASE, "embed": {"shard_size": 7}}).digest() != config_from_dict(BASE).digest()
+
+
+def test_frechet_bootstrap_resamples_change_neither_the_digest_nor_the_run_id():
+    # Only the interval columns depend on evaluate.bootstrap, and they record their resample count: asking for
+    # Fréchet intervals later must keep the run's id and config_digest (the pinned values above).
+    cfg = config_from_dict({**BASE, "generate": {"generator_guidance": 3.0}, "evaluate": {"bootstrap": 200}})
+    assert cfg.evaluate.bootstrap == 200
+    assert cfg.digest() == "4385684acc8ccd42" and cfg.digest("evaluate") == config_from_dict(BASE).digest("evaluate")
+    assert config_from_dict({**BASE, "evaluate": {"split": "val"}}).digest() != config_from_dict(BASE).digest()
+    with pytest.raises(ConfigError, match="evaluate.bootstrap"):
+        config_from_dict({**BASE, "evaluate": {"bootstrap": -1}})

@@ -11,6 +11,7 @@ import pytest
 from storage_schemas import embeddings as embeddings_schema
 from storage_schemas import generations as generations_schema
 from storage_schemas import results as results_schema
+from storage_schemas import scores as scores_schema
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +69,12 @@ def test_results_hold_fd_fad_and_cs_for_the_test_split(pipeline_run):
     assert run["value"].notna().all()
     fd = duckdb.sql(f"select value from '{out}/results/*.parquet' where metric = 'fd'").fetchall()
     assert len(fd) == 1 and fd[0][0] >= 0
+    # CS averages per-sample values: it has an interval, and the values are stored beside the results.
+    cs = run[run["metric"] == "cs"].iloc[0]
+    assert cs["ci_resamples"] == 1000 and cs["ci_low"] <= cs["value"] <= cs["ci_high"]
+    assert pq.read_table(out / "scores").schema.equals(scores_schema.SCHEMA, check_metadata=False)
+    per_sample = pd.read_parquet(out / "scores").query(f"run_id == '{summary['run_id']}' and metric == 'cs'")
+    assert per_sample["value"].mean() == pytest.approx(cs["value"], rel=1e-9)
 
 
 def test_the_run_ends_with_a_listening_report_attached_as_an_artifact(pipeline_run):

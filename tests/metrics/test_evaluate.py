@@ -3,6 +3,7 @@ import pytest
 
 from tests.metrics.conftest import tone_clip
 from v2a.metrics.scores import clip_id_of_sample, clip_score, evaluate_audio, load_audio_folder
+from v2a.metrics.specs import SPECS
 
 SECONDS = 2.0
 
@@ -34,7 +35,8 @@ def test_all_metrics_run_end_to_end_through_the_tiny_extractors(tmp_path, refere
     got = _by_metric(rows)
     assert list(got) == ["fd", "fad", "cs", "cs_reference", "kl", "is", "fd_passt", "kl_passt", "is_passt"]
     for row in rows:
-        assert set(row) == {"metric", "value", "extractor", "sample_rate", "clip_seconds", "n_clips"}
+        assert set(row) == {"metric", "value", "extractor", "sample_rate", "clip_seconds", "n_clips", "ci_low",
+                            "ci_high", "ci_resamples", "samples"}
         rate = 32000 if row["metric"].endswith("_passt") else 16000  # PaSST runs at 32 kHz
         assert np.isfinite(row["value"]) and row["sample_rate"] == rate and row["clip_seconds"] == SECONDS
         assert row["n_clips"] == 6
@@ -42,6 +44,34 @@ def test_all_metrics_run_end_to_end_through_the_tiny_extractors(tmp_path, refere
     assert -100 <= got["cs"]["value"] <= 100
     assert got["fd"]["extractor"] == tiny_extractors["panns"].model_id
     assert got["fad"]["extractor"] == tiny_extractors["vggish"].model_id
+    # Intervals follow the row's kind (v2a.metrics.specs.INTERVALS): Fréchet rows only on request.
+    for name, row in got.items():
+        if name.startswith("fd") or name == "fad":
+            assert row["ci_low"] is None and row["ci_resamples"] is None and row["samples"] is None
+        else:
+            assert row["ci_resamples"] == 1000 and row["ci_low"] <= row["value"] <= row["ci_high"], name
+            assert row["ci_low"] < row["ci_high"], name
+        per_sample = SPECS[name].kind not in ("frechet", "inception") if name in SPECS else True
+        assert (row["samples"] is not None) == per_sample, name
+    assert got["kl"]["samples"]["sample_id"] == sorted(generated)
+    assert np.mean(got["kl"]["samples"]["value"]) == pytest.approx(got["kl"]["value"], rel=1e-9)
+    assert np.mean(got["cs"]["samples"]["value"]) == pytest.approx(got["cs"]["value"], rel=1e-9)
+    assert got["cs_reference"]["samples"]["clip_id"] == sorted(reference)
+
+
+def test_frechet_rows_get_an_interval_with_bootstrap_resamples(tmp_path, reference, generated, tiny_extractors):
+    args = (generated, reference, 16000, None, tiny_extractors)
+    plain = _by_metric(evaluate_audio(*args, clip_seconds=SECONDS, stats_dir=tmp_path, metrics=["fd", "fad"],
+                                      progress=False))
+    rows = _by_metric(evaluate_audio(*args, clip_seconds=SECONDS, stats_dir=tmp_path, metrics=["fd", "fad"],
+                                     progress=False, bootstrap_resamples=40))
+    for name in ("fd", "fad"):
+        assert rows[name]["value"] == plain[name]["value"]  # the value itself never changes
+        assert rows[name]["ci_resamples"] == 40 and rows[name]["ci_low"] < rows[name]["ci_high"]
+        assert rows[name]["samples"] is None  # a set statistic: nothing per sample to store
+    again = _by_metric(evaluate_audio(*args, clip_seconds=SECONDS, stats_dir=tmp_path, metrics=["fd"],
+                                      progress=False, bootstrap_resamples=40))
+    assert (again["fd"]["ci_low"], again["fd"]["ci_high"]) == (rows["fd"]["ci_low"], rows["fd"]["ci_high"])
 
 
 def test_real_audio_scored_against_itself_gives_zero_distances(reference, tiny_extractors):

@@ -154,4 +154,11 @@ def test_results_table_mmaudio_prints_each_run_in_mmaudios_columns_and_order(tmp
     assert ours[:3] == ["other", "av-benchmark", "1"] and float(ours[3]) == pytest.approx(by["fd_passt"], rel=1e-3)
     assert float(ours[4]) == pytest.approx(by["fd"], rel=1e-3) and float(ours[9]) == pytest.approx(by["ib"], rel=1e-3)
     assert ours[5:9] == ["-"] * 4 and ours[10] == "-"  # not computed here (DeSync not asked for)
+    # Under the run's line, its intervals: IB always (a per-sample mean), the Fréchet columns not without --bootstrap.
+    from v2a.io.results import interval_text
+
+    cis = text.splitlines()[3]
+    ib = next(r for r in rows if r["metric"] == "ib")
+    assert cis.split()[:2] == ["95%", "CI"] and interval_text(ib["ci_low"], ib["ci_high"]) in cis
+    assert cis.split()[2:4] == ["-", "-"]
     assert "V2A-Mapper" in text and "arXiv 2412.15322" in text and "not yet checked" in text

@@ -79,6 +79,12 @@ def _results(run_root: Path, run_id: str, protocol: str = "v2a-mapper") -> dict[
     return dict(zip(df["metric"], df["value"]))
 
 
+def _intervals(run_root: Path, run_id: str) -> dict[str, tuple[float, float]]:
+    df = pd.read_parquet(run_root / "results")
+    df = df[(df["run_id"] == run_id) & (df["protocol"] == "v2a-mapper")]
+    return {m: (lo, hi) for m, lo, hi in zip(df["metric"], df["ci_low"], df["ci_high"])}
+
+
 class _References(HTMLParser):
     def __init__(self):
         super().__init__()
@@ -208,8 +214,13 @@ def test_page_loads_every_medium_and_shows_the_runs_metrics_in_chromium(built, r
     assert all(m.get("label") for m in media if m["tag"] != "img")
     for run_id in (MAPPED, PLAIN):
         measured = _results(run_root, run_id)
-        for metric in ("fd", "fad", "cs", "cs_reference"):
+        intervals = _intervals(run_root, run_id)
+        for metric in ("fd", "fad"):  # Fréchet rows: no interval without --bootstrap N
             assert seen["cells"][f"{run_id}/{metric}"] == report.format_value(measured[metric])
+        for metric in ("cs", "cs_reference"):  # per-sample means: the value, then its 95 % interval
+            low, high = intervals[metric]
+            assert seen["cells"][f"{run_id}/{metric}"] == (f"{report.format_value(measured[metric])} "
+                                                           f"[{report.format_value(low)}, {report.format_value(high)}]")
     assert seen["clipRows"] == built["clips"] and seen["buttons"] > 0
     assert shot.stat().st_size > 10_000 and Image.open(shot).size == (1280, 2000)
 
@@ -266,3 +277,29 @@ def test_a_killed_builds_work_folder_is_removed_by_the_next_build(run_root, tmp_
     report.build_report(str(run_root), [PLAIN], out=str(tmp_path / "r"), clips=1, progress=False)
     assert not abandoned.exists() and live.exists()
     assert not [p for p in tmp_path.glob(".report-*") if p not in (live,)]
+
+
+def test_the_runs_per_sample_values_are_stored_and_compare_pairs_the_two_runs(run_root, capsys):
+    # The run path (score_unit, write_run) stores what each averaged row averages, keyed like its results part.
+    from flows.cli import main
+
+    scores = pd.read_parquet(run_root / "scores")
+    results = pd.read_parquet(run_root / "results")
+    for protocol, averaged in (("v2a-mapper", {"cs", "cs_reference", "kl"}), ("av-benchmark", {"kl", "kl_passt", "ib"})):
+        mine = scores[(scores["run_id"] == MAPPED) & (scores["protocol"] == protocol)]
+        assert set(mine["metric"]) == averaged, protocol
+        rows = results[(results["run_id"] == MAPPED) & (results["protocol"] == protocol)].set_index("metric")
+        for metric in averaged:
+            values = mine[mine["metric"] == metric]
+            assert values["value"].mean() == pytest.approx(rows.loc[metric, "value"], rel=1e-9), metric
+            assert set(values["id_list_sha256"]) == {rows.loc[metric, "id_list_sha256"]}
+    kl = scores[(scores["run_id"] == MAPPED) & (scores["protocol"] == "v2a-mapper") & (scores["metric"] == "kl")]
+    assert len(kl) == 2 * kl["clip_id"].nunique()  # two samples per clip
+
+    assert main(["compare", "--out", str(run_root), PLAIN, MAPPED]) == 0
+    out = capsys.readouterr().out
+    assert f"A = {PLAIN}, B = {MAPPED}; protocol v2a-mapper" in out
+    kl_line = next(line for line in out.splitlines() if line.lstrip().startswith("KL "))
+    assert "[" in kl_line and ("better" in kl_line or "no difference resolved" in kl_line)
+    fd_line = next(line for line in out.splitlines() if line.lstrip().startswith("FD "))
+    assert "no paired interval: a set statistic" in fd_line

@@ -72,6 +72,11 @@ class RunLayout:
         return storage.join(self.out, "results")
 
     @property
+    def scores(self) -> str:
+        """Per-sample values of the results rows that average them (storage_schemas/scores.py)."""
+        return storage.join(self.out, "scores")
+
+    @property
     def reference_stats(self) -> str:
         """Extractor statistics and per-clip features of the real audio, computed once per protocol."""
         return storage.join(self.out, "reference_stats")

@@ -104,9 +104,24 @@ def kl_sigmoid_audioldm_eval(generated_logits: np.ndarray, reference_logits: np.
     return _kl_eps_rows(sig(ref), sig(gen))
 
 
+def kl_softmax_rows(generated_logits: np.ndarray, reference_logits: np.ndarray) -> np.ndarray:
+    """`kl_softmax` of each pair: the values it averages (the row's bootstrap interval resamples them)."""
+    gen, ref = _paired(generated_logits, reference_logits)
+    log_p, log_q = log_softmax(ref), log_softmax(gen)
+    return (np.exp(log_p) * (log_p - log_q)).sum(axis=1)
+
+
+def kl_softmax_audioldm_eval_rows(generated_logits: np.ndarray, reference_logits: np.ndarray) -> np.ndarray:
+    """`kl_softmax_audioldm_eval` of each pair."""
+    gen, ref = _paired(generated_logits, reference_logits)
+    p, q = softmax(ref), softmax(gen)
+    return (xlogy(p, p) - p * np.log(q + KL_EPS)).sum(axis=1)
+
+
 # The evaluation's `kl` row: av-benchmark's formula, unless the protocol names another (`Protocol.kl`).
 kl_divergence = kl_softmax
 KL_FORMULAS = {"av-benchmark": kl_softmax, "audioldm-eval": kl_softmax_audioldm_eval}
+KL_ROW_FORMULAS = {"av-benchmark": kl_softmax_rows, "audioldm-eval": kl_softmax_audioldm_eval_rows}
 
 
 def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True,

@@ -109,6 +109,12 @@ def _trace_sqrt_eig(s1: np.ndarray, s2: np.ndarray) -> float:
 OFFSET_RULES = ("if-singular", "if-non-finite")
 
 
+def singular_offset(sigma1: np.ndarray, sigma2: np.ndarray, offset: str = "if-singular") -> bool:
+    """Whether `frechet_distance_from_stats` offsets both covariances (and its trace terms) for these two: what a
+    resampled distance must repeat to bootstrap the same quantity (v2a.metrics.bootstrap)."""
+    return offset == "if-singular" and (_is_singular(np.atleast_2d(sigma1)) or _is_singular(np.atleast_2d(sigma2)))
+
+
 def bound_of_offset(sigma1: np.ndarray, sigma2: np.ndarray, eps: float = DEFAULT_EPS) -> tuple[float, float]:
     """(lowest, highest) possible change of the FD made by the `if-singular` offset (module docstring)."""
     roots = sum(float(np.sqrt(np.clip(np.linalg.eigvalsh(np.asarray(s, np.float64)), 0.0, None)).sum())

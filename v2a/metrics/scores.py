@@ -33,14 +33,14 @@ from tqdm import tqdm
 
 from v2a.core.stopping import raise_if_stopped
 from v2a.core.threads import pins_threads
-from v2a.metrics import audio
-from v2a.metrics.classification import KL_FORMULAS, inception_score
-from v2a.metrics.frechet import frechet_distance_from_stats, gaussian_stats
+from v2a.metrics import audio, bootstrap
+from v2a.metrics.classification import KL_FORMULAS, KL_ROW_FORMULAS, inception_score
+from v2a.metrics.frechet import DEFAULT_EPS, frechet_distance_from_stats, gaussian_stats, singular_offset
 from v2a.metrics.reference_stats import reference_stats
 
 log = logging.getLogger(__name__)
 
-from v2a.metrics.specs import SPECS, names  # noqa: E402  (the one metric table)
+from v2a.metrics.specs import INTERVALS, SPECS, names  # noqa: E402  (the one metric table)
 AUDIO_SUFFIXES = (".wav", ".flac")
 _SAMPLE_SUFFIX = re.compile(r"__s\d+$")
 
@@ -80,7 +80,8 @@ def load_audio_folder(path: str | os.PathLike, target_sample_rate: int | None = 
 def _row(metric: str, value: float, extractor, clip_seconds, n_clips: int) -> dict:
     return {"metric": metric, "value": float(value), "extractor": extractor.model_id,
             "sample_rate": int(extractor.sample_rate),
-            "clip_seconds": None if clip_seconds is None else float(clip_seconds), "n_clips": int(n_clips)}
+            "clip_seconds": None if clip_seconds is None else float(clip_seconds), "n_clips": int(n_clips),
+            "ci_low": None, "ci_high": None, "ci_resamples": None, "samples": None}
 
 
 def _extract(extractor, waves: Mapping[str, np.ndarray], ids: list[str], sample_rate: int, clip_seconds,
@@ -118,6 +119,15 @@ def outputs(extractor, batch: list[np.ndarray]) -> dict:
 
 def clip_score(audio_embeddings: np.ndarray, image_embeddings: list[np.ndarray]) -> float:
     """100 x mean over items of (mean over an item's frames of cosine(frame, audio embedding))."""
+    return 100.0 * float(np.mean(_clip_cosines(audio_embeddings, image_embeddings)))
+
+
+def clip_scores(audio_embeddings: np.ndarray, image_embeddings: list[np.ndarray]) -> np.ndarray:
+    """100 x each item's mean cosine: the values `clip_score` averages."""
+    return 100.0 * np.asarray(_clip_cosines(audio_embeddings, image_embeddings), dtype=np.float64)
+
+
+def _clip_cosines(audio_embeddings: np.ndarray, image_embeddings: list[np.ndarray]) -> list:
     scores = []
     for a, img in zip(audio_embeddings, image_embeddings):
         frames = np.atleast_2d(np.asarray(img, dtype=np.float64))
@@ -129,7 +139,7 @@ def clip_score(audio_embeddings: np.ndarray, image_embeddings: list[np.ndarray])
         denom = np.linalg.norm(frames, axis=1) * np.linalg.norm(a64)
         cos = (frames @ a64) / np.maximum(denom, 1e-12)
         scores.append(cos.mean())
-    return 100.0 * float(np.mean(scores))
+    return scores
 
 
 def _pairs(sample_ids, clip_id_of, available, what: str) -> tuple[list[int], list[str]]:
@@ -198,8 +208,10 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                    pad: bool = True, loading: str | None = None,
                    sync_frames: Mapping[str, np.ndarray] | None = None,
                    ib_audio: Mapping[str, tuple[np.ndarray, int]] | None = None,
-                   kl_formula: str = "av-benchmark", fd_offset: str = "if-singular") -> list[dict]:
-    """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips} for the generated audio.
+                   kl_formula: str = "av-benchmark", fd_offset: str = "if-singular",
+                   bootstrap_resamples: int = 0) -> list[dict]:
+    """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips, ci_low, ci_high, ci_resamples,
+    samples} for the generated audio.
 
     generated / reference: id -> mono waveform at `sample_rate` (see the module docstring for keys);
     `reference_sample_rate` gives the reference's rate when it differs.
@@ -218,6 +230,10 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     non-default way the audio was read (channel rule, no padding), part of the reference-statistics key.
     Rows come in the table's order, a reference row (cs_reference) after its metric. `extractor` is the
     extractor's model id (weights included); `sample_rate` is the rate it ran at.
+    ci_low / ci_high: the row's 95 % bootstrap interval over clips and ci_resamples its resample count (None: no
+    interval), as the metric table's `INTERVALS` says for the row's kind; bootstrap_resamples: the resamples of
+    the kinds that have one only on request (Fréchet; 0: none). samples: {"sample_id", "clip_id", "value"} lists
+    of a row that averages per-sample values (what a paired comparison of two runs resamples), else None.
     """
     if not generated:
         raise ValueError("no generated audio to evaluate")
@@ -242,6 +258,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                video_frames, extractors, clip_seconds, clip_id_of, sample_ids, progress, pad, ref_stats,
                score_reference_cs)
     run.kl_divergence, run.fd_offset, run.ib_audio, run.sync_frames = kl_divergence, fd_offset, ib_audio, sync_frames
+    run.kl_rows, run.bootstrap_resamples = KL_ROW_FORMULAS[kl_formula], int(bootstrap_resamples)
     # One extraction per extractor, over the samples its chosen metrics read, shared by all of them.
     specs = [SPECS[m] for m in names() if m in chosen]
     for s in specs:
@@ -270,6 +287,7 @@ class _Run:
         # Protocol details some kinds read (evaluate_audio's keywords of the same names).
         self.kl_divergence, self.fd_offset = KL_FORMULAS["av-benchmark"], "if-singular"
         self.ib_audio, self.sync_frames = None, None
+        self.kl_rows, self.bootstrap_resamples = KL_ROW_FORMULAS["av-benchmark"], 0
         self.ids: dict[str, list[str]] = {}
         self._outputs: dict[str, dict] = {}
 
@@ -293,16 +311,46 @@ class _Run:
             return [value[at[k]] for k in ids]
         return value[[at[k] for k in ids]]
 
-    def row(self, s, value: float, n: int, name: str | None = None) -> dict:
-        return _row(name or s.name, value, self.extractor(s), self.clip_seconds, n)
+    def resamples(self, s) -> int:
+        """How many resamples the interval of `s`'s rows takes, as the table's INTERVALS say for its kind (0: none)."""
+        rule = INTERVALS.get(s.kind)
+        if rule is None:
+            return 0
+        return self.bootstrap_resamples if rule == "set-on-request" else bootstrap.CLIP_RESAMPLES
+
+    def row(self, s, value: float, n: int, name: str | None = None, samples=None, resample=None) -> dict:
+        """A metric row with its interval. samples: (sample ids, their values) of a row that averages per-sample
+        values; for a reference row the ids are clip ids. resample: (each item's clip id, statistic of (b, items)
+        weights) of a row that is a statistic of the whole set. The table's INTERVALS say whether and how often
+        to resample."""
+        row = _row(name or s.name, value, self.extractor(s), self.clip_seconds, n)
+        rule, count = INTERVALS.get(s.kind), self.resamples(s)
+        if samples is not None:
+            ids, values = list(samples[0]), np.asarray(samples[1], dtype=np.float64)
+            clips = ids if name else [self.clip_id_of(i) for i in ids]  # a named (reference) row scores clips
+            row["samples"] = {"sample_id": ids, "clip_id": clips, "value": values.tolist()}
+            resample = (clips, bootstrap.weighted_mean(values)) if rule == "per-sample" else None
+        if resample is not None and count > 0:
+            row["ci_low"], row["ci_high"] = bootstrap.interval(resample[0], resample[1], count)
+            row["ci_resamples"] = int(count)
+        return row
 
 
 def _frechet(s, run: _Run) -> list[dict]:
     out = run.output(s)
     ref = run.ref_stats(s.extractor)
-    mu, sigma = gaussian_stats(np.concatenate(out) if isinstance(out, list) else out)
+    features = np.concatenate(out) if isinstance(out, list) else out
+    mu, sigma = gaussian_stats(features)
     fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=run.fd_offset)
-    return [run.row(s, fd, len(run.sample_ids))]
+    resample = None
+    if run.resamples(s) > 0:  # built only when used: it maps every feature row through S_ref^(1/2)
+        ids = run.ids[s.extractor]
+        # One row per sample, or per frame (VGGish): each row belongs to its sample's clip.
+        clips = ([run.clip_id_of(i) for i, f in zip(ids, out) for _ in range(len(f))] if isinstance(out, list)
+                 else [run.clip_id_of(i) for i in ids])
+        eps = DEFAULT_EPS if singular_offset(sigma, ref.sigma, run.fd_offset) else 0.0
+        resample = (clips, bootstrap.FrechetResampler(features, ref.mu, ref.sigma, eps=eps))
+    return [run.row(s, fd, len(run.sample_ids), resample=resample)]
 
 
 def _kl(s, run: _Run) -> list[dict]:
@@ -310,23 +358,29 @@ def _kl(s, run: _Run) -> list[dict]:
     ref = run.ref_stats(s.extractor)
     idx, clips = _pairs(run.sample_ids, run.clip_id_of, set(ref.clip_ids), s.name)
     ref_logits = np.stack([ref.row("logits", c) for c in clips])
-    return [run.row(s, run.kl_divergence(logits[idx], ref_logits), len(idx))]
+    per_pair = run.kl_rows(logits[idx], ref_logits)
+    return [run.row(s, run.kl_divergence(logits[idx], ref_logits), len(idx),
+                    samples=([run.sample_ids[i] for i in idx], per_pair))]
 
 
 def _inception(s, run: _Run) -> list[dict]:
     logits = run.output(s)
     # torch-fidelity's 10 splits need at least 10 samples; with fewer, one split over all of them
     # (one split per sample would make every score exactly 1).
-    mean, std = inception_score(logits, splits=10 if len(logits) >= 10 else 1)
+    splits = 10 if len(logits) >= 10 else 1
+    mean, std = inception_score(logits, splits=splits)
     log.info("%s: inception score %.4f +- %.4f over %d samples", s.name, mean, std, len(logits))
-    return [run.row(s, mean, len(logits))]
+    clips = [run.clip_id_of(i) for i in run.ids[s.extractor]]
+    return [run.row(s, mean, len(logits), resample=(clips, bootstrap.InceptionResampler(logits, splits)))]
 
 
 def _clip_cosine(s, run: _Run) -> list[dict]:
     emb = run.output(s)
     images = run.image_embeddings
     idx, clips = _pairs(run.sample_ids, run.clip_id_of, images, s.name)
-    rows = [run.row(s, clip_score(emb[idx], [images[c] for c in clips]), len(idx))]
+    scored_ids = [run.sample_ids[i] for i in idx]
+    rows = [run.row(s, clip_score(emb[idx], [images[c] for c in clips]), len(idx),
+                    samples=(scored_ids, clip_scores(emb[idx], [images[c] for c in clips])))]
     if s.reference_row and run.score_reference_cs and run.reference is not None:
         scored = sorted(c for c in run.reference if c in images)
         if len(run.reference) >= 2:  # cached with the other reference statistics
@@ -337,7 +391,8 @@ def _clip_cosine(s, run: _Run) -> list[dict]:
                                run.progress, pad=run.pad)[s.reads] if scored else None
         if scored:
             rows.append(run.row(s, clip_score(ref_emb, [images[c] for c in scored]), len(scored),
-                                name=s.reference_row[0]))
+                                name=s.reference_row[0],
+                                samples=(scored, clip_scores(ref_emb, [images[c] for c in scored]))))
     return rows
 
 
@@ -346,7 +401,7 @@ def _video_cosine(s, run: _Run) -> list[dict]:
 
     The audio is the whole generated file, not the protocol's clip (av-benchmark's `ImageBindAudioDataset`
     reads the file without its `audio_length` cut); `clip_seconds` only says how many frames were taken."""
-    from v2a.metrics.extractors.imagebind import ib_score
+    from v2a.metrics.extractors.imagebind import ib_score, ib_scores
 
     idx, clips = _pairs(run.sample_ids, run.clip_id_of, run.video_frames, s.name)
     extractor = run.extractor(s)
@@ -359,7 +414,9 @@ def _video_cosine(s, run: _Run) -> list[dict]:
         audio_emb.append(extractor.embed_channels(items))
     audio_emb = np.concatenate(audio_emb)
     video_of = {c: extractor.embed_frames([run.video_frames[c]])[0] for c in sorted(set(clips))}
-    return [run.row(s, ib_score(np.stack([video_of[c] for c in clips]), audio_emb), len(idx))]
+    video_emb = np.stack([video_of[c] for c in clips])
+    return [run.row(s, ib_score(video_emb, audio_emb), len(idx),
+                    samples=([run.sample_ids[i] for i in idx], ib_scores(video_emb, audio_emb)))]
 
 
 def _desync(s, run: _Run) -> list[dict]:
@@ -373,7 +430,7 @@ def _desync(s, run: _Run) -> list[dict]:
         samples_of.setdefault(cid, []).append(run.sample_ids[i])
     need = sync.model.window_segments
     min_frames = sync.cfg["segment_frames"] + sync.cfg["segment_step_frames"] * (need - 1)
-    per_sample, short = [], 0
+    per_sample, scored, short = [], [], 0
     for cid in tqdm(sorted(samples_of), desc="DeSync", unit="clip", disable=not run.progress):
         raise_if_stopped()
         frames = frames_of[cid]
@@ -383,24 +440,25 @@ def _desync(s, run: _Run) -> list[dict]:
         video = sync.video_features([frames])[0]
         waves = [audio.prepare(run.generated[x], run.sample_rate, sync.sample_rate, run.clip_seconds, run.pad)
                  for x in samples_of[cid]]
-        for feats in sync.embed(waves):
+        for sid, feats in zip(samples_of[cid], sync.embed(waves)):
             n = min(len(video), len(feats))  # a generation shorter than its video: the common start
             if n < need:
                 short += 1
                 continue
             per_sample.append(float(np.abs(sync.offsets([video[:n]], [feats[:n]])[0]).mean()))
+            scored.append(sid)
     if short:
         log.warning("desync: %d sample(s) share fewer than %d segments (4.8 s) with their video and are left out",
                     short, need)
     if not per_sample:
         log.warning("DeSync not computed: no generated sample shares 4.8 s of audio and video with its clip")
         return []
-    return [run.row(s, float(np.mean(per_sample)), len(per_sample))]
+    return [run.row(s, float(np.mean(per_sample)), len(per_sample), samples=(scored, per_sample))]
 
 
 def _mean(s, run: _Run) -> list[dict]:
     values = np.asarray(run.output(s), dtype=np.float64)
-    return [run.row(s, float(values.mean()), len(run.sample_ids))]
+    return [run.row(s, float(values.mean()), len(run.sample_ids), samples=(run.ids[s.extractor], values))]
 
 
 # kind (v2a.metrics.specs.KINDS) -> (spec, run) -> rows.

@@ -23,6 +23,16 @@ from dataclasses import dataclass
 #   mean        the mean of a per-sample value the extractor outputs
 KINDS = ("frechet", "kl", "inception", "clip_cosine", "video_cosine", "desync", "mean")
 
+# How a kind's rows get their 95 % interval (`v2a.metrics.bootstrap`, clips resampled with all their samples):
+#   per-sample      the value is a mean of per-sample values: always, from those values (the evaluation stores
+#                   them, which is what `v2a compare` pairs); 1000 resamples cost milliseconds
+#   set             a statistic of the whole set, recomputed on each resample: always (Inception Score: one small
+#                   product per resample, 15 s to 3 min for 1000 resamples of 15k samples on 2 CPU cores)
+#   set-on-request  the same, only with `evaluate.bootstrap N` resamples (Fréchet: a covariance and an
+#                   eigenvalue solve per resample, seconds each at 2048 dimensions; benchmarks/bootstrap_cost.py)
+INTERVALS = {"frechet": "set-on-request", "kl": "per-sample", "inception": "set", "clip_cosine": "per-sample",
+             "video_cosine": "per-sample", "desync": "per-sample", "mean": "per-sample"}
+
 
 @dataclass(frozen=True)
 class MetricSpec:

@@ -25,7 +25,7 @@ from v2a.media import MediaError, read_clip
 from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protocol_named
 from v2a.metrics.reference_stats import id_list_sha256
 from v2a.metrics.specs import SPECS, names, reference_rows
-from v2a.stages.results_parts import write_results
+from v2a.stages.results_parts import part_key, write_results, write_scores
 from v2a.stages.shape import Stage, StageRun, WorkItem
 
 log = logging.getLogger(__name__)
@@ -282,14 +282,15 @@ def check_complete(gen_dir: str, allow_partial: bool = False) -> bool | None:
 def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", dataset: str = "vggsound",
                  metrics=None, progress: bool = False, provenance: dict | None = None,
                  protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None,
-                 clip_seconds: float | None = None, allow_partial: bool = False) -> list[dict]:
+                 clip_seconds: float | None = None, allow_partial: bool = False, bootstrap: int = 0) -> list[dict]:
     """Evaluate one generation run of the pipeline; write and return its rows of the results table.
 
     metrics: None = the protocol's list. protocol / channel_rule / clip_seconds: see v2a.metrics.protocols
     (clip_seconds None = the protocol's length, or the generation's own for v2a-mapper).
     provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row.
     allow_partial: score a set whose generation is unfinished (its rows say `complete` = false); without
-    it such a set raises IncompleteGenerations.
+    it such a set raises IncompleteGenerations. bootstrap: resamples of the Fréchet rows' intervals (0: none; the
+    other rows always get theirs, `v2a.metrics.specs.INTERVALS`).
 
     The flow runs the same steps as tasks: `evaluation_units` side by side through `score_unit`, then `write_run`."""
     complete = check_complete(gen_dir, allow_partial)
@@ -298,7 +299,7 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     scored = [score_unit(gen_dir, out, {n: extractors[n] for n in {SPECS[m].extractor for m in unit}
                                         if n in extractors}, unit,
                          split=split, protocol=protocol, channel_rule=channel_rule, clip_seconds=clip_seconds,
-                         reference_rate=ref_rate, progress=progress, asked=bool(metrics))
+                         reference_rate=ref_rate, progress=progress, asked=bool(metrics), bootstrap=bootstrap)
               for unit in evaluation_units(how_metrics)]
     return write_run(gen_dir, out, scored, split=split, dataset=dataset, provenance=provenance, protocol=protocol,
                      channel_rule=channel_rule, clip_seconds=clip_seconds, complete=complete)
@@ -331,11 +332,13 @@ def _generation_rate(gen_dir: str) -> int:
 
 def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "test",
                protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None, clip_seconds: float | None = None,
-               reference_rate: int | None = None, progress: bool = False, asked: bool = True) -> dict:
+               reference_rate: int | None = None, progress: bool = False, asked: bool = True,
+               bootstrap: int = 0) -> dict:
     """One unit of a run's evaluation: {"metrics": those it could compute, "rows": their metric rows,
     "extractors": the model ids}. Nothing is written. reference_rate: the run's (`reference_rate`); None:
     from these extractors alone. asked: the metrics were named by the caller, not a protocol's default list
-    (see `desync_inputs`)."""
+    (see `desync_inputs`). bootstrap: see `evaluate_run`. The rows carry their per-sample values (`samples`),
+    which `write_run` stores."""
     from v2a.metrics.scores import evaluate_audio
 
     inputs = evaluation_inputs(gen_dir, out, split)
@@ -361,7 +364,8 @@ def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "
                           metrics=list(metrics), progress=progress, video_frames=frames, pad=how.protocol.pad_short,
                           loading=_loading_key(how, ref_rate, inputs.sample_rate), reference_sample_rate=ref_rate,
                           ib_audio=StoredAudio(generated.uris) if frames else None, kl_formula=how.protocol.kl,
-                          fd_offset=how.protocol.fd_offset, sync_frames=sync) if metrics else []
+                          fd_offset=how.protocol.fd_offset, sync_frames=sync,
+                          bootstrap_resamples=bootstrap) if metrics else []
     return {"metrics": metrics, "rows": rows,
             "extractors": [getattr(e, "model_id", str(e)) for e in extractors.values()]}
 
@@ -480,7 +484,21 @@ def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extra
     }
     full = [_row(protocol, r, len(clip_ids)) for r in rows]
     write_results(layout.results, full)
+    _write_scores(layout.scores, full, rows)
     return full
+
+
+def _write_scores(scores_uri: str, full: list[dict], metric_rows: list[dict]) -> None:
+    """The per-sample values of the rows that have them, as the part of the rows' (run, protocol, channel rule)."""
+    if not full:
+        return
+    first = full[0]
+    key = part_key(first)
+    common = {"run_id": key[0], "protocol": key[1], "channel_rule": key[2], "id_list_sha256": first["id_list_sha256"]}
+    values = [{**common, "metric": r["metric"], "clip_id": c, "sample_id": i, "value": float(v)}
+              for r in metric_rows if r.get("samples")
+              for i, c, v in zip(r["samples"]["sample_id"], r["samples"]["clip_id"], r["samples"]["value"])]
+    write_scores(scores_uri, key, [r["metric"] for r in full], values)
 
 
 def _trainable_params_m(out: str, checkpoint_id) -> float | None:
@@ -513,7 +531,9 @@ def _row(protocol: dict, metric_row: dict, n_clips: int) -> dict:
     row = {**protocol, "n_clips": int(scored) if reference and scored is not None else int(n_clips),
            "n_samples": None if reference or scored is None else int(scored), "metric": metric_row["metric"],
            "value": float(metric_row["value"]), "extractor": metric_row.get("extractor"),
-           "sample_rate": metric_row.get("sample_rate"), "clip_seconds": metric_row.get("clip_seconds")}
+           "sample_rate": metric_row.get("sample_rate"), "clip_seconds": metric_row.get("clip_seconds"),
+           "ci_low": metric_row.get("ci_low"), "ci_high": metric_row.get("ci_high"),
+           "ci_resamples": metric_row.get("ci_resamples")}
     return {k: (None if isinstance(v, float) and np.isnan(v) and k != "value" else v) for k, v in row.items()}
 
 
@@ -529,7 +549,8 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                     run_dir: str | None = None, split: str = "test", run_id: str | None = None,
                     dataset: str = "external", clip_seconds: float | None = None, sample_rate: int | None = None,
                     metrics=None, stats_dir: str | None = None, provenance: dict | None = None,
-                    protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None) -> list[dict]:
+                    protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None, bootstrap: int = 0,
+                    scores_uri: str | None = None) -> list[dict]:
     """Evaluate any folder of wav/flac files, e.g. another system's outputs, under a protocol.
 
     File stems are clip ids (a `__sK` suffix marks sample K). The reference is a folder of real audio
@@ -538,7 +559,8 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     clips table locates each clip's video). Files of any length and rate are read as they are (the
     protocol's channel rule makes them mono) and every extractor resamples them once to its own rate;
     `sample_rate` forces one common rate first. clip_seconds None: the protocol's length (10 s for
-    v2a-mapper). metrics None: the protocol's list.
+    v2a-mapper). metrics None: the protocol's list. bootstrap: see `evaluate_run`. The per-sample values go to
+    `scores_uri` (default: the `scores` folder beside `results_uri`).
     """
     from v2a.metrics.scores import clip_id_of_sample, evaluate_audio, load_audio_folder
 
@@ -584,7 +606,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                           pad=how.protocol.pad_short, loading=how.loading,
                           ib_audio=StoredAudio(_folder_files(generated_dir)) if "ib" in metrics else None,
                           kl_formula=how.protocol.kl,
-                          fd_offset=how.protocol.fd_offset, sync_frames=sync)
+                          fd_offset=how.protocol.fd_offset, sync_frames=sync, bootstrap_resamples=bootstrap)
     protocol_row = {
         "run_id": run_id or f"folder-{short_digest(str(generated_dir), 10)}",
         "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
@@ -596,7 +618,20 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     }
     full = [_row(protocol_row, r, len(clip_ids)) for r in rows]
     write_results(results_uri, full)
+    _write_scores(scores_uri or _beside(results_uri, "scores"), full, rows)
     return full
+
+
+def _beside(uri: str, name: str) -> str:
+    """The location `name` in the folder holding `uri` (a run's tables sit side by side)."""
+    import posixpath
+
+    head = str(uri).rstrip("/")
+    if "://" in head:
+        return posixpath.join(posixpath.dirname(head), name)
+    from pathlib import Path
+
+    return str(Path(head).parent / name)
 
 
 def _folder_files(folder: str) -> dict[str, str]:
@@ -666,7 +701,7 @@ def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
     extractors = {n: models.get(f"extractor:{n}") for n in sorted({SPECS[m].extractor for m in unit})}
     scored = score_unit(run.arg("generations"), run.out, extractors, unit, split=section.split,
                         reference_rate=item.inputs["reference_rate"], progress=sys.stderr.isatty(),
-                        **scoring_of(section))
+                        bootstrap=section.bootstrap, **scoring_of(section))
     report(units=1)
     return scored
 
@@ -676,14 +711,18 @@ def _close(results, section, run: StageRun, models, origin: dict) -> dict:
     from v2a.core import devices
     from v2a.core.fingerprint import fingerprints
 
-    results_dir = RunLayout(run.out).results
-    before = fingerprints(storage.list_files(results_dir, ".parquet"))
-    units = [{k: r[k] for k in ("metrics", "rows", "extractors")} for r in results]
+    layout = RunLayout(run.out)
+
+    def parts() -> list[str]:  # the results and their per-sample values: a cache hit needs both still there
+        return storage.list_files(layout.results, ".parquet") + storage.list_files(layout.scores, ".parquet")
+
+    before = fingerprints(parts())
+    units = [{k: r[k] for k in ("metrics", "rows", "extractors") if k in r} for r in results]
     provenance = {**(run.arg("provenance") or {}), **origin, **devices.provenance(run.device)}
     rows = write_run(run.arg("generations"), run.out, units, split=section.split, dataset=run.arg("dataset"),
                      provenance=provenance, complete=run.arg("complete"), **scoring_of(section))
     # Parts are named by what they hold, so a re-run replaces its own file: changed files count as written.
-    after = fingerprints(storage.list_files(results_dir, ".parquet"))
+    after = fingerprints(parts())
     return {"rows": rows, "outputs": sorted(u for u, fp in after.items() if before.get(u) != fp)}
 
 

@@ -14,6 +14,7 @@ import logging
 import posixpath
 
 from storage_schemas import results as results_schema
+from storage_schemas import scores as scores_schema
 from v2a.core import storage
 from v2a.io import parquet
 from v2a.metrics.protocols import DEFAULT_PROTOCOL
@@ -71,3 +72,21 @@ def _drop_rows(uri: str, key: tuple[str, str, str], metrics: set[str]) -> None:
         parquet.write_table(kept, uri, results_schema.SCHEMA, "results")
     else:
         storage.remove(uri)
+
+
+def write_scores(scores_uri: str, key: tuple[str, str, str], metrics, rows: list[dict]) -> str | None:
+    """Write an evaluation's per-sample values as the key's part of the scores table, replacing the values of
+    the metrics it computed (`metrics`, including those without per-sample values, whose older values would
+    otherwise outlive a re-score); None when there is nothing to write."""
+    uri = storage.join(scores_uri, parquet.part_name("scores", *key))
+    scored = set(metrics) | {r["metric"] for r in rows}
+    earlier = []
+    if storage.exists(uri):
+        earlier = [r for r in parquet.read_table(uri, scores_schema.SCHEMA, "scores").to_pylist()
+                   if r["metric"] not in scored]
+    if not earlier and not rows:
+        if storage.exists(uri):
+            storage.remove(uri)
+        return None
+    parquet.write_table(earlier + list(rows), uri, scores_schema.SCHEMA, "scores", sort_by="metric")
+    return uri

@@ -344,6 +344,13 @@ def ib_score(video_embeddings: np.ndarray, audio_embeddings: np.ndarray) -> floa
     return 100.0 * float(torch.cosine_similarity(v, a, dim=-1).mean())
 
 
+def ib_scores(video_embeddings: np.ndarray, audio_embeddings: np.ndarray) -> np.ndarray:
+    """100 x the cosine of each pair, the values `ib_score` averages (its bootstrap interval resamples them)."""
+    v = torch.as_tensor(np.asarray(video_embeddings, dtype=np.float64))
+    a = torch.as_tensor(np.asarray(audio_embeddings, dtype=np.float64))
+    return 100.0 * torch.cosine_similarity(v, a, dim=-1).numpy()
+
+
 def load_imagebind_state(path, key: str) -> dict:
     """The vision and audio tensors of an ImageBind checkpoint (the full model holds six modalities)."""
     state = load_checkpoint(path, key)

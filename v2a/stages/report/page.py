@@ -75,9 +75,21 @@ def _url(rel: str) -> str:
     return quote(rel.replace(os.sep, "/"))
 
 
-def _num_cell(value, attrs: str = "") -> str:
+def _num_cell(value, attrs: str = "", interval=None) -> str:
+    """A number's cell; with `interval` (low, high), its 95 % bootstrap interval after it. Sorting reads the value."""
     data = "" if _missing(value) else repr(float(value))
-    return f'<td class="num" data-value="{_e(data)}"{attrs}>{_e(format_value(value))}</td>'
+    text = _e(format_value(value))
+    if interval is not None and not _missing(value) and not any(_missing(v) for v in interval):
+        text += (f' <span class="ci" title="95% bootstrap interval over clips">'
+                 f"[{_e(format_value(interval[0]))}, {_e(format_value(interval[1]))}]</span>")
+    return f'<td class="num" data-value="{_e(data)}"{attrs}>{text}</td>'
+
+
+def _interval_of(frame, metric):
+    """(ci_low, ci_high) of a metric in a frame of results rows indexed by metric, or None."""
+    if frame is None or metric not in frame.index or "ci_low" not in frame.columns:
+        return None
+    return frame.loc[metric, "ci_low"], frame.loc[metric, "ci_high"]
 
 
 def _plain(value) -> str:
@@ -252,13 +264,16 @@ def render_metrics(runs: list[RunData]) -> str:
         values = {"fd": run.metric("fd"), "fad": run.metric("fad"), "cs": run.metric("cs"), "imagehear_cs": None,
                   "seconds_per_sample": run.metric("gen_time_s"),
                   "trainable_params_m": params / 1e6 if params is not None else run.metric("trainable_params_m")}
-        cells = "".join(_num_cell(values[k], f' data-run="{_e(run.run_id)}" data-metric="{k}"') for k, _ in cols)
+        by = run.metrics.set_index("metric") if not run.metrics.empty else None
+        cells = "".join(_num_cell(values[k], f' data-run="{_e(run.run_id)}" data-metric="{k}"', _interval_of(by, k))
+                        for k, _ in cols)
         measured.append(f'<tr class="measured"><th scope="row">{_e(run.run_id)}</th><td>measured: this run</td>'
                         f"{cells}</tr>")
         ref = run.metric("cs_reference")
         if ref is not None:
             cells = "".join(_num_cell(ref if k == "cs" else None,
-                                      f' data-run="{_e(run.run_id)}" data-metric="cs_reference"' if k == "cs" else "")
+                                      f' data-run="{_e(run.run_id)}" data-metric="cs_reference"' if k == "cs" else "",
+                                      _interval_of(by, "cs_reference") if k == "cs" else None)
                             for k, _ in cols)
             measured.append(f'<tr class="measured"><th scope="row">{_e(run.run_id)}: real audio</th>'
                             f"<td>measured: the real audio of this run's clips</td>{cells}</tr>")
@@ -291,7 +306,8 @@ def render_mmaudio(runs: list[RunData]) -> str:
         by = m.set_index("metric")
         seconds = _plain(by["clip_seconds"].dropna().iloc[0]) if by["clip_seconds"].notna().any() else "-"
         cells = "".join(_num_cell(float(by.loc[k, "value"]) if k and k in by.index else None,
-                                  f' data-run="{_e(run.run_id)}" data-metric="{k}@av-benchmark"' if k else "")
+                                  f' data-run="{_e(run.run_id)}" data-metric="{k}@av-benchmark"' if k else "",
+                                  _interval_of(by, k) if k else None)
                         for _, k in COLUMNS)
         measured.append(f'<tr class="measured"><th scope="row">{_e(run.run_id)}</th>'
                         f"<td>measured: this run, av-benchmark protocol, {_e(seconds)}-s clips</td>{cells}</tr>")
@@ -328,14 +344,16 @@ def _render_metric_rows(runs: list[RunData]) -> str:
             if str(r.get("protocol") or "v2a-mapper") != "v2a-mapper":
                 name, key = f"{name} ({r['protocol']})", f"{key}@{r['protocol']}"
             attrs = f' data-run="{_e(run.run_id)}" data-metric="{_e(key)}"'
-            rows.append(f'<tr><th scope="row">{_e(run.run_id)}</th><td>{_e(name)}</td>{_num_cell(r["value"], attrs)}'
+            interval = (r.get("ci_low"), r.get("ci_high")) if "ci_low" in r else None
+            rows.append(f'<tr><th scope="row">{_e(run.run_id)}</th><td>{_e(name)}</td>'
+                        f'{_num_cell(r["value"], attrs, interval)}'
                         f'<td>{_e(_plain(r["extractor"]))}</td><td class="num">{_e(_plain(r["sample_rate"]))}</td>'
                         f'<td class="num">{_e(_plain(r["clip_seconds"]))}</td><td class="num">{int(r["n_clips"])}</td>'
                         "</tr>")
     if not rows:
         return ""
     table = ('<table id="metric-rows" data-sortable><caption>Every results row (the newest per metric), with the '
-             'extractor that produced it</caption><thead><tr><th scope="col" data-sort>run</th>'
+             'extractor that produced it; [low, high]: its 95 % bootstrap interval over clips</caption><thead><tr><th scope="col" data-sort>run</th>'
              '<th scope="col" data-sort>metric</th><th scope="col" data-sort>value</th><th scope="col">extractor</th>'
              '<th scope="col">sample rate (Hz)</th><th scope="col">clip seconds</th><th scope="col">clips</th>'
              f'</tr></thead><tbody>{"".join(rows)}</tbody></table>')
