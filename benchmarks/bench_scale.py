@@ -163,10 +163,10 @@ def run_stage(stage: str, root: Path) -> dict:
             shutil.rmtree(work.out)
         os.makedirs(work.out)
         shutil.copy(out.clips, work.clips)
-        import flows.embed
+        import flows.stage
 
         phase = {}
-        real_map = flows.embed.map_calls
+        real_map = flows.stage.map_calls
 
         def timed_map(*a, **k):  # the shard phase alone, as the flow runs it
             t = time.perf_counter()
@@ -175,7 +175,7 @@ def run_stage(stage: str, root: Path) -> dict:
             finally:
                 phase["s"] = round(time.perf_counter() - t, 2)
 
-        flows.embed.map_calls = timed_map
+        flows.stage.map_calls = timed_map
         t0, c0 = time.perf_counter(), time.process_time()
         from v2a.config import EmbedConfig
 

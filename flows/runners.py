@@ -58,10 +58,19 @@ def _workers_may_start_processes() -> None:
     dask.config.set({"distributed.worker.daemon": False})
 
 
+def worker_threads_env() -> dict[str, str]:
+    """What a worker process started here runs model work with: this process's thread count (same bits on
+    every runner of this node; v2a.core.threads)."""
+    from v2a.core.threads import WORKER_THREADS_ENV, machine_threads
+
+    return {WORKER_THREADS_ENV: str(machine_threads())}
+
+
 def local_cluster_kwargs(cfg: RunnerConfig) -> dict:
     # No dashboard unless asked for: its port may be taken, and a batch run has no one watching it.
     _workers_may_start_processes()
-    return {"dashboard_address": None, **cfg.cluster_kwargs}
+    kwargs = {"dashboard_address": None, **cfg.cluster_kwargs}
+    return {**kwargs, "env": {**worker_threads_env(), **dict(kwargs.get("env") or {})}}
 
 
 def gpu_cluster(gpus: list[str], threads_per_worker: int = 1, memory_limit="auto", dashboard_address=None,
@@ -75,7 +84,8 @@ def gpu_cluster(gpus: list[str], threads_per_worker: int = 1, memory_limit="auto
     _workers_may_start_processes()
     scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": dashboard_address is not None,
                                                "dashboard_address": dashboard_address}}
-    workers = {f"gpu-{gpu}": {"cls": Nanny, "options": {"nthreads": threads_per_worker, "env": worker_env(gpu),
+    workers = {f"gpu-{gpu}": {"cls": Nanny, "options": {"nthreads": threads_per_worker,
+                                                        "env": {**worker_threads_env(), **worker_env(gpu)},
                                                         "memory_limit": memory_limit, "host": "127.0.0.1"}}
                for gpu in gpus}
     return SpecCluster(workers=workers, scheduler=scheduler, asynchronous=asynchronous, name="v2a-gpus")
@@ -151,6 +161,7 @@ def ray_instance(cfg: RunnerConfig):
     # Each Ray worker process imports the model libraries when it starts, before it runs a task.
     runtime_env = dict(kwargs.get("runtime_env") or {})
     runtime_env.setdefault("worker_process_setup_hook", "v2a.runtime.imports.worker_setup")
+    runtime_env["env_vars"] = {**worker_threads_env(), **dict(runtime_env.get("env_vars") or {})}
     ray.init(*([cfg.address] if cfg.address else []), **{**kwargs, "runtime_env": runtime_env})
     try:
         yield

@@ -35,10 +35,16 @@ def run_stage(name: str, section, run: shape.StageRun, key: str, title: str | No
     units = {b[0].key: {n: sum(i.units[n] for i in b) for n in b[0].units} for b in batches}
     waits = closing or stage.closing or ("writing the results" if stage.close else None)
     with stage_progress(artifact_key(f"{name}-progress", key), title or name, units, closing=waits) as progress:
-        with model_resources(run.device):
-            done = map_calls(items_task, [[i.to_json() for i in b] for b in batches], desc=f"{name} items",
-                             on_done=lambda i: progress.finish(batches[i][0].key), stage=name, section=section,
-                             run=params)
+        if stage.mapped:
+            with model_resources(run.device):
+                done = map_calls(items_task, [[i.to_json() for i in b] for b in batches], desc=f"{name} items",
+                                 on_done=lambda i: progress.finish(batches[i][0].key), stage=name, section=section,
+                                 run=params)
+        else:  # a direct call runs in this process (Prefect 3), not on the task runner
+            done = []
+            for b in batches:
+                done.append(call(items_task, [i.to_json() for i in b], name, section, params))
+                progress.finish(b[0].key)
         results = [{**r, "cached": d["cached"], "made_by": d.get("made_by")} for d in done for r in d["items"]]
         closed = None
         if stage.close is not None:

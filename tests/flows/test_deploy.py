@@ -253,11 +253,12 @@ def test_the_stages_leave_finished_progress_artifacts(readme_runs):
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[r.id for r in runs])))
     progress = {a.key.split("-progress-")[0]: a for a in artifacts if a.type == "progress"}
-    assert set(progress) == {"embed", "generate", "train"}
+    assert set(progress) == {"ingest", "embed", "train", "generate", "evaluate", "report"}  # one per stage
     assert all(float(a.data) == 100.0 for a in progress.values())
     assert "12 of 12 clips" in progress["embed"].description and "3 of 3 shards" in progress["embed"].description
     assert "3 of 3 epochs" in progress["train"].description and "train_loss" in progress["train"].description
     assert "3 of 3 samples" in progress["generate"].description
+    assert re.search(r"(\d+) of \1 extractors", progress["evaluate"].description)
 
 
 def _markdown_images(text: str) -> list[str]:

@@ -25,10 +25,24 @@ _ACTIVE = 0
 _SAVED: tuple[int, bool, bool] | None = None
 
 
-def machine_threads() -> int:
-    """The intra-op thread count model work runs with: OMP_NUM_THREADS when set (as torch reads it),
-    else the CPUs this process may run on. Nothing earlier in the process changes it."""
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+# OMP_NUM_THREADS as this process started (v2a/__init__.py imports this module first): starting a Dask
+# LocalCluster sets it to 1 in the starting process too (distributed's pre-spawn environment), and a flow on
+# the dask runner then trained its mapper on 1 thread where the thread runner used every core: other bits.
+_STARTED_WITH = os.environ.get("OMP_NUM_THREADS", "")
+# Set by v2a in the worker processes it starts (flows/runners.py: local Dask and Ray workers) to the count of
+# the process that started them: Dask and Ray start their workers with OMP_NUM_THREADS=1, and a shard
+# generated there would otherwise differ in its last bits from the same shard on the thread runner.
+WORKER_THREADS_ENV = "V2A_CPU_THREADS"
+
+
+def machine_threads(omp: str | None = None) -> int:
+    """The intra-op thread count model work runs with: in a worker v2a started, its starter's count; else
+    OMP_NUM_THREADS as the process started with it (`omp`: that value instead), else the CPUs this process may
+    run on. Nothing later in the process changes it."""
+    given = os.environ.get(WORKER_THREADS_ENV, "").strip()
+    if omp is None and given.isdigit() and int(given) > 0:
+        return int(given)
+    env = (_STARTED_WITH if omp is None else omp).strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
     try:

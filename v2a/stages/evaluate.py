@@ -562,7 +562,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     v2a-mapper). metrics None: the protocol's list. bootstrap: see `evaluate_run`. The per-sample values go to
     `scores_uri` (default: the `scores` folder beside `results_uri`).
     """
-    from v2a.metrics.scores import clip_id_of_sample, evaluate_audio, load_audio_folder
+    from v2a.metrics.scores import clip_id_of_sample, evaluate_audio
 
     how = scoring(protocol, channel_rule, clip_seconds, 10.0)
     asked = bool(metrics)
@@ -691,7 +691,7 @@ def _plan(section, run: StageRun, models) -> list[WorkItem]:
     rate = reference_rate([sample_rate_of(n, sections.get(n)) for n in sorted({SPECS[m].extractor
                                                                               for u in units for m in u})],
                           run.arg("generations"))
-    return [WorkItem(u[0], {"metrics": list(u), "reference_rate": rate}, {"units": 1}) for u in units]
+    return [WorkItem(u[0], {"metrics": list(u), "reference_rate": rate}, {"extractors": 1}) for u in units]
 
 
 def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
@@ -702,7 +702,7 @@ def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
     scored = score_unit(run.arg("generations"), run.out, extractors, unit, split=section.split,
                         reference_rate=item.inputs["reference_rate"], progress=sys.stderr.isatty(),
                         bootstrap=section.bootstrap, **scoring_of(section))
-    report(units=1)
+    report(extractors=1)
     return scored
 
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import csv
-import io
 import math
 import posixpath
 import re
 
-from storage_schemas import clips as clips_schema
 from v2a.core import storage
 from v2a.core.stopping import raise_if_stopped
 from v2a.io import clips as clips_io
@@ -226,6 +224,7 @@ def _summarize(results, section, run: StageRun, closing=None) -> dict:
 
 STAGE = Stage(
     name="ingest", section="data", run=_run, summarize=_summarize, task_label="clips",
+    mapped=False,
     plan=lambda section, run, models: [WorkItem("table", {}, {"tables": 1})],
     outputs=lambda item, section, run: [RunLayout(run.out).clips],
     # The CSV and the image folder are what ingest reads; the video folder only prefixes the clips' URIs.

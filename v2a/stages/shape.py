@@ -104,6 +104,9 @@ class Stage:
         write of what the items computed); `origin` says who runs it ({"flow_run_id": ...} under Prefect, {}
         otherwise), recorded but never part of the cache key; `closing` names it in the progress bar.
     items_per_task(section): items one task runs in turn (a task's fixed cost is paid once for them).
+    mapped: the item tasks go to the flow's task runner (a Dask or Ray cluster); False: they run in the flow's
+        own process, as the plan and the closing step always do (a stage of one item gains nothing from a
+        worker, and training keeps the thread count, and so the bits, of the flow's process).
     task_label: the middle of the task run names, `<stage>-<task_label>-<first item key>`.
     """
 
@@ -120,6 +123,7 @@ class Stage:
     closing: str | None = None
     items_per_task: Callable[[Any], int] = _one_per_task
     task_label: str = "item"
+    mapped: bool = True
 
     def batches(self, items: list[WorkItem], section) -> list[list[WorkItem]]:
         n = max(1, int(self.items_per_task(section)))

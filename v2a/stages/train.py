@@ -166,6 +166,7 @@ def _outputs(item: WorkItem, section, run: StageRun) -> list[str]:
 
 STAGE = Stage(
     name="train", section="train", run=_run, summarize=_summarize, outputs=_outputs, task_label="mapper",
+    mapped=False,
     plan=lambda section, run, models: [WorkItem("mapper", {}, {"epochs": section.epochs})],
     reads=lambda section, run: [run.arg("embeddings"), run.arg("clips")],
 )

@@ -330,6 +330,7 @@ def _reads(section, run: StageRun) -> list[str]:
 
 STAGE = Stage(
     name="report", section="report", run=_run, summarize=_summarize, reads=_reads, task_label="page",
+    mapped=False,
     plan=lambda section, run, models: [WorkItem("page", {}, {"pages": 1})],
     outputs=lambda item, section, run: [storage.join(run.arg("page") or default_report_dir(run.out, run.arg("run_ids")),
                                                      "index.html")],
