@@ -82,6 +82,8 @@ class Api:
                 return resp.status, json.load(resp)
         except urllib.error.HTTPError as err:
             return err.code, None
+        except OSError:  # nothing listens there (a temporary server that has ended)
+            return 0, None
 
     def filter(self, what: str, body: dict) -> list[dict]:
         """Every object a filter matches, page by page (the API caps one answer at 200)."""
@@ -129,15 +131,21 @@ def artifact_links(artifact: dict) -> list[str]:
 
 def api_object(api: Api, ui: str, url: str) -> tuple[str, str | None, bool]:
     """(what the API says, the text its page should show, dead) for a UI address; ('-', None, False) for a
-    page that names no object."""
-    path = urllib.parse.urlsplit(url).path.removeprefix(urllib.parse.urlsplit(ui).path.rstrip("/"))
+    page that names no object. The object is looked up on the server the link points to: a link to another
+    port (another server) is asked there, not here."""
+    link, home = urllib.parse.urlsplit(url), urllib.parse.urlsplit(ui)
+    elsewhere = bool(link.netloc) and link.netloc != home.netloc
+    if elsewhere:
+        api = Api(f"{link.scheme}://{link.netloc}/api", api.timeout)
+    path = link.path.removeprefix(home.path.rstrip("/"))
     for pattern, api_path, shown in OBJECT_PAGES:
         m = re.fullmatch(pattern.removesuffix("$"), path)
         if m:
             status, obj = api.call(api_path.format(*(urllib.parse.quote(g, safe="") for g in m.groups())))
+            what = f"{status or 'no answer'} {api.url + '/' if elsewhere else ''}{api_path.split('/')[0]}"
             if status != 200:
-                return f"{status} {api_path.split('/')[0]}", None, True
-            return f"200 {api_path.split('/')[0]}", str(obj.get(shown) or ""), False
+                return what, None, True
+            return what, str(obj.get(shown) or ""), False
     return "-", None, False
 
 
@@ -157,6 +165,8 @@ def render(page, url: str, expect: str | None, timeout: float, settle: float = 1
     while True:
         seen = page.evaluate(_SNAPSHOT)
         text = seen["text"]
+        if seen["href"].startswith("chrome-error:"):  # Chromium's own page for a host that did not answer
+            return {**seen, "verdict": "no answer (" + (re.findall(r"ERR_[A-Z_]+", text) or ["?"])[0] + ")"}
         if NOT_FOUND in text:
             return {**seen, "verdict": NOT_FOUND}
         if (expect and expect in text) or (not expect and len(text.strip()) > 40):
@@ -189,7 +199,8 @@ def check(api: Api, ui: str, runs: list[dict], chromium: str, timeout: float, sc
     links: dict[str, Row] = {}
     for a in artifacts:
         for url in artifact_links(a):
-            links.setdefault(url, Row("link", url, f"in {a.get('key') or a['id']}"))
+            row = links.setdefault(url, Row("link", url, "in"))
+            row.source += ("" if row.source == "in" else ",") + f" {a.get('key') or a['id']}"
 
     with HeadlessChromium(chromium, timeout=max(60.0, timeout)) as browser:
         page = browser.new_page()
