@@ -72,7 +72,7 @@ def _logs(client, flow_run_id) -> list:
 
 
 # The bound, from the run's start (its Running state) to its Failed state and to the ERROR line of its log,
-# all timestamps the run's own process gave the server. Measured 2026-12-07 (2 cores, load 3-13): 0.17-0.71 s on the
+# all timestamps the run's own process gave the server. Measured 2026-12-07 (2 cores, load 3-13): 0.10-0.71 s on the
 # process worker. What it is made of: v2a's check of the parameters takes 0.0-4.4 ms; the rest is Prefect's (API
 # calls, and the flow-run heartbeat thread, joined when the flow exits: a failure that finds it asleep waits for the
 # end of its 1-s sleep, 1.04 s where an in-process run has already sent its first heartbeat; a fresh worker process
