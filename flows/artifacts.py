@@ -2,8 +2,9 @@
 
 Each is published by its flow, not by a task, so a re-run served from the task cache publishes it
 again, saying that it is unchanged and which flow run made it (with a link to that run where it is
-on the same server and that server has a UI). Pictures are embedded and locations are shown so that a
-browser can open them (v2a/core/markdown.py): no artifact holds a local path as a link or an image source.
+on the same server, that server has a UI and it is not v2a's temporary one). Pictures are embedded
+and locations are shown so that a browser can open them (v2a/core/markdown.py): no artifact holds a
+local path as a link or an image source.
 """
 
 from __future__ import annotations
@@ -12,16 +13,22 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 
 def flow_run_link(flow_run_id: str | None, name: str | None) -> str:
-    """`[name](UI address of the run)` where the run is on the server this artifact goes to and that server
-    has a UI; else the name and id as text. A cached result can come from a run on another server (the
-    demo's temporary one, say): a link to it there would open "Page not found"."""
+    """`[name](UI address of the run)` where the run is on the server this artifact goes to, that server
+    has a UI and outlives this process; else the name and id as text. A cached result can come from a run
+    on another server (the demo's temporary one, say): a link to it there would open "Page not found".
+    v2a's own temporary server (a command run without PREFECT_API_URL) is that server for every later
+    look: its address, a port chosen for the one command, is dead once the command ends, even where a
+    `prefect server` later opens the same database (a second `make demo`, then the UI)."""
     from prefect.utilities.urls import url_for
+
+    from flows.server import temporary_server
 
     if not flow_run_id:
         return f"`{name}`" if name else "an earlier run"
     url = None
     try:
-        url = url_for("flow-run", obj_id=flow_run_id) if run_exists(flow_run_id) else None
+        if temporary_server() is None and run_exists(flow_run_id):
+            url = url_for("flow-run", obj_id=flow_run_id)
     except Exception:  # noqa: BLE001 - no UI address configured: the run is named in words
         url = None
     label = name or flow_run_id

@@ -1,8 +1,9 @@
 """A deployment run given bad parameters, on a real `prefect server` and a process worker (the fixtures of
-test_deploy.py): it fails at once (before any task; 0.6 s from Running to Failed on a quiet machine), its
+test_deploy.py): it fails at once (before any task, within a second of its Running state), its
 state message is one line saying what is wrong, no log of it holds a traceback, and it is named after what
 it was given."""
 
+import logging
 import os
 import signal
 import subprocess
@@ -64,14 +65,19 @@ def failed_runs(prefect_server, tmp_path_factory):
     return runs, missing, bad["out"], here / "worker.log"
 
 
-def _logs(client, flow_run_id) -> list[str]:
+def _logs(client, flow_run_id) -> list:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-    return [r.message for r in logs]
+    return list(client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))))
 
 
-FAILS_WITHIN_S = 5.0
+# The issue's bound, from the run's start (its Running state) to its Failed state and to the ERROR line of its log,
+# all timestamps the run's own process gave the server. Measured 2026-12-07 (2 cores, load 3-13): 0.10-0.71 s on the
+# process worker. What it is made of: v2a's check of the parameters takes 0.0-4.4 ms; the rest is Prefect's (API
+# calls, and the flow-run heartbeat thread, joined when the flow exits: a failure that finds it asleep waits for the
+# end of its 1-s sleep, 1.04 s where an in-process run has already sent its first heartbeat; a fresh worker process
+# is still sending it). The import of the flow's modules (torch, 6-20 s) comes before the Running state.
+FAILS_WITHIN_S = 1.0
 
 EXPECTED = {
     "missing": r"^Flow run encountered an exception: ConfigError: pipeline: config_file \S+/missing\.yaml: not "
@@ -95,12 +101,16 @@ def test_a_bad_parameter_fails_the_run_at_once_with_one_line_and_no_traceback(fa
     run, logs, tasks = runs[case]
     assert run.state.is_failed(), (case, run.state, worker_log.read_text()[-3000:])
     message = run.state.message
+    lines = [r.message for r in logs]
     assert "\n" not in message and re.search(EXPECTED[case], message), message
-    assert logs and not [line for line in logs if "Traceback" in line], logs
-    # Refused before any work: no task ran. 0.6 s from Running to Failed on a quiet machine; the bound leaves
-    # room for a loaded one (2.4 s seen at load 25 on 2 cores), still far below any model or media work.
+    assert lines and not [line for line in lines if "Traceback" in line], lines
+    # Refused before any work: no task ran, and the run failed within a second of its start.
     assert tasks == 0
-    assert (run.end_time - run.start_time).total_seconds() < FAILS_WITHIN_S, (run.start_time, run.end_time)
+    error_at = min(r.timestamp for r in logs if r.level >= logging.ERROR)
+    took = {"failed": (run.end_time - run.start_time).total_seconds(),
+            "error logged": (error_at - run.start_time).total_seconds()}
+    print(f"{case}: {took}")
+    assert max(took.values()) < FAILS_WITHIN_S, (case, took, run.start_time)
 
 
 def test_failed_runs_are_named_after_what_they_were_given(failed_runs):
