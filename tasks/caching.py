@@ -16,8 +16,6 @@ Where the records live is the flow's `result_storage` (the pipeline sets it from
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -80,7 +78,7 @@ def stage_cache(reads: tuple[str, ...] = (), profile: str | None = None) -> Cach
             "reads": {r: fingerprint(_location(params, r)) for r in reads},
             "profile": profile_digest(params[profile]) if profile and params.get(profile) else None,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        return short_digest(payload, 64)
 
     return TASK_SOURCE + CachePolicy.from_cache_key_fn(key)
 
@@ -100,7 +98,7 @@ def stage_policy() -> CachePolicy:
             "reads": {r: fingerprint(r) for r in reads if r},
             "profile": profile_digest(run.profile) if run.profile else None,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        return short_digest(payload, 64)
 
     return TASK_SOURCE + CachePolicy.from_cache_key_fn(key)
 
