@@ -98,3 +98,28 @@ def test_the_thread_runner_is_bounded_by_default():
     assert make_task_runner(RunnerConfig())._max_workers == DEFAULT_THREAD_WORKERS
     for f in (embed_flow, generate_flow):
         assert f.task_runner._max_workers == DEFAULT_THREAD_WORKERS
+
+
+def _worker_threads() -> tuple[str, int]:
+    import os
+
+    from v2a.core.threads import machine_threads
+
+    return os.environ.get("OMP_NUM_THREADS", ""), machine_threads()
+
+
+def test_dask_workers_run_model_work_on_the_thread_count_of_the_process_that_started_them(monkeypatch):
+    from distributed import Client, LocalCluster
+
+    from flows.runners import local_cluster_kwargs
+    from v2a.core import threads
+
+    # This process as if started with 3 threads; its workers are started with OMP_NUM_THREADS=1 by Dask.
+    monkeypatch.setattr(threads, "_STARTED_WITH", "3")
+    monkeypatch.delenv(threads.WORKER_THREADS_ENV, raising=False)
+    kwargs = local_cluster_kwargs(RunnerConfig(kind="dask", cluster_kwargs={
+        "n_workers": 1, "threads_per_worker": 1, "processes": True}))
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        [(omp, count)] = client.run(_worker_threads).values()
+    assert omp == "1"  # what Dask gives its workers: a shard generated there on 1 thread had other bits
+    assert count == 3
