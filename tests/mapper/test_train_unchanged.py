@@ -67,8 +67,11 @@ def _digests(folder: Path) -> dict[str, str]:
 
 @pytest.fixture
 def one_thread(monkeypatch):
-    # The trainer pins its thread count to the machine's (v2a.core.threads), which OMP_NUM_THREADS sets.
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    # The trainer pins its thread count to the machine's (v2a.core.threads): V2A_CPU_THREADS sets it (the
+    # OMP_NUM_THREADS it reads is the one the process started with).
+    from v2a.core.threads import WORKER_THREADS_ENV
+
+    monkeypatch.setenv(WORKER_THREADS_ENV, "1")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

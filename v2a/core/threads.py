@@ -31,7 +31,8 @@ _SAVED: tuple[int, bool, bool] | None = None
 _STARTED_WITH = os.environ.get("OMP_NUM_THREADS", "")
 # Set by v2a in the worker processes it starts (flows/runners.py: local Dask and Ray workers) to the count of
 # the process that started them: Dask and Ray start their workers with OMP_NUM_THREADS=1, and a shard
-# generated there would otherwise differ in its last bits from the same shard on the thread runner.
+# generated there would otherwise differ in its last bits from the same shard on the thread runner. A user may
+# set it too: it is read first.
 WORKER_THREADS_ENV = "V2A_CPU_THREADS"
 
 
