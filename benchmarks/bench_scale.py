@@ -207,10 +207,13 @@ def run_stage(stage: str, root: Path) -> dict:
         done = sum(generate.STAGE.done(s, section, run) for s in shards)
         extra = {"shards": len(shards), "done": done}
     elif stage == "eval-inputs":
-        from v2a.stages.evaluate import evaluation_inputs
+        from v2a.stages.evaluate import evaluation_inputs, reference_audio
 
+        # What one evaluation unit gathers before it extracts: the run's inputs and its clips' real audio.
         inputs = evaluation_inputs(out.generations("run-synthetic").root, out.out, "test")
-        extra = {"clips": len(inputs.clip_ids), "reference": len(inputs.reference), "generated": len(inputs.generated)}
+        reference = reference_audio(out.clips, inputs.clip_ids, inputs.seconds, inputs.sample_rate,
+                                    embeddings_uri=out.embeddings)
+        extra = {"clips": len(inputs.clip_ids), "reference": len(reference), "generated": len(inputs.generated)}
     elif stage == "status":
         from v2a.tools.status import format_status, out_status
 

@@ -295,7 +295,7 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     The flow runs the same steps as tasks: `evaluation_units` side by side through `score_unit`, then `write_run`."""
     complete = check_complete(gen_dir, allow_partial)
     how_metrics = list(metrics or protocol_named(protocol).metrics)
-    ref_rate = _reference_rate(extractors, _generation_rate(gen_dir))
+    ref_rate = reference_decode_rate(_rates(extractors), _generation_rate(gen_dir))
     scored = [score_unit(gen_dir, out, {n: extractors[n] for n in {SPECS[m].extractor for m in unit}
                                         if n in extractors}, unit,
                          split=split, protocol=protocol, channel_rule=channel_rule, clip_seconds=clip_seconds,
@@ -315,10 +315,16 @@ def evaluation_units(metrics) -> list[list[str]]:
     return list(groups.values())
 
 
-def reference_rate(extractor_rates, gen_dir: str) -> int:
-    """The rate the real audio is decoded at, given the rates of every extractor of the run (see
-    `_reference_rate`): the same for each unit, so splitting a run into units changes no number."""
-    return max([_generation_rate(gen_dir)] + [int(r) for r in extractor_rates])
+def reference_decode_rate(extractor_rates, floor: int) -> int:
+    """The rate the real audio of video clips is decoded at: the highest any extractor of the run runs at
+    (PaSST's 32 kHz reference keeps its 8-16 kHz band, as av-benchmark's native-rate files do), and no lower
+    than `floor` (the generation's rate). Taken over every extractor of the run, not a unit's, so splitting a
+    run into units changes no number."""
+    return max([int(floor)] + [int(r or 0) for r in extractor_rates])
+
+
+def _rates(extractors: dict) -> list[int]:
+    return [int(getattr(e, "sample_rate", 0) or 0) for e in extractors.values()]
 
 
 def _generation_rate(gen_dir: str) -> int:
@@ -335,7 +341,7 @@ def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "
                reference_rate: int | None = None, progress: bool = False, asked: bool = True,
                bootstrap: int = 0) -> dict:
     """One unit of a run's evaluation: {"metrics": those it could compute, "rows": their metric rows,
-    "extractors": the model ids}. Nothing is written. reference_rate: the run's (`reference_rate`); None:
+    "extractors": the model ids}. Nothing is written. reference_rate: the run's (`reference_decode_rate`); None:
     from these extractors alone. asked: the metrics were named by the caller, not a protocol's default list
     (see `desync_inputs`). bootstrap: see `evaluate_run`. The rows carry their per-sample values (`samples`),
     which `write_run` stores."""
@@ -346,7 +352,7 @@ def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "
     metrics = list(metrics)
     clip_ids, generated, images = inputs.clip_ids, inputs.generated, inputs.images
     generated.channel_rule = how.channel_rule
-    ref_rate = reference_rate or _reference_rate(extractors, inputs.sample_rate)
+    ref_rate = reference_rate or reference_decode_rate(_rates(extractors), inputs.sample_rate)
     reference = reference_audio(RunLayout(out).clips, clip_ids, how.clip_seconds, ref_rate,
                                 embeddings_uri=RunLayout(out).embeddings, channel_rule=how.channel_rule)
     sample_rate, seconds = inputs.sample_rate, how.clip_seconds
@@ -399,7 +405,6 @@ class RunInputs:
     clip_ids: list[str]
     generated: Mapping           # sample id -> waveform, read on access
     images: Mapping              # clip id -> (F, D) CLIP frames, read on first access
-    reference: Mapping           # clip id -> real audio, decoded on access
     sample_rate: int
     seconds: float
 
@@ -454,8 +459,9 @@ def evaluation_inputs(gen_dir: str, out: str, split: str = "test") -> RunInputs:
     generated = GeneratedAudio({f"{cid}__s{sample}": uri
                                 for cid, sample, uri in zip(gens["clip_id"], gens["sample"], gens["uri"])})
     clip_ids = sorted(set(gens["clip_id"]))
-    reference = reference_audio(layout.clips, clip_ids, seconds, sample_rate, embeddings_uri=layout.embeddings)
-    return RunInputs(gens, clip_ids, generated, images, reference, sample_rate, seconds)
+    # No real audio here: each unit decodes it at the run's reference rate (`reference_audio`), which is not
+    # the generation's rate when an extractor runs higher.
+    return RunInputs(gens, clip_ids, generated, images, sample_rate, seconds)
 
 
 def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extractor_ids, sample_rate, seconds,
@@ -579,7 +585,7 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
         run = RunLayout(run_dir)
         in_split = set(clips_io.read_clips(run.clips, columns=["clip_id"], ids=clip_ids, split=split)
                        .column("clip_id").to_pylist())
-        ref_rate = sample_rate or _reference_rate(extractors, DECODE_SAMPLE_RATE)
+        ref_rate = sample_rate or reference_decode_rate(_rates(extractors), DECODE_SAMPLE_RATE)
         reference = reference_audio(run.clips, sorted(in_split), how.clip_seconds, ref_rate,
                                     embeddings_uri=run.embeddings, channel_rule=how.channel_rule)
     images = None
@@ -651,12 +657,6 @@ def _loading_key(how: Scoring, ref_rate: int, gen_rate: int) -> str | None:
     return ";".join(parts) or None
 
 
-def _reference_rate(extractors: dict, floor: int) -> int:
-    """The rate the real audio of video clips is decoded at: the highest any extractor runs at (PaSST's 32 kHz
-    reference keeps its 8-16 kHz band, as av-benchmark's native-rate files do), and no lower than `floor`."""
-    return max([int(floor)] + [int(getattr(e, "sample_rate", 0) or 0) for e in extractors.values()])
-
-
 def _folder_audio(folder: str, sample_rate: int | None, channel_rule: str) -> tuple[dict[str, np.ndarray], int]:
     """(id -> mono waveform, its rate): the files' own rate when they share one (each extractor then resamples
     once, as av-benchmark does), else all resampled to the highest of them; `sample_rate` forces one."""
@@ -688,9 +688,9 @@ def _plan(section, run: StageRun, models) -> list[WorkItem]:
 
     units = evaluation_units(section.metric_list())
     sections = load_profile(run.profile).get("extractors") or {}
-    rate = reference_rate([sample_rate_of(n, sections.get(n)) for n in sorted({SPECS[m].extractor
+    rate = reference_decode_rate([sample_rate_of(n, sections.get(n)) for n in sorted({SPECS[m].extractor
                                                                               for u in units for m in u})],
-                          run.arg("generations"))
+                          _generation_rate(run.arg("generations")))
     return [WorkItem(u[0], {"metrics": list(u), "reference_rate": rate}, {"extractors": 1}) for u in units]
 
 
