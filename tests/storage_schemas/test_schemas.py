@@ -2,8 +2,7 @@ import pyarrow as pa
 import pytest
 
 from storage_schemas import (SchemaError, clips, conform, embeddings, errors, features, generations, mapped, results,
-                             scores,
-                             validate)
+                             scores, validate)
 
 
 @pytest.mark.parametrize("module", [clips, embeddings, errors, features, generations, mapped, results, scores])
