@@ -288,7 +288,8 @@ class EvaluateConfig(Section):
     keep_features: bool = Field(
         False, description="store each generated sample's inputs to the set statistics (FD/FAD/FD_PaSST features, "
                            "IS logits) in OUT/features, so that `v2a compare` gives those rows a paired interval; "
-                           "about 15 KB per sample under the v2a-mapper protocol (README, `v2a compare`)")
+                           "about 15 KiB per sample under the v2a-mapper protocol, 19 KiB under "
+                           "av-benchmark (README, `v2a compare`)")
     # Only the interval columns depend on `bootstrap`, and they record their resample count (ci_resamples);
     # `keep_features` changes no value at all: asking for either later must neither rename the run nor start
     # it over.
