@@ -80,7 +80,7 @@ def test_the_paired_replicates_are_the_two_runs_features_drawn_together(two_runs
     assert (row.low, row.high) == bootstrap.percentile_interval(reps) and row.difference == point
 
 
-def test_without_kept_features_a_set_row_says_in_one_line_how_to_get_them(two_runs, capsys):
+def test_a_rescore_writes_over_the_features_and_one_without_them_leaves_a_one_line_hint(two_runs, capsys):
     from flows.cli import main
 
     out, (a, b) = two_runs
@@ -88,6 +88,12 @@ def test_without_kept_features_a_set_row_says_in_one_line_how_to_get_them(two_ru
     before = sorted(p.name for p in (out / "features").glob("*.parquet"))
     counts = pd.read_parquet(out / "features").groupby(["run_id", "metric"]).size()
     assert len(counts) == 2 * len(SET_METRICS) and (counts[a] == counts[b]).all()
+    # Kept again: one part per metric, written over, never a second copy of the rows.
+    assert main(["evaluate", "--generations", str(gen_dir), "--out", str(out), "--profile", "tiny",
+                 "--keep-features"]) == 0
+    assert sorted(p.name for p in (out / "features").glob("*.parquet")) == before
+    assert pd.read_parquet(out / "features").groupby(["run_id", "metric"]).size().equals(counts)
+
     # B scored again without keeping its features: its parts go (their vectors may no longer be what gave B's rows).
     assert main(["evaluate", "--generations", str(gen_dir), "--out", str(out), "--profile", "tiny"]) == 0
     after = sorted(p.name for p in (out / "features").glob("*.parquet"))
@@ -100,10 +106,3 @@ def test_without_kept_features_a_set_row_says_in_one_line_how_to_get_them(two_ru
         assert "no paired interval" in line and KEEP_HINT in line and "B kept no features" in line
     kl = next(x for x in printed.splitlines() if x.lstrip().startswith("KL "))
     assert "no paired interval" not in kl  # the per-sample rows are paired as before
-
-    # Kept again: one part per metric, written over, never a second copy of the rows.
-    assert main(["evaluate", "--generations", str(gen_dir), "--out", str(out), "--profile", "tiny",
-                 "--keep-features"]) == 0
-    assert sorted(p.name for p in (out / "features").glob("*.parquet")) == before
-    again = pd.read_parquet(out / "features").groupby(["run_id", "metric"]).size()
-    assert again.equals(counts)
