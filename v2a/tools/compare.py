@@ -13,7 +13,7 @@ them, and shows each run's own interval when it has one.
 Set statistics take their own resample count (`set_resamples`): a paired Fréchet resample recomputes two
 distances, about 16 s at 15k clips x 2048-d on 2 cores (benchmarks/README.md). 200 is the count the evaluation
 suggests for its own Fréchet intervals (each end of the interval within about a tenth of its half-width) and
-so costs about 55 min for FD at that size; fewer give a rougher interval sooner.
+so costs about 52 min for FD at that size; fewer give a rougher interval sooner.
 
 The runs must have been scored the same way on the same clips; anything else is refused in one line
 (`CompareRefused`), since a difference between two protocols says nothing about the runs.
