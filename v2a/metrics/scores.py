@@ -34,7 +34,7 @@ from tqdm import tqdm
 from v2a.core.stopping import raise_if_stopped
 from v2a.core.threads import pins_threads
 from v2a.metrics import audio, bootstrap
-from v2a.metrics.classification import KL_FORMULAS, KL_ROW_FORMULAS, inception_score
+from v2a.metrics.classification import KL_FORMULAS, KL_ROW_FORMULAS, inception_score, inception_splits
 from v2a.metrics.frechet import DEFAULT_EPS, frechet_distance_from_stats, gaussian_stats, singular_offset
 from v2a.metrics.reference_stats import reference_stats
 
@@ -378,9 +378,7 @@ def _kl(s, run: _Run) -> list[dict]:
 
 def _inception(s, run: _Run) -> list[dict]:
     logits = run.output(s)
-    # torch-fidelity's 10 splits need at least 10 samples; with fewer, one split over all of them
-    # (one split per sample would make every score exactly 1).
-    splits = 10 if len(logits) >= 10 else 1
+    splits = inception_splits(len(logits))
     mean, std = inception_score(logits, splits=splits)
     log.info("%s: inception score %.4f +- %.4f over %d samples", s.name, mean, std, len(logits))
     clips = [run.clip_id_of(i) for i in run.ids[s.extractor]]

@@ -17,6 +17,7 @@ from v2a.core import storage
 from v2a.io.features import Features
 from v2a.io.layout import RunLayout
 from v2a.metrics import bootstrap
+from v2a.metrics.classification import inception_splits
 from v2a.metrics.frechet import DEFAULT_EPS, gaussian_stats, singular_offset
 from v2a.metrics.protocols import protocol as protocol_named
 from v2a.metrics.reference_stats import load_fit
@@ -43,8 +44,7 @@ def weighted_statistic(out: str, metric: str, protocol: str, kept: Features):
     """The metric of `kept`'s rows as a function of (k, rows) weights -> k values."""
     kind = SPECS[metric].kind
     if kind == "inception":
-        # The evaluation's rule (v2a.metrics.scores._inception): torch-fidelity's 10 splits, one below 10 samples.
-        return bootstrap.InceptionResampler(kept.vectors, 10 if len(kept.vectors) >= 10 else 1)
+        return bootstrap.InceptionResampler(kept.vectors, inception_splits(len(kept.vectors)))
     if kind != "frechet":
         raise ValueError(f"{metric} is no set statistic")
     ref_mu, ref_sigma = load_fit(reference_location(out, kept.reference_stats))
