@@ -62,6 +62,14 @@ def add_model_options(parser: argparse.ArgumentParser, model: type[BaseModel], o
         if (only is not None and name not in only) or name in skip:
             continue
         kind, choices, many = _unwrap(field.annotation)
+        if kind is bool and not many:
+            flag = "--" + (rename or {}).get(name, name).replace("_", "-")
+            default = (defaults or {}).get(name, field.get_default(call_default_factory=True))
+            # Unset stays None, so a config file's value is not overridden by the flag's absence.
+            parser.add_argument(flag, dest=name, default=None, help=(helps or {}).get(name, field.description or ""),
+                                action="store_true" if default is False else argparse.BooleanOptionalAction)
+            added.append(name)
+            continue
         if kind not in (int, float, str):
             continue  # mappings (train.options, runner kwargs) are for config files
         flag = "--" + (rename or {}).get(name, name).replace("_", "-")

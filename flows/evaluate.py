@@ -63,7 +63,7 @@ def evaluate_flow(generations: str, out: str, profile: str = DEFAULT_PROFILE, ev
             run_dir = out if storage.exists(layout.clips) else None
             rows = evaluate_folder_task(generations, layout.results, profile, reference, run_dir, split,
                                         dataset, metrics, device, run_id=run_id, provenance=provenance, scoring=scoring,
-                                        bootstrap=evaluate.bootstrap)
+                                        bootstrap=evaluate.bootstrap, keep_features=evaluate.keep_features)
         scored = rows[0]["run_id"] if rows else (run_id or GenerationLayout(generations).run_id)
         key = run_key(out, scored)
         table_artifact(artifact_key("evaluation", key), _report_rows(rows),

@@ -88,8 +88,8 @@ def writable(out: str, what: str = "output location") -> None:
 
 
 # The folders of an output location (v2a.io.layout.RunLayout) the pipeline writes into.
-PIPELINE_FOLDERS = ("embeddings", "errors", "mappers", "generations_root", "results", "scores", "reference_stats",
-                    "reports", "listening")
+PIPELINE_FOLDERS = ("embeddings", "errors", "mappers", "generations_root", "results", "scores", "features",
+                    "reference_stats", "reports", "listening")
 
 
 def output_folders(out: str, names=PIPELINE_FOLDERS) -> None:

@@ -37,11 +37,12 @@ def _extractors(profile: str, metrics: list[str], device: str) -> dict:
 def evaluate_folder_task(generated_dir: str, results_uri: str, profile: str, reference_dir: str | None,
                          run_dir: str | None, split: str, dataset: str, metrics: list[str], device: str,
                          run_id: str | None = None, provenance: dict | None = None,
-                         scoring: dict | None = None, bootstrap: int = 0) -> list[dict]:
+                         scoring: dict | None = None, bootstrap: int = 0, keep_features: bool = False) -> list[dict]:
     with model_slot(device):
         rows = evaluate.evaluate_folder(generated_dir, results_uri, _extractors(profile, metrics, device),
                                         reference_dir=reference_dir, run_dir=run_dir, split=split, run_id=run_id,
                                         dataset=dataset, metrics=metrics,
                                         provenance=_provenance(provenance, device), bootstrap=bootstrap,
+                                        keep_features=keep_features,
                                         **(scoring or {}))
     return _plain_rows(rows)

@@ -196,6 +196,7 @@ def test_the_digest_spells_generator_guidance_as_before_its_rename():
     before["generate"]["guidance_scale"] = before["generate"].pop("generator_guidance")
     del before["generate"]["shard_size"], before["embed"]["shards_per_task"]  # task granularity: not digested
     del before["evaluate"]["bootstrap"]  # interval resamples: not digested either
+    del before["evaluate"]["keep_features"]  # whether compare's inputs are stored: nor this
     assert cfg.digest() == hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:16]
     assert cfg.digest("generate") != config_from_dict(BASE).digest("generate")
 
@@ -299,3 +300,11 @@ def test_frechet_bootstrap_resamples_change_neither_the_digest_nor_the_run_id():
     assert config_from_dict({**BASE, "evaluate": {"split": "val"}}).digest() != config_from_dict(BASE).digest()
     with pytest.raises(ConfigError, match="evaluate.bootstrap"):
         config_from_dict({**BASE, "evaluate": {"bootstrap": -1}})
+
+
+def test_keeping_the_features_changes_neither_the_digest_nor_the_run_id():
+    # Storing the set statistics' inputs for `v2a compare` changes no value: a run scored again with them must
+    # keep its id and config_digest (the pinned values above).
+    cfg = config_from_dict({**BASE, "generate": {"generator_guidance": 3.0}, "evaluate": {"keep_features": True}})
+    assert cfg.evaluate.keep_features is True and config_from_dict(BASE).evaluate.keep_features is False
+    assert cfg.digest() == "4385684acc8ccd42" and cfg.digest("evaluate") == config_from_dict(BASE).digest("evaluate")

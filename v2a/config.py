@@ -285,9 +285,15 @@ class EvaluateConfig(Section):
         0, description="resamples of the Fréchet rows' bootstrap intervals (FD, FAD, FD_PaSST); 0: none. "
                        "Seconds per resample at 15k clips x 2048-d (benchmarks/README.md): 200 is a workable "
                        "choice. The other rows always get 1000-resample intervals")
-    # Only the interval columns depend on it, and they record their resample count (ci_resamples): asking for
-    # intervals later must neither rename the run nor start it over.
-    _not_digested: ClassVar[tuple[str, ...]] = ("bootstrap",)
+    keep_features: bool = Field(
+        False, description="store each generated sample's inputs to the set statistics (FD/FAD/FD_PaSST features, "
+                           "IS logits) in OUT/features, so that `v2a compare` gives those rows a paired interval; "
+                           "about 15 KiB per sample under the v2a-mapper protocol, 19 KiB under "
+                           "av-benchmark (README, `v2a compare`)")
+    # Only the interval columns depend on `bootstrap`, and they record their resample count (ci_resamples);
+    # `keep_features` changes no value at all: asking for either later must neither rename the run nor start
+    # it over.
+    _not_digested: ClassVar[tuple[str, ...]] = ("bootstrap", "keep_features")
 
     def metric_list(self) -> list[str]:
         return list(self.metrics or PROTOCOLS[self.protocol].metrics)

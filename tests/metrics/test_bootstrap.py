@@ -115,3 +115,80 @@ def test_a_resampled_inception_score_with_unit_weights_is_the_score():
     w[4] = 0
     rows = np.repeat(np.arange(57), w)
     assert bootstrap.InceptionResampler(logits).one(w) == pytest.approx(inception_score(logits[rows])[0], rel=1e-12)
+
+
+# --- paired set statistics (`v2a compare` on Fréchet distances and Inception Scores) -------------------------------
+
+def _set_runs(rng, clips: int = 30, frames: int = 2, dim: int = 6, classes: int = 9, shift: float = 0.0,
+              noise: float = 0.5):
+    """Two runs' rows over the same clips (`frames` rows per clip, as VGGish gives), with what the clips share."""
+    clip_of_row = [f"c{i:03d}" for i in range(clips) for _ in range(frames)]
+    per_clip = np.repeat(rng.normal(0.0, 2.0, (clips, dim)), frames, axis=0)
+    runs = [per_clip + rng.normal(0.0, noise, per_clip.shape) + s for s in (0.0, shift)]
+    per_clip = np.repeat(rng.normal(0.0, 3.0, (clips, classes)), frames, axis=0)
+    logits = [per_clip + rng.normal(0.0, noise, per_clip.shape) + s * np.arange(classes) / classes
+              for s in (0.0, shift)]
+    return clip_of_row, runs, logits
+
+
+def _materialised_frechet(x, weights, ref_mu, ref_sigma) -> float:
+    mu, sigma = gaussian_stats(np.repeat(x, weights, axis=0))
+    return frechet_distance_from_stats(mu, sigma, ref_mu, ref_sigma)
+
+
+def test_paired_set_replicates_equal_a_loop_that_materialises_each_resample():
+    rng = np.random.default_rng(11)
+    clips, runs, logits = _set_runs(rng)
+    ref_mu, ref_sigma = gaussian_stats(rng.normal(0.1, 2.0, (80, runs[0].shape[1])))
+    resamples = 12
+    fd = [bootstrap.FrechetResampler(x, ref_mu, ref_sigma) for x in runs]
+    is_ = [bootstrap.InceptionResampler(z) for z in logits]
+    fd_reps, fd_point, shared = bootstrap.paired_set_replicates((clips, fd[0]), (clips, fd[1]), resamples)
+    is_reps, is_point, _ = bootstrap.paired_set_replicates((clips, is_[0]), (clips, is_[1]), resamples)
+    at = {c: i for i, c in enumerate(shared)}
+    row_clip = np.array([at[c] for c in clips])
+    by_hand_fd, by_hand_is = [], []
+    for counts in np.concatenate(list(bootstrap.clip_counts(len(shared), resamples))):
+        w = counts[row_clip]  # every row of a drawn clip, in both runs, as often as the clip was drawn
+        by_hand_fd.append(_materialised_frechet(runs[1], w, ref_mu, ref_sigma)
+                          - _materialised_frechet(runs[0], w, ref_mu, ref_sigma))
+        by_hand_is.append(inception_score(np.repeat(logits[1], w, axis=0))[0]
+                          - inception_score(np.repeat(logits[0], w, axis=0))[0])
+    np.testing.assert_allclose(fd_reps, by_hand_fd, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(is_reps, by_hand_is, rtol=1e-10, atol=1e-12)
+    # Unit weights give each run's own value.
+    assert fd_point == pytest.approx(_materialised_frechet(runs[1], 1, ref_mu, ref_sigma)
+                                     - _materialised_frechet(runs[0], 1, ref_mu, ref_sigma), rel=1e-9)
+    assert is_point == pytest.approx(inception_score(logits[1])[0] - inception_score(logits[0])[0], rel=1e-10)
+    assert np.ptp(fd_reps) > 0 and np.ptp(is_reps) > 0
+
+
+def test_paired_set_replicates_leave_out_the_rows_of_clips_the_other_run_lacks():
+    rng = np.random.default_rng(12)
+    clips, runs, logits = _set_runs(rng, clips=20, frames=1)
+    ref_mu, ref_sigma = gaussian_stats(rng.normal(0.0, 2.0, (60, runs[0].shape[1])))
+    extra = rng.normal(5.0, 1.0, (3, runs[0].shape[1]))  # 3 clips only run B has
+    b_rows, b_clips = np.concatenate([runs[1], extra]), clips + ["x1", "x2", "x3"]
+    stat_a = bootstrap.FrechetResampler(runs[0], ref_mu, ref_sigma)
+    stat_b = bootstrap.FrechetResampler(b_rows, ref_mu, ref_sigma)
+    reps, point, shared = bootstrap.paired_set_replicates((clips, stat_a), (b_clips, stat_b), 5)
+    alone = bootstrap.paired_set_replicates((clips, stat_a),
+                                            (clips, bootstrap.FrechetResampler(runs[1], ref_mu, ref_sigma)), 5)
+    assert shared == sorted(clips)
+    np.testing.assert_allclose(reps, alone[0], rtol=1e-9)
+    assert point == pytest.approx(alone[1], rel=1e-9)
+
+
+def test_pairing_narrows_a_set_statistics_interval_where_the_clips_share_an_effect():
+    # Both runs carry each clip's strong effect; B adds a small shift. Drawn once for both runs, a clip moves both
+    # statistics together; drawn independently (an unpaired interval), its effect stays in the difference.
+    rng = np.random.default_rng(13)
+    clips, runs, logits = _set_runs(rng, clips=60, frames=1, dim=4, shift=0.3, noise=0.1)
+    ref_mu, ref_sigma = gaussian_stats(rng.normal(0.0, 2.0, (200, 4)))
+    for stats in ([bootstrap.FrechetResampler(x, ref_mu, ref_sigma) for x in runs],
+                  [bootstrap.InceptionResampler(z) for z in logits]):
+        paired, _, _ = bootstrap.paired_set_replicates((clips, stats[0]), (clips, stats[1]), 300)
+        unpaired = (bootstrap.replicates(clips, stats[1], 300, seed=1)
+                    - bootstrap.replicates(clips, stats[0], 300, seed=2))
+        width = [np.subtract(*bootstrap.percentile_interval(r)[::-1]) for r in (paired, unpaired)]
+        assert width[0] < 0.5 * width[1]

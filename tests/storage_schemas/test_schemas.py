@@ -1,11 +1,11 @@
 import pyarrow as pa
 import pytest
 
-from storage_schemas import (SchemaError, clips, conform, embeddings, errors, generations, mapped, results, scores,
-                             validate)
+from storage_schemas import (SchemaError, clips, conform, embeddings, errors, features, generations, mapped, results,
+                             scores, validate)
 
 
-@pytest.mark.parametrize("module", [clips, embeddings, errors, generations, mapped, results, scores])
+@pytest.mark.parametrize("module", [clips, embeddings, errors, features, generations, mapped, results, scores])
 def test_each_schema_has_a_name_and_a_clip_or_run_key(module):
     assert module.NAME
     assert "clip_id" in module.SCHEMA.names or "run_id" in module.SCHEMA.names

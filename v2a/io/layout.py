@@ -77,6 +77,11 @@ class RunLayout:
         return storage.join(self.out, "scores")
 
     @property
+    def features(self) -> str:
+        """The vectors of the set statistics (Fréchet, Inception Score), kept on request (storage_schemas/features.py)."""
+        return storage.join(self.out, "features")
+
+    @property
     def reference_stats(self) -> str:
         """Extractor statistics and per-clip features of the real audio, computed once per protocol."""
         return storage.join(self.out, "reference_stats")

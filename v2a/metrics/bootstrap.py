@@ -26,6 +26,10 @@ import numpy as np
 SEED = 27                 # fixed: the intervals of a run never change from one scoring to the next
 LEVEL = 0.95
 CLIP_RESAMPLES = 1000     # per-sample means and set statistics that are cheap to recompute
+# `v2a compare`'s paired set statistics: a paired Fréchet resample recomputes two distances (about 16 s at 15k
+# clips x 2048-d on 2 cores); 200 is the count suggested for the evaluation's own Fréchet intervals
+# (benchmarks/README.md: each end of the interval within about a tenth of its half-width).
+SET_RESAMPLES = 200
 _CHUNK = 100              # resamples drawn (and held in memory) at a time
 
 
@@ -121,6 +125,40 @@ def per_clip_mean_difference(a, b) -> float:
     shared = set(a[0]) & set(b[0])
     mean = [float(np.mean([v for c, v in zip(clips, values) if c in shared])) for clips, values in (a, b)]
     return mean[1] - mean[0]
+
+
+def paired_set_replicates(a: tuple[Sequence[str], Callable[[np.ndarray], np.ndarray]],
+                          b: tuple[Sequence[str], Callable[[np.ndarray], np.ndarray]],
+                          resamples: int, seed: int = SEED,
+                          progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, float, list[str]]:
+    """(statistic_b - statistic_a over the same clip resamples, the same difference with unit weights, the shared
+    clips) for statistics of a whole set (`FrechetResampler`, `InceptionResampler`).
+
+    a, b: (the clip id of each row, the run's statistic of (k, rows) row weights). Each resample draws the shared
+    clips once; every row of a drawn clip, in either run, is weighted by that one count, so what a clip does to
+    both runs cancels out of the difference as it does for a mean (`paired_difference_replicates`). Rows of clips
+    the other run lacks weigh 0. progress(k) is told of each k resamples done."""
+    shared = sorted(set(a[0]) & set(b[0]))
+    if not shared:
+        raise ValueError("the two runs share no scored clip")
+    at = {c: i for i, c in enumerate(shared)}
+    # A row of an unshared clip reads the column past the last clip, which is always 0.
+    index = [np.array([at.get(c, len(shared)) for c in clips], dtype=np.int64) for clips, _ in (a, b)]
+    (_, stat_a), (_, stat_b) = a, b
+
+    def difference(counts: np.ndarray) -> np.ndarray:
+        counts = np.hstack([counts, np.zeros((len(counts), 1), dtype=counts.dtype)])
+        return stat_b(counts[:, index[1]]) - stat_a(counts[:, index[0]])
+
+    point = float(difference(np.ones((1, len(shared)), dtype=np.int64))[0])
+    out = []
+    for counts in clip_counts(len(shared), resamples, seed):
+        # One resample at a time: a Fréchet statistic holds a (D x D) Gram matrix per row of weights anyway.
+        for one in counts:
+            out.append(difference(one[None, :]))
+            if progress is not None:
+                progress(1)
+    return (np.concatenate(out) if out else np.empty(0)), point, shared
 
 
 class FrechetResampler:

@@ -124,6 +124,12 @@ KL_FORMULAS = {"av-benchmark": kl_softmax, "audioldm-eval": kl_softmax_audioldm_
 KL_ROW_FORMULAS = {"av-benchmark": kl_softmax_rows, "audioldm-eval": kl_softmax_audioldm_eval_rows}
 
 
+def inception_splits(n: int) -> int:
+    """The splits the evaluation scores `n` samples' Inception Score in: torch-fidelity's 10, which need at least
+    10 samples; with fewer, one split over all of them (one split per sample would make every score exactly 1)."""
+    return 10 if n >= 10 else 1
+
+
 def inception_score(logits: np.ndarray, splits: int = 10, shuffle: bool = True,
                     rng_seed: int = 2020) -> tuple[float, float]:
     """(mean, std) of the Inception Score over `splits` chunks of the (N, classes) logits.

@@ -52,6 +52,7 @@ class ReferenceStats:
     key: dict
     computed: bool                 # False when read back from stats_dir
     per_clip: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str | None = None      # the stored tensors' location (None: not stored), what `load_fit` reads back
 
     def row(self, name: str, clip_id: str) -> np.ndarray:
         return self.per_clip[name][self._index[clip_id]]
@@ -129,6 +130,7 @@ def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extra
         paths = (storage.join(str(stats_dir), f"{stem}.safetensors"), storage.join(str(stats_dir), f"{stem}.json"))
         loaded = _load(paths, key)
         if loaded is not None:
+            loaded.source = paths[0]
             log.info("reference stats for %s loaded from %s (%d vectors)", extractor.model_id, paths[0],
                      loaded.n_vectors)
             return loaded
@@ -139,6 +141,7 @@ def reference_stats(reference: Mapping[str, np.ndarray], sample_rate: int, extra
     stats = ReferenceStats(mu, sigma, int(vectors.shape[0]), ids, key, True, per_clip)
     if paths is not None:
         _save(paths, stats, sample_rate)
+        stats.source = paths[0]
         log.info("reference stats for %s computed and stored in %s", extractor.model_id, paths[0])
     else:
         log.info("reference stats for %s computed (not stored: no stats_dir)", extractor.model_id)
@@ -174,6 +177,15 @@ def _save(paths: tuple[str, str], stats: ReferenceStats, input_sample_rate: int)
         handle.write(save_safetensors(arrays))
     with storage.atomic_write(meta_uri) as handle:
         handle.write(json.dumps(meta, indent=1).encode("utf-8"))
+
+
+def load_fit(tensors_uri: str) -> tuple[np.ndarray, np.ndarray]:
+    """(mu, sigma) of stored reference statistics, as float64 as they were computed: a Fréchet distance
+    recomputed against them (`v2a compare`) repeats the stored one."""
+    fs, path = storage.filesystem(tensors_uri)
+    with fs.open(path, "rb") as handle:
+        arrays = load_safetensors(handle.read())
+    return arrays["mu"], arrays["sigma"]
 
 
 def stored_per_clip(stats_dir: str, extractor, clip_ids, name: str = "embeddings",

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from v2a.core.stopping import raise_if_stopped
 from v2a.core.threads import pins_threads
 from v2a.metrics import audio, bootstrap
-from v2a.metrics.classification import KL_FORMULAS, KL_ROW_FORMULAS, inception_score
+from v2a.metrics.classification import KL_FORMULAS, KL_ROW_FORMULAS, inception_score, inception_splits
 from v2a.metrics.frechet import DEFAULT_EPS, frechet_distance_from_stats, gaussian_stats, singular_offset
 from v2a.metrics.reference_stats import reference_stats
 
@@ -209,7 +209,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                    sync_frames: Mapping[str, np.ndarray] | None = None,
                    ib_audio: Mapping[str, tuple[np.ndarray, int]] | None = None,
                    kl_formula: str = "av-benchmark", fd_offset: str = "if-singular",
-                   bootstrap_resamples: int = 0) -> list[dict]:
+                   bootstrap_resamples: int = 0, keep_features: bool = False) -> list[dict]:
     """Metric rows {metric, value, extractor, sample_rate, clip_seconds, n_clips, ci_low, ci_high, ci_resamples,
     samples} for the generated audio.
 
@@ -234,6 +234,9 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
     interval), as the metric table's `INTERVALS` says for the row's kind; bootstrap_resamples: the resamples of
     the kinds that have one only on request (Fréchet; 0: none). samples: {"sample_id", "clip_id", "value"} lists
     of a row that averages per-sample values (what a paired comparison of two runs resamples), else None.
+    keep_features: a set statistic's row (Fréchet, inception) also carries `features`, what it was computed from
+    ({"sample_id", "clip_id": one per vector, "vectors": (rows, dim) in the order read, "reference_stats": where
+    a Fréchet row's reference fit is stored}), which the caller stores for a paired comparison of set statistics.
     """
     if not generated:
         raise ValueError("no generated audio to evaluate")
@@ -259,6 +262,7 @@ def evaluate_audio(generated: Mapping[str, np.ndarray], reference: Mapping[str, 
                score_reference_cs)
     run.kl_divergence, run.fd_offset, run.ib_audio, run.sync_frames = kl_divergence, fd_offset, ib_audio, sync_frames
     run.kl_rows, run.bootstrap_resamples = KL_ROW_FORMULAS[kl_formula], int(bootstrap_resamples)
+    run.keep_features = bool(keep_features)
     # One extraction per extractor, over the samples its chosen metrics read, shared by all of them.
     specs = [SPECS[m] for m in names() if m in chosen]
     for s in specs:
@@ -288,6 +292,7 @@ class _Run:
         self.kl_divergence, self.fd_offset = KL_FORMULAS["av-benchmark"], "if-singular"
         self.ib_audio, self.sync_frames = None, None
         self.kl_rows, self.bootstrap_resamples = KL_ROW_FORMULAS["av-benchmark"], 0
+        self.keep_features = False
         self.ids: dict[str, list[str]] = {}
         self._outputs: dict[str, dict] = {}
 
@@ -310,6 +315,11 @@ class _Run:
         if isinstance(value, list):
             return [value[at[k]] for k in ids]
         return value[[at[k] for k in ids]]
+
+    def kept(self, row_ids: list[str], vectors, reference_stats: str | None = None) -> dict:
+        """A set statistic's inputs as `evaluate_audio` returns them (`features`): float32, as they are stored."""
+        return {"sample_id": list(row_ids), "clip_id": [self.clip_id_of(i) for i in row_ids],
+                "vectors": np.asarray(vectors, dtype=np.float32), "reference_stats": reference_stats}
 
     def resamples(self, s) -> int:
         """How many resamples the interval of `s`'s rows takes, as the table's INTERVALS say for its kind (0: none)."""
@@ -342,15 +352,18 @@ def _frechet(s, run: _Run) -> list[dict]:
     features = np.concatenate(out) if isinstance(out, list) else out
     mu, sigma = gaussian_stats(features)
     fd = frechet_distance_from_stats(mu, sigma, ref.mu, ref.sigma, offset=run.fd_offset)
+    ids = run.ids[s.extractor]
+    # One row per sample, or per frame (VGGish): each row belongs to its sample.
+    row_ids = [i for i, f in zip(ids, out) for _ in range(len(f))] if isinstance(out, list) else list(ids)
     resample = None
     if run.resamples(s) > 0:  # built only when used: it maps every feature row through S_ref^(1/2)
-        ids = run.ids[s.extractor]
-        # One row per sample, or per frame (VGGish): each row belongs to its sample's clip.
-        clips = ([run.clip_id_of(i) for i, f in zip(ids, out) for _ in range(len(f))] if isinstance(out, list)
-                 else [run.clip_id_of(i) for i in ids])
         eps = DEFAULT_EPS if singular_offset(sigma, ref.sigma, run.fd_offset) else 0.0
-        resample = (clips, bootstrap.FrechetResampler(features, ref.mu, ref.sigma, eps=eps))
-    return [run.row(s, fd, len(run.sample_ids), resample=resample)]
+        resample = ([run.clip_id_of(i) for i in row_ids],
+                    bootstrap.FrechetResampler(features, ref.mu, ref.sigma, eps=eps))
+    row = run.row(s, fd, len(run.sample_ids), resample=resample)
+    if run.keep_features:
+        row["features"] = run.kept(row_ids, features, getattr(ref, "source", None))
+    return [row]
 
 
 def _kl(s, run: _Run) -> list[dict]:
@@ -365,13 +378,14 @@ def _kl(s, run: _Run) -> list[dict]:
 
 def _inception(s, run: _Run) -> list[dict]:
     logits = run.output(s)
-    # torch-fidelity's 10 splits need at least 10 samples; with fewer, one split over all of them
-    # (one split per sample would make every score exactly 1).
-    splits = 10 if len(logits) >= 10 else 1
+    splits = inception_splits(len(logits))
     mean, std = inception_score(logits, splits=splits)
     log.info("%s: inception score %.4f +- %.4f over %d samples", s.name, mean, std, len(logits))
     clips = [run.clip_id_of(i) for i in run.ids[s.extractor]]
-    return [run.row(s, mean, len(logits), resample=(clips, bootstrap.InceptionResampler(logits, splits)))]
+    row = run.row(s, mean, len(logits), resample=(clips, bootstrap.InceptionResampler(logits, splits)))
+    if run.keep_features:
+        row["features"] = run.kept(run.ids[s.extractor], logits)
+    return [row]
 
 
 def _clip_cosine(s, run: _Run) -> list[dict]:

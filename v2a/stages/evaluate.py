@@ -20,6 +20,7 @@ from v2a.io import clips as clips_io
 from v2a.io import embeddings as embeddings_io
 from v2a.io import parquet
 from v2a.io.audio import read_channels
+from v2a.io.features import part_uri as features_part_uri, write_features
 from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protocol_named
@@ -282,7 +283,8 @@ def check_complete(gen_dir: str, allow_partial: bool = False) -> bool | None:
 def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", dataset: str = "vggsound",
                  metrics=None, progress: bool = False, provenance: dict | None = None,
                  protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None,
-                 clip_seconds: float | None = None, allow_partial: bool = False, bootstrap: int = 0) -> list[dict]:
+                 clip_seconds: float | None = None, allow_partial: bool = False, bootstrap: int = 0,
+                 keep_features: bool = False) -> list[dict]:
     """Evaluate one generation run of the pipeline; write and return its rows of the results table.
 
     metrics: None = the protocol's list. protocol / channel_rule / clip_seconds: see v2a.metrics.protocols
@@ -290,7 +292,8 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     provenance: what the caller knows of the run (v2a.core.provenance.PROVENANCE_KEYS), recorded in every row.
     allow_partial: score a set whose generation is unfinished (its rows say `complete` = false); without
     it such a set raises IncompleteGenerations. bootstrap: resamples of the Fréchet rows' intervals (0: none; the
-    other rows always get theirs, `v2a.metrics.specs.INTERVALS`).
+    other rows always get theirs, `v2a.metrics.specs.INTERVALS`). keep_features: store the set statistics' inputs
+    in OUT/features (storage_schemas/features.py), what `v2a compare` pairs them with.
 
     The flow runs the same steps as tasks: `evaluation_units` side by side through `score_unit`, then `write_run`."""
     complete = check_complete(gen_dir, allow_partial)
@@ -299,7 +302,8 @@ def evaluate_run(gen_dir: str, out: str, extractors: dict, split: str = "test", 
     scored = [score_unit(gen_dir, out, {n: extractors[n] for n in {SPECS[m].extractor for m in unit}
                                         if n in extractors}, unit,
                          split=split, protocol=protocol, channel_rule=channel_rule, clip_seconds=clip_seconds,
-                         reference_rate=ref_rate, progress=progress, asked=bool(metrics), bootstrap=bootstrap)
+                         reference_rate=ref_rate, progress=progress, asked=bool(metrics), bootstrap=bootstrap,
+                         keep_features=keep_features)
               for unit in evaluation_units(how_metrics)]
     return write_run(gen_dir, out, scored, split=split, dataset=dataset, provenance=provenance, protocol=protocol,
                      channel_rule=channel_rule, clip_seconds=clip_seconds, complete=complete)
@@ -339,12 +343,13 @@ def _generation_rate(gen_dir: str) -> int:
 def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "test",
                protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None, clip_seconds: float | None = None,
                reference_rate: int | None = None, progress: bool = False, asked: bool = True,
-               bootstrap: int = 0) -> dict:
+               bootstrap: int = 0, keep_features: bool = False) -> dict:
     """One unit of a run's evaluation: {"metrics": those it could compute, "rows": their metric rows,
     "extractors": the model ids}. Nothing is written. reference_rate: the run's (`reference_decode_rate`); None:
     from these extractors alone. asked: the metrics were named by the caller, not a protocol's default list
-    (see `desync_inputs`). bootstrap: see `evaluate_run`. The rows carry their per-sample values (`samples`),
-    which `write_run` stores."""
+    (see `desync_inputs`). bootstrap, keep_features: see `evaluate_run`. The rows carry their per-sample values
+    (`samples`), which `write_run` stores. The set statistics' features are the one thing a unit writes itself
+    (`store_features`): units run side by side, and what they return travels as JSON."""
     from v2a.metrics.scores import evaluate_audio
 
     inputs = evaluation_inputs(gen_dir, out, split)
@@ -371,7 +376,9 @@ def score_unit(gen_dir: str, out: str, extractors: dict, metrics, split: str = "
                           loading=_loading_key(how, ref_rate, inputs.sample_rate), reference_sample_rate=ref_rate,
                           ib_audio=StoredAudio(generated.uris) if frames else None, kl_formula=how.protocol.kl,
                           fd_offset=how.protocol.fd_offset, sync_frames=sync,
-                          bootstrap_resamples=bootstrap) if metrics else []
+                          bootstrap_resamples=bootstrap, keep_features=keep_features) if metrics else []
+    key = part_key({"run_id": inputs.gens.iloc[0]["run_id"], **how.columns()})
+    store_features(RunLayout(out).features, key, id_list_sha256(clip_ids), metrics, rows)
     return {"metrics": metrics, "rows": rows,
             "extractors": [getattr(e, "model_id", str(e)) for e in extractors.values()]}
 
@@ -494,6 +501,31 @@ def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extra
     return full
 
 
+SET_KINDS = ("frechet", "inception")  # the kinds whose rows are a statistic of the whole set, not a mean
+
+
+def store_features(features_uri: str, key: tuple[str, str, str], id_sha256: str, metrics, rows: list[dict]) -> None:
+    """Each set statistic's kept inputs (a row's `features`, taken out of it) as its part of OUT/features; the part
+    of one computed without them is removed, since a re-score may have changed what the old vectors gave."""
+    kept = {r["metric"]: r.pop("features", None) for r in rows}
+    for m in metrics:
+        if SPECS[m].kind in SET_KINDS:
+            write_features(features_uri, key, m, kept.get(m), id_sha256)
+
+
+def _features_of_item(item: WorkItem, section, run: StageRun) -> list[str]:
+    """The parts of OUT/features a unit writes when it keeps features: a cached unit whose parts changed since
+    (removed, say) runs again, as one whose results did."""
+    wanted = [m for m in item.inputs["metrics"] if SPECS[m].kind in SET_KINDS]
+    if not section.keep_features or not wanted:
+        return []
+    from v2a.io.generations import read_generations
+
+    run_id = read_generations(run.arg("generations"), columns=["run_id"])["run_id"].iloc[0]
+    key = part_key({"run_id": run_id, **scoring(**scoring_of(section)).columns()})
+    return [features_part_uri(RunLayout(run.out).features, key, m) for m in wanted]
+
+
 def _write_scores(scores_uri: str, full: list[dict], metric_rows: list[dict]) -> None:
     """The per-sample values of the rows that have them, as the part of the rows' (run, protocol, channel rule)."""
     if not full:
@@ -556,7 +588,8 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                     dataset: str = "external", clip_seconds: float | None = None, sample_rate: int | None = None,
                     metrics=None, stats_dir: str | None = None, provenance: dict | None = None,
                     protocol: str = DEFAULT_PROTOCOL, channel_rule: str | None = None, bootstrap: int = 0,
-                    scores_uri: str | None = None) -> list[dict]:
+                    scores_uri: str | None = None, keep_features: bool = False,
+                    features_uri: str | None = None) -> list[dict]:
     """Evaluate any folder of wav/flac files, e.g. another system's outputs, under a protocol.
 
     File stems are clip ids (a `__sK` suffix marks sample K). The reference is a folder of real audio
@@ -565,8 +598,9 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
     clips table locates each clip's video). Files of any length and rate are read as they are (the
     protocol's channel rule makes them mono) and every extractor resamples them once to its own rate;
     `sample_rate` forces one common rate first. clip_seconds None: the protocol's length (10 s for
-    v2a-mapper). metrics None: the protocol's list. bootstrap: see `evaluate_run`. The per-sample values go to
-    `scores_uri` (default: the `scores` folder beside `results_uri`).
+    v2a-mapper). metrics None: the protocol's list. bootstrap, keep_features: see `evaluate_run`. The per-sample
+    values go to `scores_uri`, the kept features to `features_uri` (default: the `scores` and `features` folders
+    beside `results_uri`).
     """
     from v2a.metrics.scores import clip_id_of_sample, evaluate_audio
 
@@ -612,7 +646,8 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
                           pad=how.protocol.pad_short, loading=how.loading,
                           ib_audio=StoredAudio(_folder_files(generated_dir)) if "ib" in metrics else None,
                           kl_formula=how.protocol.kl,
-                          fd_offset=how.protocol.fd_offset, sync_frames=sync, bootstrap_resamples=bootstrap)
+                          fd_offset=how.protocol.fd_offset, sync_frames=sync, bootstrap_resamples=bootstrap,
+                          keep_features=keep_features)
     protocol_row = {
         "run_id": run_id or f"folder-{short_digest(str(generated_dir), 10)}",
         "created_at": datetime.now(timezone.utc), "dataset": dataset, "split": split,
@@ -622,6 +657,8 @@ def evaluate_folder(generated_dir: str, results_uri: str, extractors: dict, refe
         "samples_per_clip": max(_samples_per_clip(generated)), "conditioning": None, "scheduler": None,
         **_provenance(provenance), **how.columns(),
     }
+    store_features(features_uri or _beside(results_uri, "features"), part_key(protocol_row),
+                   protocol_row["id_list_sha256"], metrics, rows)
     full = [_row(protocol_row, r, len(clip_ids)) for r in rows]
     write_results(results_uri, full)
     _write_scores(scores_uri or _beside(results_uri, "scores"), full, rows)
@@ -701,7 +738,7 @@ def _run(item: WorkItem, section, run: StageRun, models, report) -> dict:
     extractors = {n: models.get(f"extractor:{n}") for n in sorted({SPECS[m].extractor for m in unit})}
     scored = score_unit(run.arg("generations"), run.out, extractors, unit, split=section.split,
                         reference_rate=item.inputs["reference_rate"], progress=sys.stderr.isatty(),
-                        bootstrap=section.bootstrap, **scoring_of(section))
+                        bootstrap=section.bootstrap, keep_features=section.keep_features, **scoring_of(section))
     report(extractors=1)
     return scored
 
@@ -713,8 +750,9 @@ def _close(results, section, run: StageRun, models, origin: dict) -> dict:
 
     layout = RunLayout(run.out)
 
-    def parts() -> list[str]:  # the results and their per-sample values: a cache hit needs both still there
-        return storage.list_files(layout.results, ".parquet") + storage.list_files(layout.scores, ".parquet")
+    def parts() -> list[str]:  # the results, their per-sample values and kept features: a cache hit needs all there
+        return [f for folder in (layout.results, layout.scores, layout.features)
+                for f in storage.list_files(folder, ".parquet")]
 
     before = fingerprints(parts())
     units = [{k: r[k] for k in ("metrics", "rows", "extractors") if k in r} for r in results]
@@ -732,6 +770,6 @@ def _summarize(results, section, run: StageRun, closing) -> dict:
 
 STAGE = Stage(
     name="evaluate", section="evaluate", plan=_plan, run=_run, summarize=_summarize, close=_close,
-    task_label="unit",
+    outputs=_features_of_item, task_label="unit",
     reads=lambda section, run: [run.arg("generations"), RunLayout(run.out).clips, RunLayout(run.out).embeddings],
 )
