@@ -22,6 +22,9 @@ from dataclasses import dataclass
 #   desync      mean |offset| Synchformer predicts between the sample and its clip's video (first and last 4.8 s)
 #   mean        the mean of a per-sample value the extractor outputs
 KINDS = ("frechet", "kl", "inception", "clip_cosine", "video_cosine", "desync", "mean")
+# The kinds whose rows are a statistic of the whole set, not a mean of per-sample values: no `scores` rows;
+# their inputs go to `features` when kept, and `v2a compare` pairs them from there.
+SET_KINDS = ("frechet", "inception")
 
 # How a kind's rows get their 95 % interval (`v2a.metrics.bootstrap`, clips resampled with all their samples):
 #   per-sample      the value is a mean of per-sample values: always, from those values (the evaluation stores

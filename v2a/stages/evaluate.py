@@ -25,7 +25,7 @@ from v2a.io.layout import RunLayout
 from v2a.media import MediaError, read_clip
 from v2a.metrics.protocols import DEFAULT_PROTOCOL, Protocol, protocol as protocol_named
 from v2a.metrics.reference_stats import id_list_sha256
-from v2a.metrics.specs import SPECS, names, reference_rows
+from v2a.metrics.specs import SET_KINDS, SPECS, names, reference_rows
 from v2a.stages.results_parts import part_key, write_results, write_scores
 from v2a.stages.shape import Stage, StageRun, WorkItem
 
@@ -499,9 +499,6 @@ def _finish_run(rows, gens, first, clip_ids, out, split, dataset, metrics, extra
     write_results(layout.results, full)
     _write_scores(layout.scores, full, rows)
     return full
-
-
-SET_KINDS = ("frechet", "inception")  # the kinds whose rows are a statistic of the whole set, not a mean
 
 
 def store_features(features_uri: str, key: tuple[str, str, str], id_sha256: str, metrics, rows: list[dict]) -> None:

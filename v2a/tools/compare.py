@@ -34,11 +34,10 @@ from v2a.io.features import read_features
 from v2a.io.layout import RunLayout
 from v2a.io.results import interval_text, read_results
 from v2a.metrics import bootstrap
-from v2a.metrics.specs import SPECS, label, row_order
+from v2a.metrics.specs import SET_KINDS, SPECS, label, row_order
 from v2a.tools.set_statistics import MissingReference, weighted_statistic
 
 SET_RESAMPLES = bootstrap.SET_RESAMPLES
-SET_KINDS = ("frechet", "inception")
 KEEP_HINT = ("re-evaluate both runs with evaluate.keep_features (v2a evaluate --keep-features) to pair it")
 
 
